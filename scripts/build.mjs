@@ -1,0 +1,28 @@
+// Dual build: tsc emits ESM into dist/esm and CommonJS into dist/cjs. The .cjs entry
+// points make `require('fastify-ws-rooms')` return the plugin itself (callable), with
+// `.default` and the named exports hanging off it, the way Fastify's own plugins do.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const tsc = require.resolve('typescript/bin/tsc')
+
+rmSync('dist', { recursive: true, force: true })
+execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+execFileSync(process.execPath, [tsc, '-p', 'tsconfig.cjs.json'], { stdio: 'inherit' })
+mkdirSync('dist/cjs', { recursive: true })
+writeFileSync('dist/esm/package.json', '{ "type": "module" }\n')
+writeFileSync('dist/cjs/package.json', '{ "type": "commonjs" }\n')
+
+const entries = {
+  'index.cjs': ['./index.js', 'default'],
+  'redis.cjs': ['./adapters/redis.js', 'redisAdapter'],
+  'client.cjs': ['./client/index.js', 'connect']
+}
+for (const [file, [target, callable]] of Object.entries(entries)) {
+  writeFileSync(`dist/cjs/${file}`, `'use strict'
+const mod = require('${target}')
+module.exports = Object.assign(mod.${callable}, mod)
+`)
+}

@@ -1,0 +1,136 @@
+// Shared test helpers: a real server on 127.0.0.1:0 and a `ws` client that queues what it receives,
+// so tests wait for frames and close codes instead of sleeping.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import WebSocket, { type ClientOptions } from 'ws'
+import wsRooms from '../lib/index.js'
+import type { WsRoomsOptions } from '../types/index.js'
+
+export interface StartedServer {
+  app: FastifyInstance
+  /** ws://127.0.0.1:PORT */
+  base: string
+  /** ws://127.0.0.1:PORT/ws (or the given path) */
+  url: string
+  port: number
+}
+
+export async function startServer (
+  options: WsRoomsOptions = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>,
+  fastifyOptions: FastifyServerOptions = { logger: false }
+): Promise<StartedServer> {
+  const app = Fastify(fastifyOptions)
+  await app.register(wsRooms, options)
+  if (setup) await setup(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  const base = `ws://127.0.0.1:${address.port}`
+  return { app, base, url: base + (options.path ?? '/ws'), port: address.port }
+}
+
+export interface Closed { code: number, reason: string }
+
+export class TestClient {
+  readonly ws: WebSocket
+  private readonly queue: any[] = []
+  private waiters: Array<{ match: (m: any) => boolean, resolve: (m: any) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }> = []
+  readonly closed: Promise<Closed>
+  /** Every frame received, in order. */
+  readonly received: any[] = []
+
+  constructor (ws: WebSocket) {
+    this.ws = ws
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        for (const w of this.waiters) {
+          clearTimeout(w.timer)
+          w.reject(new Error(`closed ${code} while waiting for a frame`))
+        }
+        this.waiters = []
+        resolve({ code, reason: reason.toString() })
+      })
+    })
+    ws.on('error', () => {})
+    ws.on('message', (data, isBinary) => {
+      const text = data.toString()
+      let msg: any
+      try { msg = JSON.parse(text) } catch { msg = isBinary ? data : text }
+      this.received.push(msg)
+      const i = this.waiters.findIndex((w) => w.match(msg))
+      if (i >= 0) {
+        const [w] = this.waiters.splice(i, 1)
+        clearTimeout(w.timer)
+        w.resolve(msg)
+      } else {
+        this.queue.push(msg)
+      }
+    })
+  }
+
+  /** The next received frame matching `match` (default: any), in arrival order. */
+  next (match: ((m: any) => boolean) | Record<string, unknown> = () => true, timeoutMs = 5000): Promise<any> {
+    const fn = typeof match === 'function' ? match : (m: any) => m !== null && typeof m === 'object' && Object.entries(match).every(([k, v]) => m[k] === v)
+    const i = this.queue.findIndex(fn)
+    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0])
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.timer !== timer)
+        reject(new Error(`no matching frame within ${timeoutMs} ms; pending: ${JSON.stringify(this.queue).slice(0, 500)}`))
+      }, timeoutMs)
+      this.waiters.push({ match: fn, resolve, reject, timer })
+    })
+  }
+
+  /** Frames received but not yet taken with next(). */
+  pending (): any[] { return [...this.queue] }
+
+  send (frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  /** Send a frame carrying `id` and wait for the ack or error with that id. */
+  async request (frame: Record<string, unknown>, id: string | number = Math.random().toString(36).slice(2)): Promise<any> {
+    this.send({ ...frame, id })
+    return this.next((m) => (m.type === 'ack' || m.type === 'error') && m.id === id)
+  }
+
+  async close (): Promise<Closed> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close()
+    return this.closed
+  }
+}
+
+/** Open a client and wait for the welcome frame. */
+export async function connect (url: string, options: ClientOptions & { protocols?: string | string[] } = {}): Promise<TestClient & { welcome: any }> {
+  const { protocols, ...rest } = options
+  const ws = new WebSocket(url, protocols, rest)
+  const client = new TestClient(ws) as TestClient & { welcome: any }
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+  })
+  client.welcome = await client.next({ type: 'system', event: 'welcome' })
+  return client
+}
+
+/** Try an upgrade that should be refused; resolves with the HTTP status and the JSON body. */
+export function refusedUpgrade (url: string, options: ClientOptions & { protocols?: string | string[] } = {}): Promise<{ status: number, body: any }> {
+  const { protocols, ...rest } = options
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, rest)
+    ws.on('open', () => { ws.terminate(); reject(new Error('upgrade was accepted')) })
+    ws.on('error', () => {})
+    ws.on('unexpected-response', (_req, res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => { body += c })
+      res.on('end', () => {
+        let parsed: any = body
+        try { parsed = JSON.parse(body) } catch {}
+        resolve({ status: res.statusCode ?? 0, body: parsed })
+      })
+    })
+  })
+}
