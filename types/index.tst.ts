@@ -1,0 +1,192 @@
+// Type tests for the public surface (CONTRACT §1, §2, §6), run by tstyche.
+// Imports go through the package name, so they resolve via package.json "exports" like a user's would.
+import { expect, test, describe } from 'tstyche'
+import Fastify, { type FastifyRequest } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import wsRooms, {
+  fastifyWsRooms,
+  memoryAdapter,
+  type AckMessage,
+  type ClientMessage,
+  type ErrorCode,
+  type RoomConnection,
+  type RoomMember,
+  type RoomsAdapter,
+  type RoomsApi,
+  type RoomsStats,
+  type RoomUser,
+  type ServerMessage,
+  type WsRoomsOptions
+} from 'fastify-ws-rooms'
+
+const app = Fastify()
+
+describe('register', () => {
+  test('the default export and the named export are the same plugin', () => {
+    expect(wsRooms).type.toBe(fastifyWsRooms)
+  })
+
+  test('register accepts no options and every documented option', () => {
+    expect(app.register(wsRooms)).type.not.toRaiseError()
+    expect(app.register(wsRooms, {})).type.not.toRaiseError()
+    expect(app.register(wsRooms, {
+      path: '/rooms',
+      allowedOrigins: ['https://example.com'],
+      allowMissingOrigin: true,
+      authenticate: async (token: string, request: FastifyRequest) => token === 'x' ? { id: 'u1', name: 'Ada', ip: request.ip } : null,
+      authorizeJoin: (user, room, request) => user.id.length > 0 && room !== 'admin' && request.url.length > 0,
+      maxPayload: 1024,
+      rateLimit: { max: 10, windowMs: 1000 },
+      idleTimeout: 30000,
+      maxRoomsPerConnection: 5,
+      maxRoomNameLength: 64,
+      maxBufferedBytes: 1 << 20,
+      adapter: memoryAdapter()
+    })).type.not.toRaiseError()
+  })
+
+  test('allowedOrigins takes a list, "*", or a sync or async function', () => {
+    expect(app.register(wsRooms, { allowedOrigins: '*' })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { allowedOrigins: (origin) => origin === undefined })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { allowedOrigins: async (origin, request) => origin === request.headers.host })).type.not.toRaiseError()
+    expect<WsRoomsOptions['allowedOrigins']>().type.toBeAssignableFrom<(origin: string | undefined) => Promise<boolean>>()
+  })
+
+  test('rateLimit may be false', () => {
+    expect(app.register(wsRooms, { rateLimit: false })).type.not.toRaiseError()
+  })
+
+  test('authenticate may return undefined, null, or a promise of either', () => {
+    expect(app.register(wsRooms, { authenticate: () => undefined })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: async () => null })).type.not.toRaiseError()
+  })
+
+  test('wrong option types do not compile', () => {
+    expect(app.register(wsRooms, { path: 42 })).type.toRaiseError("'number' is not assignable to type 'string'")
+    expect(app.register(wsRooms, { maxPayload: '64k' })).type.toRaiseError()
+    expect(app.register(wsRooms, { rateLimit: true })).type.toRaiseError()
+    expect(app.register(wsRooms, { rateLimit: { max: 10 } })).type.toRaiseError()
+    expect(app.register(wsRooms, { allowedOrigins: 'https://example.com' })).type.toRaiseError()
+    expect(app.register(wsRooms, { allowMissingOrigin: 'yes' })).type.toRaiseError()
+    expect(app.register(wsRooms, { idleTimeout: '60s' })).type.toRaiseError()
+    expect(app.register(wsRooms, { adapter: {} })).type.toRaiseError()
+  })
+
+  test('authenticate must resolve to something with a string id', () => {
+    expect(app.register(wsRooms, { authenticate: () => ({ name: 'no id' }) })).type.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: async () => ({ id: 7 }) })).type.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: () => 'u1' })).type.toRaiseError()
+  })
+
+  test('authorizeJoin must return a boolean', () => {
+    expect(app.register(wsRooms, { authorizeJoin: () => 'yes' })).type.toRaiseError()
+  })
+
+  test('an unknown option does not compile', () => {
+    expect(app.register(wsRooms, { port: 3000 })).type.toRaiseError("'port' does not exist")
+    expect(app.register(wsRooms, { maxPayloadBytes: 10 })).type.toRaiseError("'maxPayloadBytes' does not exist")
+  })
+})
+
+describe('fastify.rooms', () => {
+  test('is declared on FastifyInstance', () => {
+    expect(app.rooms).type.toBe<RoomsApi>()
+  })
+
+  test('broadcast, broadcastAll, sendToUser, join, leave return Promise<void>', () => {
+    expect(app.rooms.broadcast('lobby', { type: 'chat', text: 'hi' })).type.toBe<Promise<void>>()
+    expect(app.rooms.broadcast('lobby', 'plain', { except: 'c1' })).type.toBe<Promise<void>>()
+    expect(app.rooms.broadcastAll({ type: 'notice' })).type.toBe<Promise<void>>()
+    expect(app.rooms.sendToUser('u1', { type: 'dm' })).type.toBe<Promise<void>>()
+    expect(app.rooms.join('c1', 'lobby')).type.toBe<Promise<void>>()
+    expect(app.rooms.leave('c1', 'lobby')).type.toBe<Promise<void>>()
+  })
+
+  test('members, rooms, stats have their documented shapes', () => {
+    expect(app.rooms.members('lobby')).type.toBe<Promise<RoomMember[]>>()
+    expect(app.rooms.rooms()).type.toBe<Array<{ room: string, size: number }>>()
+    expect(app.rooms.stats()).type.toBe<RoomsStats>()
+    expect<RoomsStats>().type.toBe<{
+      connections: number
+      rooms: number
+      messagesIn: number
+      messagesOut: number
+      rateLimited: number
+      rejectedUpgrades: number
+      slowConsumersClosed: number
+      dropped: number
+    }>()
+  })
+
+  test('misused rooms calls do not compile', () => {
+    expect(app.rooms.broadcast(42, 'x')).type.toRaiseError()
+    expect(app.rooms.broadcast('lobby', 'x', { exclude: 'c1' })).type.toRaiseError("'exclude' does not exist")
+    expect(app.rooms.join('c1')).type.toRaiseError()
+    expect(app.rooms.sendToUser({ id: 'u1' }, 'x')).type.toRaiseError()
+    expect(app.rooms.stats().nope).type.toRaiseError("Property 'nope' does not exist")
+  })
+
+  test('handle gives the handler a message typed by the TypeBox schema', () => {
+    const schema = Type.Object({ room: Type.String(), votes: Type.Number(), tags: Type.Optional(Type.Array(Type.String())) })
+    app.rooms.handle('vote', schema, (conn, msg) => {
+      expect(conn).type.toBe<RoomConnection>()
+      expect(conn.user).type.toBe<RoomUser>()
+      expect(msg.room).type.toBe<string>()
+      expect(msg.votes).type.toBe<number>()
+      expect(msg.tags).type.toBe<string[] | undefined>()
+      expect(msg.type).type.toBe<string>()
+      expect(msg.id).type.toBe<string | number | undefined>()
+      return { total: msg.votes + 1 }
+    })
+    expect(app.rooms.handle('vote', schema, async (_conn, msg) => msg.votes)).type.not.toRaiseError()
+    expect(app.rooms.handle('noop', Type.Object({}), () => undefined)).type.not.toRaiseError()
+  })
+
+  test('a property the schema does not declare does not compile in the handler', () => {
+    const schema = Type.Object({ room: Type.String(), votes: Type.Number() })
+    app.rooms.handle('vote', schema, (_conn, msg) => {
+      expect(msg.text).type.toRaiseError("Property 'text' does not exist")
+      expect(msg.votes.toUpperCase()).type.toRaiseError("Property 'toUpperCase' does not exist on type 'number'")
+      return undefined
+    })
+    // A handler whose declared payload disagrees with the schema
+    expect(app.rooms.handle('vote', schema, (_conn, _msg: { type: string, votes: string }) => undefined)).type.toRaiseError()
+  })
+
+  test('handle needs a TypeBox object schema', () => {
+    expect(app.rooms.handle('vote', Type.String(), () => undefined)).type.toRaiseError()
+    expect(app.rooms.handle('vote', { type: 'object' }, () => undefined)).type.toRaiseError()
+  })
+
+  test('on accepts the four event names with matching listeners', () => {
+    expect(app.rooms.on('connect', (conn) => { expect(conn.id).type.toBe<string>() })).type.toBe<RoomsApi>()
+    expect(app.rooms.on('disconnect', (conn, code) => { expect(code).type.toBe<number>(); expect(conn).type.toBe<RoomConnection>() })).type.toBe<RoomsApi>()
+    expect(app.rooms.on('join', (conn, room) => { expect(room).type.toBe<string>(); expect(conn.rooms).type.toBe<ReadonlySet<string>>() })).type.toBe<RoomsApi>()
+    expect(app.rooms.on('leave', (_conn, room) => { expect(room).type.toBe<string>() })).type.toBe<RoomsApi>()
+  })
+
+  test('a wrong event name or listener does not compile', () => {
+    expect(app.rooms.on('message', () => {})).type.toRaiseError('"message"')
+    expect(app.rooms.on('connection', () => {})).type.toRaiseError('"connection"')
+    expect(app.rooms.on('join', (_conn: RoomConnection, room: number) => { room.toFixed() })).type.toRaiseError()
+  })
+})
+
+describe('wire types', () => {
+  test('client messages are a discriminated union', () => {
+    expect<ClientMessage>().type.toBeAssignableFrom({ type: 'join' as const, room: 'r' })
+    expect<ClientMessage>().type.toBeAssignableFrom({ type: 'message' as const, room: 'r', text: 't', id: 1 })
+    expect<ClientMessage>().type.not.toBeAssignableFrom({ type: 'message' as const, room: 'r' })
+    expect<ClientMessage>().type.not.toBeAssignableFrom({ type: 'shout' as const, room: 'r' })
+  })
+
+  test('server messages include acks with optional data and errors with documented codes', () => {
+    expect<ServerMessage>().type.toBeAssignableFrom<AckMessage>()
+    expect<AckMessage>().type.toBeAssignableFrom({ type: 'ack' as const, id: 'a', data: { any: 'thing' } })
+    expect<ErrorCode>().type.toBe<'invalid_message' | 'rate_limited' | 'forbidden' | 'not_in_room' | 'too_many_rooms' | 'invalid_room' | 'internal_error'>()
+  })
+
+  test('memoryAdapter returns a RoomsAdapter', () => {
+    expect(memoryAdapter()).type.toBe<RoomsAdapter>()
+  })
+})
