@@ -1,0 +1,89 @@
+// The per-connection context: who it is, which rooms it is in, its rate-limit window, and how
+// bytes reach it. Kept small: a few fields and references, no per-connection timers.
+import type { Socket } from 'node:net'
+import type { FastifyRequest } from 'fastify'
+import type WebSocket from 'ws'
+import type { RoomConnection, RoomUser } from '../types/index.js'
+import { frameText, writeCoalesced } from './frame-writer.js'
+import type { RateLimitState } from './rate-limiter.js'
+
+/** What every connection shares with its node: limits, counters, and what to do with a slow receiver. */
+export interface ConnectionHost {
+  readonly maxBufferedBytes: number
+  messagesOut: number
+  slowConsumer (conn: Connection): void
+}
+
+export class Connection implements RoomConnection, RateLimitState {
+  readonly id: string
+  readonly user: RoomUser
+  /** The user serialized once, spliced into every frame that names them. */
+  readonly userJson: string
+  readonly rooms = new Set<string>()
+  readonly request: FastifyRequest
+  readonly ws: WebSocket
+  windowStart = 0
+  framesInWindow = 0
+  lastSeen: number
+  readonly connectedAt: number
+  /** Has the client sent a data frame yet (first-frame timeout). */
+  spoke = false
+  /** False from the moment the server starts closing it: nothing more is written. */
+  open = true
+  /** Frames that arrived while an earlier frame's async work ran; null when idle. */
+  backlog: string[] | null = null
+  private readonly host: ConnectionHost
+  /** The raw TCP socket, or null when permessage-deflate is on and frames must go through `ws`. */
+  private readonly socket: Socket | null
+
+  constructor (id: string, user: RoomUser, ws: WebSocket, request: FastifyRequest, host: ConnectionHost, now: number) {
+    this.id = id
+    this.user = user
+    this.userJson = JSON.stringify(user)
+    this.ws = ws
+    this.request = request
+    this.host = host
+    this.lastSeen = now
+    this.connectedAt = now
+    // With compression each receiver needs its own deflate; only then do frames go through ws.send.
+    this.socket = ws.extensions.includes('permessage-deflate') ? null : (ws as unknown as { _socket: Socket })._socket
+  }
+
+  /** Write an already-framed broadcast (`frame` is `payload` framed once for every receiver). */
+  deliver (frame: Buffer, payload: string): void {
+    if (!this.open) return
+    const host = this.host
+    host.messagesOut++
+    const socket = this.socket
+    if (socket !== null) {
+      writeCoalesced(socket, frame)
+      if (socket.writableLength > host.maxBufferedBytes) host.slowConsumer(this)
+    } else {
+      this.ws.send(payload)
+      if (this.ws.bufferedAmount > host.maxBufferedBytes) host.slowConsumer(this)
+    }
+  }
+
+  /** Send one serialized JSON message to this connection. */
+  sendPayload (payload: string): void {
+    if (this.open) this.deliver(this.socket === null ? EMPTY : frameText(payload), payload)
+  }
+
+  send (message: unknown): void {
+    this.sendPayload(JSON.stringify(message))
+  }
+
+  close (code = 1000, reason = ''): void {
+    if (!this.open) return
+    this.open = false
+    this.ws.close(code, reason)
+  }
+
+  /** Drop the connection without a closing handshake (idle peers, shutdown stragglers). */
+  terminate (): void {
+    this.open = false
+    this.ws.terminate()
+  }
+}
+
+const EMPTY = Buffer.alloc(0)

@@ -1,0 +1,24 @@
+// Every error the plugin raises, declared once. Refusals before the upgrade carry their HTTP
+// status; Fastify's error handler turns them into `{ statusCode, code, error, message }`.
+import createError from '@fastify/error'
+
+export const InvalidOptionError = createError<'FST_WS_ROOMS_INVALID_OPTION', [string, string]>(
+  'FST_WS_ROOMS_INVALID_OPTION', 'fastify-ws-rooms: invalid option "%s": %s')
+
+export const OriginRefusedError = createError('FST_WS_ROOMS_ORIGIN_REFUSED', 'Origin not allowed', 403)
+export const TokenMissingError = createError('FST_WS_ROOMS_TOKEN_MISSING', 'Authentication required', 401)
+export const TokenRefusedError = createError('FST_WS_ROOMS_TOKEN_REFUSED', 'Invalid token', 403)
+export const TooManyConnectionsFromIpError = createError('FST_WS_ROOMS_TOO_MANY_CONNECTIONS_FROM_IP',
+  'Too many connections from this address', 429)
+export const ServerFullError = createError('FST_WS_ROOMS_SERVER_FULL', 'Too many connections', 503)
+export const AuthenticationBusyError = createError('FST_WS_ROOMS_AUTHENTICATION_BUSY',
+  'Too many pending authentications', 503)
+
+export const UnknownConnectionError = createError<'FST_WS_ROOMS_UNKNOWN_CONNECTION', [string]>(
+  'FST_WS_ROOMS_UNKNOWN_CONNECTION', 'No connection "%s" on this node')
+export const InvalidRoomError = createError('FST_WS_ROOMS_INVALID_ROOM',
+  'Room names are 1..%d UTF-16 code units without control characters')
+export const TooManyRoomsError = createError<'FST_WS_ROOMS_TOO_MANY_ROOMS', [number]>(
+  'FST_WS_ROOMS_TOO_MANY_ROOMS', 'A connection may join at most %d rooms')
+export const InvalidHandlerError = createError<'FST_WS_ROOMS_INVALID_HANDLER', [string, string]>(
+  'FST_WS_ROOMS_INVALID_HANDLER', 'rooms.handle("%s"): %s')

@@ -1,0 +1,162 @@
+// Everything a client frame goes through, in order: size/binary (ws and here), rate limit,
+// parse, schema, then the built-in types or an application handler. Frames of one connection
+// are handled one at a time: while one waits on async work (a join's subscribe, an async
+// handler), later frames wait in a small backlog, so replies keep the order of the requests.
+import type { RawData } from 'ws'
+import type { ErrorCode, MessageId } from '../types/index.js'
+import type { RoomBroker } from './broker.js'
+import type { Connection } from './connection.js'
+import { chatFrame, ChatSchema, compile, idOf, JoinSchema, LeaveSchema, parseFrame, schemaErrorText } from './protocol.js'
+import { CLOSE, countFrame, REFUSE } from './rate-limiter.js'
+
+const checkJoin = compile(JoinSchema)
+const checkLeave = compile(LeaveSchema)
+const checkChat = compile(ChatSchema)
+
+/** How many frames may wait behind a slow one before the connection is closed (1008). */
+const MAX_BACKLOG = 1024
+
+export function createFrameHandler (broker: RoomBroker): (conn: Connection, data: RawData, isBinary: boolean) => void {
+  const { rateLimitMax, rateLimitWindowMs, maxPayload } = broker.params
+
+  function handleText (conn: Connection, text: string): Promise<void> | undefined {
+    const parsed = parseFrame(text)
+    if (!parsed.ok) {
+      broker.replyError(conn, 'invalid_message', parsed.text, parsed.id)
+      return undefined
+    }
+    const message = parsed.message
+    switch (message.type) {
+      case 'message': {
+        if (!checkChat.Check(message)) return invalid(conn, checkChat, message)
+        const { room, text: chatText, id } = message
+        if (!conn.rooms.has(room)) {
+          broker.replyError(conn, 'not_in_room', `Not in room ${JSON.stringify(room)}`, id)
+          return undefined
+        }
+        broker.publish(room, chatFrame(room, conn.userJson, chatText), conn.id)
+        broker.replyAck(conn, id)
+        return undefined
+      }
+      case 'join': {
+        if (!checkJoin.Check(message)) return invalid(conn, checkJoin, message)
+        const { room, id } = message
+        return broker.tryJoin(conn, room, true).then((code) => { settle(conn, code, room, id) })
+      }
+      case 'leave': {
+        if (!checkLeave.Check(message)) return invalid(conn, checkLeave, message)
+        const { room, id } = message
+        settle(conn, broker.clientLeave(conn, room), room, id)
+        return undefined
+      }
+      default:
+        return handleApplicationType(conn, message)
+    }
+  }
+
+  function handleApplicationType (conn: Connection, message: Record<string, unknown> & { type: string }): Promise<void> | undefined {
+    const handler = broker.handlers[message.type]
+    if (handler === undefined) {
+      broker.replyError(conn, 'invalid_message', `Invalid message format: unknown type ${JSON.stringify(message.type)}`, idOf(message))
+      return undefined
+    }
+    if (!handler.check.Check(message)) return invalid(conn, handler.check, message)
+    const id = idOf(message)
+    let result: unknown
+    try {
+      result = handler.run(conn, message)
+    } catch (err) {
+      return failed(conn, err, message.type, id)
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
+      return (result as Promise<unknown>).then(
+        (value) => { broker.replyAck(conn, id, value) },
+        (err: unknown) => { failed(conn, err, message.type, id) }
+      )
+    }
+    broker.replyAck(conn, id, result)
+    return undefined
+  }
+
+  function invalid (conn: Connection, check: { Errors: any }, message: Record<string, unknown>): undefined {
+    broker.replyError(conn, 'invalid_message', schemaErrorText(check as never, message), idOf(message))
+    return undefined
+  }
+
+  function failed (conn: Connection, err: unknown, type: string, id: MessageId | undefined): undefined {
+    broker.log.error({ err, connectionId: conn.id, type }, 'a fastify.rooms handler threw')
+    broker.replyError(conn, 'internal_error', 'Internal error', id)
+    return undefined
+  }
+
+  function settle (conn: Connection, code: ErrorCode | undefined, room: string, id: MessageId | undefined): void {
+    if (code === undefined) broker.replyAck(conn, id)
+    else broker.replyError(conn, code, refusalText(code, room), id)
+  }
+
+  function refusalText (code: string, room: string): string {
+    switch (code) {
+      case 'invalid_room': return `Invalid room name: 1..${broker.params.maxRoomNameLength} characters, no control characters`
+      case 'too_many_rooms': return `Too many rooms: at most ${broker.params.maxRoomsPerConnection} per connection`
+      case 'forbidden': return `Not allowed to join ${JSON.stringify(room)}`
+      case 'not_in_room': return `Not in room ${JSON.stringify(room)}`
+      default: return 'Internal error'
+    }
+  }
+
+  /** Handle frames that waited behind an async one, until the backlog is empty or another one waits. */
+  function drain (conn: Connection): void {
+    const backlog = conn.backlog as string[]
+    let next = 0
+    while (next < backlog.length && conn.open) {
+      const pending = handleText(conn, backlog[next++])
+      if (pending !== undefined) {
+        backlog.splice(0, next)
+        pending.then(() => drain(conn), () => drain(conn))
+        return
+      }
+    }
+    conn.backlog = null
+  }
+
+  return function onFrame (conn: Connection, data: RawData, isBinary: boolean): void {
+    if (!conn.open) return
+    const now = Date.now()
+    conn.lastSeen = now
+    conn.spoke = true
+    broker.messagesIn++
+    if (isBinary) {
+      conn.close(1003, 'Binary frames are not accepted')
+      return
+    }
+    // ws already enforces maxPayload; this guards a @fastify/websocket the user set up with a larger limit.
+    const text = (data as Buffer).length > maxPayload ? null : data.toString()
+    if (text === null) {
+      conn.close(1009, 'Frame too large')
+      return
+    }
+    if (rateLimitMax > 0) {
+      const verdict = countFrame(conn, now, rateLimitMax, rateLimitWindowMs)
+      if (verdict !== 0) {
+        broker.rateLimited++
+        if (verdict === CLOSE) {
+          conn.close(1008, 'Rate limit exceeded')
+        } else if (verdict === REFUSE) {
+          const parsed = parseFrame(text)
+          broker.replyError(conn, 'rate_limited', 'Rate limit exceeded', parsed.ok ? idOf(parsed.message) : parsed.id)
+        }
+        return
+      }
+    }
+    if (conn.backlog !== null) {
+      if (conn.backlog.length >= MAX_BACKLOG) conn.close(1008, 'Too many frames waiting')
+      else conn.backlog.push(text)
+      return
+    }
+    const pending = handleText(conn, text)
+    if (pending !== undefined) {
+      conn.backlog = []
+      pending.then(() => drain(conn), () => drain(conn))
+    }
+  }
+}

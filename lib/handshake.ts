@@ -1,0 +1,139 @@
+// The checks before the upgrade, run in `preValidation` so the WebSocket handler stays
+// synchronous: capacity, Origin (cross-site WebSocket hijacking), then the token and
+// `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
+import type { FastifyRequest, preValidationAsyncHookHandler } from 'fastify'
+import type { RoomUser } from '../types/index.js'
+import type { RoomBroker } from './broker.js'
+import {
+  AuthenticationBusyError, OriginRefusedError, ServerFullError, TokenMissingError, TokenRefusedError,
+  TooManyConnectionsFromIpError
+} from './errors.js'
+
+/** Where the handshake leaves the authenticated user for the WebSocket handler. */
+export const kRoomsUser = Symbol('fastify-ws-rooms.user')
+/** Marks an upgrade request as ours, so subprotocol selection answers `rooms.v1`. */
+export const kRoomsUpgrade = Symbol('fastify-ws-rooms.upgrade')
+
+export const SUBPROTOCOL = 'rooms.v1'
+const BEARER_PROTOCOL_PREFIX = 'bearer.'
+const BEARER_HEADER = /^Bearer\s+(\S+)\s*$/i
+
+/** The token from the first of: `?token=`, `Authorization: Bearer`, a `bearer.<token>` subprotocol. */
+export function extractToken (request: FastifyRequest): string | undefined {
+  const query = request.query as Record<string, unknown> | undefined
+  let token = query?.token
+  if (Array.isArray(token)) token = token[0]
+  if (typeof token === 'string' && token.length > 0) return token
+
+  const authorization = request.headers.authorization
+  if (authorization !== undefined) {
+    const match = BEARER_HEADER.exec(authorization)
+    if (match !== null) return match[1]
+  }
+
+  const protocols = request.headers['sec-websocket-protocol']
+  if (typeof protocols === 'string') {
+    for (const offered of protocols.split(',')) {
+      const protocol = offered.trim()
+      if (protocol.startsWith(BEARER_PROTOCOL_PREFIX) && protocol.length > BEARER_PROTOCOL_PREFIX.length) {
+        return protocol.slice(BEARER_PROTOCOL_PREFIX.length)
+      }
+    }
+  }
+  return undefined
+}
+
+/** Same-origin: the Origin's host and port equal the request's Host. A missing Origin is a non-browser client. */
+function isSameOrigin (origin: string | undefined, request: FastifyRequest): boolean {
+  if (origin === undefined) return true
+  let originUrl: URL
+  try {
+    originUrl = new URL(origin)
+    // Compare under the Origin's scheme so default ports (:80, :443) normalise the same way on both sides.
+    return originUrl.host === new URL(`${originUrl.protocol}//${request.host}`).host
+  } catch {
+    return false
+  }
+}
+
+/** A log-safe copy of an error thrown by `authenticate`: the token is cut out of its message and stack. */
+function redact (err: unknown, token: string): unknown {
+  if (!(err instanceof Error)) return { message: String(err).split(token).join('[redacted]') }
+  return {
+    type: err.name,
+    message: err.message.split(token).join('[redacted]'),
+    stack: err.stack?.split(token).join('[redacted]'),
+    code: (err as { code?: unknown }).code
+  }
+}
+
+export function createHandshake (broker: RoomBroker): preValidationAsyncHookHandler {
+  const params = broker.params
+  const origins = params.origins
+  let pendingAuthentications = 0
+
+  async function originAllowed (request: FastifyRequest): Promise<boolean> {
+    const origin = request.headers.origin
+    if (origins === null) return true
+    if (origins === undefined) return isSameOrigin(origin, request)
+    if (typeof origins === 'function') return (await origins(origin, request)) === true
+    if (origin === undefined) return params.allowMissingOrigin
+    return origins.has(origin)
+  }
+
+  async function authenticate (request: FastifyRequest, token: string): Promise<RoomUser> {
+    if (params.maxPendingAuthentications > 0 && pendingAuthentications >= params.maxPendingAuthentications) {
+      throw new AuthenticationBusyError()
+    }
+    pendingAuthentications++
+    let user: RoomUser | null | undefined
+    try {
+      user = await params.authenticate!(token, request)
+    } catch (err) {
+      request.log.info({ err: redact(err, token) }, 'authenticate threw; upgrade refused')
+      throw new TokenRefusedError()
+    } finally {
+      pendingAuthentications--
+    }
+    if (user === null || user === undefined) throw new TokenRefusedError()
+    if (typeof user !== 'object' || typeof user.id !== 'string') {
+      request.log.error('authenticate must return an object with a string id, or null; upgrade refused')
+      throw new TokenRefusedError()
+    }
+    return user
+  }
+
+  return async function roomsHandshake (request) {
+    try {
+      if (params.maxConnections > 0 && broker.connections.size >= params.maxConnections) {
+        throw new ServerFullError()
+      }
+      if (params.maxConnectionsPerIp > 0 && (broker.connectionsPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
+        throw new TooManyConnectionsFromIpError()
+      }
+      if (!(await originAllowed(request))) {
+        request.log.info({ origin: request.headers.origin }, 'WebSocket upgrade refused: Origin not allowed')
+        throw new OriginRefusedError()
+      }
+      if (params.authenticate !== undefined) {
+        const token = extractToken(request)
+        if (token === undefined) throw new TokenMissingError()
+        ;(request as unknown as Record<symbol, unknown>)[kRoomsUser] = await authenticate(request, token)
+      }
+    } catch (err) {
+      broker.rejectedUpgrades++
+      throw err
+    }
+    (request.raw as unknown as Record<symbol, unknown>)[kRoomsUpgrade] = true
+  }
+}
+
+/** The route's request serializer: the default fields, with the token cut out of the URL. */
+export function redactTokenFromUrl (url: string): string {
+  const query = url.indexOf('?')
+  if (query === -1) return url
+  const search = new URLSearchParams(url.slice(query + 1))
+  if (!search.has('token')) return url
+  search.set('token', '[redacted]')
+  return `${url.slice(0, query)}?${search.toString()}`
+}

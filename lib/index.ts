@@ -1,0 +1,117 @@
+// Plugin entry: checks the options, wires the broker into Fastify's routing and lifecycle, and
+// registers @fastify/websocket when the instance does not have it yet. The work is done in the
+// modules it imports (handshake, frame-handler, broker, connection, adapters).
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import websocket from '@fastify/websocket'
+import type WebSocket from 'ws'
+import type { RoomUser, WsRoomsOptions } from '../types/index.js'
+import { memoryAdapter } from './adapters/memory.js'
+import { RoomBroker } from './broker.js'
+import { Connection } from './connection.js'
+import { createFrameHandler } from './frame-handler.js'
+import { createHandshake, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
+import { startKeepalive } from './keepalive.js'
+import { normaliseOptions } from './options.js'
+import { welcomeFrame } from './protocol.js'
+
+const kConnection = Symbol('fastify-ws-rooms.connection')
+type RoomsSocket = WebSocket & { [kConnection]: Connection, _receiver?: { _maxPayload: number } }
+type HandleProtocols = (protocols: Set<string>, request: unknown) => string | false
+
+/**
+ * Answer `rooms.v1` on our route and never echo a `bearer.<token>` subprotocol back; other
+ * routes of a shared @fastify/websocket keep their own choice (ws's default: the first offered).
+ */
+function selectSubprotocol (previous: HandleProtocols | undefined): HandleProtocols {
+  return function handleProtocols (protocols, request) {
+    if ((request as Record<symbol, unknown>)[kRoomsUpgrade] === true) return protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
+    if (previous !== undefined) return previous(protocols, request)
+    for (const protocol of protocols) if (!protocol.startsWith('bearer.')) return protocol
+    return false
+  }
+}
+
+const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms (fastify: FastifyInstance, options) {
+  const params = normaliseOptions(options)
+  const broker = new RoomBroker(fastify.log, params)
+  broker.adapter = params.adapter ?? memoryAdapter()
+  await broker.adapter.init(broker)
+
+  // Added before @fastify/websocket's own preClose, so our clients get 1001 before its server closes.
+  const stopKeepalive = startKeepalive(broker)
+  fastify.addHook('preClose', async () => {
+    stopKeepalive()
+    await broker.closeAll(1001, 'Server shutting down', params.closeTimeout)
+  })
+  fastify.addHook('onClose', async () => { await broker.adapter.close() })
+
+  if (!fastify.hasDecorator('websocketServer')) {
+    await fastify.register(websocket, {
+      options: { maxPayload: params.maxPayload, clientTracking: false },
+      // ws has already answered a protocol error with its close code (1002, 1007, 1009); let that close finish.
+      errorHandler (error, socket) {
+        fastify.log.debug({ err: error }, 'WebSocket error')
+        if (socket.readyState === socket.CONNECTING) socket.terminate()
+      },
+      preClose (done) {
+        this.websocketServer.close(() => done())
+      }
+    })
+  }
+  const wssOptions = fastify.websocketServer.options as { maxPayload?: number, handleProtocols?: HandleProtocols }
+  wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
+  const serverMaxPayload = wssOptions.maxPayload
+
+  fastify.decorate('rooms', broker as unknown as FastifyInstance['rooms'])
+  fastify.decorateRequest(kRoomsUser, null)
+
+  const onFrame = createFrameHandler(broker)
+  function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
+    onFrame(this[kConnection], data, isBinary)
+  }
+  function onPong (this: RoomsSocket): void {
+    this[kConnection].lastSeen = Date.now()
+  }
+  function onClose (this: RoomsSocket, code: number): void {
+    const conn = this[kConnection]
+    broker.remove(conn, conn.request.ip, code)
+  }
+
+  fastify.get(params.path, {
+    websocket: true,
+    preValidation: createHandshake(broker),
+    logSerializers: {
+      req: (request: FastifyRequest) => ({
+        method: request.method,
+        url: redactTokenFromUrl(request.url),
+        host: request.host,
+        remoteAddress: request.ip,
+        remotePort: request.socket?.remotePort
+      })
+    }
+  }, function onConnection (socket, request) {
+    if (broker.closing) {
+      socket.close(1001, 'Server shutting down')
+      return
+    }
+    const ws = socket as RoomsSocket
+    // A @fastify/websocket set up by the user may allow larger frames than we do.
+    if (serverMaxPayload !== params.maxPayload && ws._receiver !== undefined) ws._receiver._maxPayload = params.maxPayload
+    const id = broker.newConnectionId()
+    const user = (request as unknown as Record<symbol, RoomUser | null>)[kRoomsUser] ?? { id: `anon-${id}` }
+    const conn = new Connection(id, user, ws, request, broker, Date.now())
+    ws[kConnection] = conn
+    // Shared listeners that find their connection on the socket: no closures per connection.
+    ws.on('message', onMessage as (data: WebSocket.RawData, isBinary: boolean) => void)
+    ws.on('pong', onPong as () => void)
+    ws.on('close', onClose as (code: number) => void)
+    conn.sendPayload(welcomeFrame(id, conn.userJson))
+    broker.add(conn, request.ip)
+  })
+}
+
+export const fastifyWsRooms = fp(plugin, { fastify: '5.x', name: 'fastify-ws-rooms' })
+export default fastifyWsRooms
+export { memoryAdapter }
+export type * from '../types/index.js'

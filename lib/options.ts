@@ -1,0 +1,159 @@
+// Options are checked and normalised once, at register time, into one params object with
+// every default filled in, so the per-frame path reads plain fields and never re-checks them.
+import type { FastifyRequest } from 'fastify'
+import type { OriginCheck, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
+import { InvalidOptionError } from './errors.js'
+
+export interface RoomsParams {
+  path: string
+  /** undefined: same-origin; null: no check ('*'). */
+  origins: OriginCheck | ReadonlySet<string> | null | undefined
+  allowMissingOrigin: boolean
+  authenticate: WsRoomsOptions['authenticate']
+  authorizeJoin: ((user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>) | undefined
+  maxPayload: number
+  /** 0 when rate limiting is off. */
+  rateLimitMax: number
+  rateLimitWindowMs: number
+  idleTimeout: number
+  maxRoomsPerConnection: number
+  maxRoomNameLength: number
+  maxBufferedBytes: number
+  adapter: RoomsAdapter | undefined
+  maxConnectionsPerIp: number
+  maxConnections: number
+  maxPendingAuthentications: number
+  firstFrameTimeout: number
+  closeTimeout: number
+}
+
+const KNOWN_OPTIONS = new Set<string>([
+  'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload',
+  'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
+  'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'firstFrameTimeout', 'closeTimeout'
+])
+// Options Fastify itself passes to every plugin.
+const FASTIFY_OPTIONS = new Set<string>(['prefix', 'logLevel', 'logSerializers'])
+const ADAPTER_METHODS = [
+  'init', 'publishToRoom', 'publishToUser', 'publishToAll', 'subscribeRoom', 'unsubscribeRoom',
+  'subscribeUser', 'unsubscribeUser', 'addPresence', 'removePresence', 'members', 'close'
+] as const
+
+function integer (options: WsRoomsOptions, name: keyof WsRoomsOptions, fallback: number, min: number): number {
+  const value = options[name]
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(name, `expected an integer >= ${min}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`
+}
+
+function originList (value: unknown[]): Set<string> {
+  for (const origin of value) {
+    if (typeof origin !== 'string' || origin.length === 0) {
+      throw new InvalidOptionError('allowedOrigins', `every entry must be a non-empty origin string, got ${describe(origin)}`)
+    }
+    // An origin is scheme://host[:port], nothing after it; a trailing slash or path never matches a browser's Origin.
+    let parsed: URL
+    try { parsed = new URL(origin) } catch {
+      throw new InvalidOptionError('allowedOrigins', `${describe(origin)} is not an origin like "https://example.com"`)
+    }
+    if (parsed.origin !== origin) {
+      throw new InvalidOptionError('allowedOrigins', `${describe(origin)} is not an origin; did you mean "${parsed.origin}"?`)
+    }
+  }
+  return new Set(value as string[])
+}
+
+export function normaliseOptions (input: unknown): RoomsParams {
+  if (input === null || typeof input !== 'object') {
+    throw new InvalidOptionError('options', `expected an object, got ${describe(input)}`)
+  }
+  const options = input as WsRoomsOptions
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key) && !FASTIFY_OPTIONS.has(key)) {
+      throw new InvalidOptionError(key, 'unknown option')
+    }
+  }
+
+  const path = options.path ?? '/ws'
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new InvalidOptionError('path', `expected a string starting with "/", got ${describe(path)}`)
+  }
+
+  let origins: RoomsParams['origins']
+  const allowed = options.allowedOrigins
+  if (allowed === undefined) origins = undefined
+  else if (allowed === '*') origins = null
+  else if (typeof allowed === 'function') origins = allowed
+  else if (Array.isArray(allowed)) origins = originList(allowed)
+  else throw new InvalidOptionError('allowedOrigins', `expected an array of origins, '*' or a function, got ${describe(allowed)}`)
+
+  const allowMissingOrigin = options.allowMissingOrigin ?? false
+  if (typeof allowMissingOrigin !== 'boolean') {
+    throw new InvalidOptionError('allowMissingOrigin', `expected a boolean, got ${describe(allowMissingOrigin)}`)
+  }
+  for (const name of ['authenticate', 'authorizeJoin'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') {
+      throw new InvalidOptionError(name, `expected a function, got ${describe(options[name])}`)
+    }
+  }
+
+  let rateLimitMax = 100
+  let rateLimitWindowMs = 10_000
+  const rateLimit = options.rateLimit
+  if (rateLimit === false) {
+    rateLimitMax = 0
+  } else if (rateLimit !== undefined) {
+    if (rateLimit === null || typeof rateLimit !== 'object') {
+      throw new InvalidOptionError('rateLimit', `expected { max, windowMs } or false, got ${describe(rateLimit)}`)
+    }
+    if (!Number.isSafeInteger(rateLimit.max) || rateLimit.max < 1) {
+      throw new InvalidOptionError('rateLimit.max', `expected an integer >= 1, got ${describe(rateLimit.max)}`)
+    }
+    if (!Number.isSafeInteger(rateLimit.windowMs) || rateLimit.windowMs < 1) {
+      throw new InvalidOptionError('rateLimit.windowMs', `expected an integer >= 1, got ${describe(rateLimit.windowMs)}`)
+    }
+    rateLimitMax = rateLimit.max
+    rateLimitWindowMs = rateLimit.windowMs
+  }
+
+  const adapter = options.adapter
+  if (adapter !== undefined) {
+    if (adapter === null || typeof adapter !== 'object') {
+      throw new InvalidOptionError('adapter', `expected a RoomsAdapter, got ${describe(adapter)}`)
+    }
+    for (const method of ADAPTER_METHODS) {
+      if (typeof adapter[method] !== 'function') {
+        throw new InvalidOptionError('adapter', `a RoomsAdapter needs a ${method}() method`)
+      }
+    }
+  }
+
+  return {
+    path,
+    origins,
+    allowMissingOrigin,
+    authenticate: options.authenticate,
+    authorizeJoin: options.authorizeJoin,
+    maxPayload: integer(options, 'maxPayload', 65_536, 1),
+    rateLimitMax,
+    rateLimitWindowMs,
+    idleTimeout: integer(options, 'idleTimeout', 60_000, 10),
+    maxRoomsPerConnection: integer(options, 'maxRoomsPerConnection', 100, 1),
+    maxRoomNameLength: integer(options, 'maxRoomNameLength', 128, 1),
+    maxBufferedBytes: integer(options, 'maxBufferedBytes', 1_048_576, 1),
+    adapter,
+    maxConnectionsPerIp: integer(options, 'maxConnectionsPerIp', 100, 0),
+    maxConnections: integer(options, 'maxConnections', 10_000, 0),
+    maxPendingAuthentications: integer(options, 'maxPendingAuthentications', 1000, 0),
+    firstFrameTimeout: integer(options, 'firstFrameTimeout', 30_000, 0),
+    closeTimeout: integer(options, 'closeTimeout', 2000, 0)
+  }
+}

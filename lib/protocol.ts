@@ -1,0 +1,113 @@
+// The message envelope (CONTRACT §4–§5): TypeBox schemas for what clients send, compiled once,
+// and the server frames, built as strings so each is serialized exactly once.
+import { Type, type TObject, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import sjson from 'secure-json-parse'
+import type { ErrorCode, MessageId } from '../types/index.js'
+
+export const MessageIdSchema = Type.Union([Type.String(), Type.Number()])
+
+export const JoinSchema = Type.Object({
+  type: Type.Literal('join'),
+  room: Type.String(),
+  id: Type.Optional(MessageIdSchema)
+})
+export const LeaveSchema = Type.Object({
+  type: Type.Literal('leave'),
+  room: Type.String(),
+  id: Type.Optional(MessageIdSchema)
+})
+export const ChatSchema = Type.Object({
+  type: Type.Literal('message'),
+  room: Type.String(),
+  text: Type.String(),
+  id: Type.Optional(MessageIdSchema)
+})
+
+export const BUILTIN_TYPES = new Set(['join', 'leave', 'message'])
+
+/** The schema a `rooms.handle(type, schema)` frame is checked against: the user's fields plus `type` and `id`. */
+export function envelopeSchema (type: string, schema: TObject): TObject {
+  const { properties, required: _required, type: _type, ...options } = schema
+  return Type.Object({
+    ...(properties as Record<string, TSchema>),
+    type: Type.Literal(type),
+    id: Type.Optional(MessageIdSchema)
+  }, options)
+}
+
+export function compile<T extends TSchema> (schema: T): TypeCheck<T> {
+  return TypeCompiler.Compile(schema)
+}
+
+export type ParsedFrame =
+  | { ok: true, message: Record<string, unknown> & { type: string } }
+  | { ok: false, text: string, id: MessageId | undefined }
+
+/** Parse a text frame into an object with a string `type`, refusing prototype-poisoning keys. */
+export function parseFrame (text: string): ParsedFrame {
+  let value: unknown
+  try {
+    value = sjson.parse(text)
+  } catch {
+    return { ok: false, text: 'Invalid message format: not valid JSON', id: undefined }
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, text: 'Invalid message format: expected a JSON object', id: undefined }
+  }
+  const message = value as Record<string, unknown>
+  if (typeof message.type !== 'string') {
+    return { ok: false, text: 'Invalid message format: /type Expected string', id: idOf(message) }
+  }
+  return { ok: true, message: message as Record<string, unknown> & { type: string } }
+}
+
+/** The frame's `id`, when it is one the contract allows (echoed on errors). */
+export function idOf (message: Record<string, unknown>): MessageId | undefined {
+  const id = message.id
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined
+}
+
+export function schemaErrorText (check: TypeCheck<TSchema>, value: unknown): string {
+  const first = check.Errors(value).First()
+  return first === undefined
+    ? 'Invalid message format'
+    : `Invalid message format: ${first.path === '' ? '/' : first.path} ${first.message}`
+}
+
+// Room names: 1..N UTF-16 code units, no C0/C1 control characters (CONTRACT §2).
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
+
+export function isValidRoomName (room: string, maxLength: number): boolean {
+  return room.length > 0 && room.length <= maxLength && !CONTROL_CHARACTER.test(room)
+}
+
+// ---- Server frames. Strings are escaped with JSON.stringify; users arrive pre-serialized. ----
+
+export function welcomeFrame (connectionId: string, userJson: string): string {
+  return `{"type":"system","event":"welcome","text":"Connected to WebSocket server","connectionId":${JSON.stringify(connectionId)},"user":${userJson}}`
+}
+
+export function joinEventFrame (room: string, userJson: string): string {
+  return `{"type":"system","event":"join","room":${JSON.stringify(room)},"user":${userJson},"text":"User joined room"}`
+}
+
+export function leaveEventFrame (room: string, userJson: string): string {
+  return `{"type":"system","event":"leave","room":${JSON.stringify(room)},"user":${userJson},"text":"User left room"}`
+}
+
+export function chatFrame (room: string, userJson: string, text: string): string {
+  return `{"type":"chat","room":${JSON.stringify(room)},"user":${userJson},"text":${JSON.stringify(text)}}`
+}
+
+export function ackFrame (id: MessageId, data?: unknown): string {
+  if (data === undefined) return `{"type":"ack","id":${JSON.stringify(id)}}`
+  return JSON.stringify({ type: 'ack', id, data })
+}
+
+export function errorFrame (code: ErrorCode, text: string, id?: MessageId): string {
+  return id === undefined
+    ? JSON.stringify({ type: 'error', code, text })
+    : JSON.stringify({ type: 'error', code, text, id })
+}
