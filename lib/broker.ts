@@ -62,7 +62,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /** Register an accepted connection (the caller has already sent the welcome frame). */
-  add (conn: Connection, ip: string): void {
+  add (conn: Connection): void {
+    const ip = conn.request.ip
     this.connections.set(conn.id, conn)
     this.connectionsPerIp.set(ip, (this.connectionsPerIp.get(ip) ?? 0) + 1)
     const userId = conn.user.id
@@ -77,9 +78,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /** The socket closed: leave every room (others get `leave`), forget the connection. */
-  remove (conn: Connection, ip: string, code: number): void {
+  remove (conn: Connection, code: number): void {
     conn.open = false
     if (!this.connections.delete(conn.id)) return
+    const ip = conn.request.ip
     const perIp = (this.connectionsPerIp.get(ip) ?? 1) - 1
     if (perIp <= 0) this.connectionsPerIp.delete(ip)
     else this.connectionsPerIp.set(ip, perIp)
@@ -119,8 +121,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   slowConsumer (conn: Connection): void {
     this.slowConsumersClosed++
     this.log.warn({ connectionId: conn.id, maxBufferedBytes: this.maxBufferedBytes }, 'closing a receiver that reads too slowly')
-    // Leave the rooms now so nothing more is queued for it; the close frame goes after what is buffered.
+    // The close frame waits behind what is buffered (ws cuts the socket after 30 s without an answer);
+    // the receiver leaves its rooms now, so the others hear of it and nothing more is queued.
     conn.close(1013, 'Receiver too slow')
+    this.remove(conn, 1013)
   }
 
   // ---- joining and leaving ----

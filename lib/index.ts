@@ -74,8 +74,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     this[kConnection].lastSeen = Date.now()
   }
   function onClose (this: RoomsSocket, code: number): void {
-    const conn = this[kConnection]
-    broker.remove(conn, conn.request.ip, code)
+    broker.remove(this[kConnection], code)
   }
 
   fastify.get(params.path, {
@@ -107,7 +106,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     ws.on('pong', onPong as () => void)
     ws.on('close', onClose as (code: number) => void)
     conn.sendPayload(welcomeFrame(id, conn.userJson))
-    broker.add(conn, request.ip)
+    broker.add(conn)
   })
 }
 
