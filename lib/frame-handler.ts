@@ -6,7 +6,9 @@ import type { RawData } from 'ws'
 import type { ErrorCode, MessageId } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import type { Connection } from './connection.js'
-import { chatFrame, ChatSchema, compile, idOf, JoinSchema, LeaveSchema, parseFrame, schemaErrorText } from './protocol.js'
+import {
+  chatFrame, ChatSchema, compile, idOf, isValidRoomName, JoinSchema, LeaveSchema, parseFrame, schemaErrorText
+} from './protocol.js'
 import { CLOSE, countFrame, REFUSE } from './rate-limiter.js'
 
 const checkJoin = compile(JoinSchema)
@@ -17,7 +19,7 @@ const checkChat = compile(ChatSchema)
 const MAX_BACKLOG = 1024
 
 export function createFrameHandler (broker: RoomBroker): (conn: Connection, data: RawData, isBinary: boolean) => void {
-  const { rateLimitMax, rateLimitWindowMs, maxPayload } = broker.params
+  const { rateLimitMax, rateLimitWindowMs, maxPayload, maxRoomNameLength } = broker.params
 
   function handleText (conn: Connection, text: string): Promise<void> | undefined {
     const parsed = parseFrame(text)
@@ -31,7 +33,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
         if (!checkChat.Check(message)) return invalid(conn, checkChat, message)
         const { room, text: chatText, id } = message
         if (!conn.rooms.has(room)) {
-          broker.replyError(conn, 'not_in_room', `Not in room ${JSON.stringify(room)}`, id)
+          settle(conn, isValidRoomName(room, maxRoomNameLength) ? 'not_in_room' : 'invalid_room', room, id)
           return undefined
         }
         broker.publish(room, chatFrame(room, conn.userJson, chatText), conn.id)
@@ -46,7 +48,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       case 'leave': {
         if (!checkLeave.Check(message)) return invalid(conn, checkLeave, message)
         const { room, id } = message
-        settle(conn, broker.clientLeave(conn, room), room, id)
+        settle(conn, isValidRoomName(room, maxRoomNameLength) ? broker.clientLeave(conn, room) : 'invalid_room', room, id)
         return undefined
       }
       default:
@@ -96,7 +98,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
 
   function refusalText (code: string, room: string): string {
     switch (code) {
-      case 'invalid_room': return `Invalid room name: 1..${broker.params.maxRoomNameLength} characters, no control characters`
+      case 'invalid_room': return `Invalid room name: 1..${maxRoomNameLength} characters, no control characters`
       case 'too_many_rooms': return `Too many rooms: at most ${broker.params.maxRoomsPerConnection} per connection`
       case 'forbidden': return `Not allowed to join ${JSON.stringify(room)}`
       case 'not_in_room': return `Not in room ${JSON.stringify(room)}`
