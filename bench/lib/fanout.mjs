@@ -1,0 +1,112 @@
+// The measurement shared by the fan-out scenarios: rooms of receivers, publishers sending
+// as fast as the slower side allows (see the flow control note in bench/loadgen.mjs),
+// a warm-up, then a timed window in which deliveries, latency samples and every process's
+// CPU are read. After the window the run checks that every published message reached every
+// receiver of its room, so a figure never hides lost frames.
+import { cpuPercent, cpuSplit, machineCpu, machinePercent, percentile, sleep } from './stats.mjs'
+
+/**
+ * @param {object} ctx     the runner's context (startServer, startWorkers, ...)
+ * @param {object} side    the server under test
+ * @param {object} p
+ * @param {Array<{ room: string, receivers: number, publishers: number, samplers: number }>} p.groups
+ *        one entry per (room, worker) share: a group is set up entirely inside one worker
+ * @param {number} p.workers        generator processes; group i goes to worker i % workers
+ * @param {number} p.window         messages in flight per publisher
+ * @param {number} p.textSize       characters of message text
+ * @param {number} p.warmupMs
+ * @param {number} p.measureMs
+ * @param {number} p.concurrency    connections opened at once per worker during setup
+ */
+export async function measureFanout (ctx, side, p) {
+  const server = await ctx.startServer(side)
+  let workers = []
+  try {
+    workers = await ctx.startWorkers(p.workers)
+    const shares = workers.map(() => [])
+    p.groups.forEach((group, i) => shares[i % workers.length].push(group))
+    const setupTimeout = 120000
+    const tokenPrefix = ctx.tokenPrefix()
+    for (const phase of ['receivers', 'tail']) {
+      await Promise.all(workers.map((w, i) => w.request('setup', {
+        port: server.port, groups: shares[i], phase, concurrency: p.concurrency, tokenPrefix
+      }, setupTimeout)))
+    }
+    await ctx.settle(workers)
+
+    const before = await Promise.all(workers.map((w) => w.request('mark')))
+    await Promise.all(workers.map((w) => w.request('start', { window: p.window, textSize: p.textSize })))
+    await sleep(p.warmupMs)
+
+    const m0 = machineCpu()
+    const [s0, ...w0] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'start' }))])
+    await sleep(p.measureMs)
+    const [s1, ...w1] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'take' }))])
+    const m1 = machineCpu()
+
+    await Promise.all(workers.map((w) => w.request('stop', {}, 15000)))
+    await ctx.settle(workers)
+    const after = await Promise.all(workers.map((w) => w.request('mark')))
+
+    let deliveriesPerSec = 0
+    const workerCpu = []
+    const latencies = []
+    for (let i = 0; i < workers.length; i++) {
+      const wall = w1[i].t - w0[i].t
+      deliveriesPerSec += ((w1[i].frames - w0[i].frames) * 1e6) / wall
+      workerCpu.push(cpuPercent(w0[i].cpu, w1[i].cpu, wall))
+      for (const v of w1[i].samples) latencies.push(v)
+    }
+    const serverWall = s1.t - s0.t
+    const serverCpu = cpuPercent(s0.cpu, s1.cpu, serverWall)
+
+    // Every message a publisher sent reaches every receiver of its room (receivers never publish).
+    const receiversByRoom = new Map()
+    for (const g of p.groups) receiversByRoom.set(g.room, (receiversByRoom.get(g.room) ?? 0) + g.receivers)
+    let expected = 0
+    let published = 0
+    let received = 0
+    for (let i = 0; i < workers.length; i++) {
+      received += after[i].frames - before[i].frames
+      for (const [room, n] of Object.entries(after[i].publishedByRoom)) {
+        const sent = n - (before[i].publishedByRoom[room] ?? 0)
+        published += sent
+        expected += sent * (receiversByRoom.get(room) ?? 0)
+      }
+    }
+    const closes = {}
+    for (const m of after) {
+      for (const [code, n] of Object.entries(m.closes)) closes[code] = (closes[code] ?? 0) + n
+    }
+
+    const machine = machinePercent(m0, m1, ctx.cores)
+    const ours = serverCpu + workerCpu.reduce((a, b) => a + b, 0)
+    const cpu = {
+      server: serverCpu,
+      serverSplit: cpuSplit(s0.cpu, s1.cpu, serverWall),
+      workers: workerCpu,
+      machine,
+      others: machine === null ? null : Math.max(0, machine - ours)
+    }
+    return {
+      values: {
+        deliveriesPerSec,
+        p50: latencies.length > 0 ? percentile(latencies, 50) / 1000 : null,
+        p99: latencies.length > 0 ? percentile(latencies, 99) / 1000 : null
+      },
+      cpu,
+      details: {
+        published,
+        expectedDeliveries: expected,
+        receivedDeliveries: received,
+        lost: expected - received,
+        latencySamples: latencies.length,
+        unexpectedCloses: closes,
+        serverRssMB: s1.mem.rss / 1048576
+      }
+    }
+  } finally {
+    await ctx.stopWorkers(workers)
+    await server.close()
+  }
+}

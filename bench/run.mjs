@@ -1,0 +1,320 @@
+// `npm run bench`: the plugin against the tutorial baseline, same load generator, same run.
+// Every scenario in bench/scenarios/ runs in rounds, alternating which side goes first, with
+// fresh server and generator processes each time; the table shows medians and the ratio
+// plugin/baseline, and which side limited each figure (from CPU use during the measurement).
+//
+//   node bench/run.mjs [--quick] [--rounds N] [--scenario a,b] [--workers N]
+//                      [--measure-ms N] [--window N] [--plugin-server baseline|<path>]
+//                      [--server-args "--cpu-prof --cpu-prof-dir=..."] [--out file.json]
+//
+// Environment: BENCH_QUICK=1 is --quick; BENCH_ROUNDS, BENCH_WORKERS likewise.
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { killAll, startServer, startWorkers, stopWorkers } from './lib/procs.mjs'
+import { limitedBy, median, mode, sleep } from './lib/stats.mjs'
+
+const benchDir = dirname(fileURLToPath(import.meta.url))
+const root = resolve(benchDir, '..')
+
+// ---- options ------------------------------------------------------------------------
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: process.env.BENCH_QUICK === '1' },
+    rounds: { type: 'string', default: process.env.BENCH_ROUNDS },
+    scenario: { type: 'string' },
+    workers: { type: 'string', default: process.env.BENCH_WORKERS },
+    'measure-ms': { type: 'string' },
+    window: { type: 'string' },
+    'plugin-server': { type: 'string' },
+    'server-args': { type: 'string', default: '' },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false }
+  }
+})
+
+if (flags.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n')
+  process.exit(0)
+}
+
+const cores = os.availableParallelism?.() ?? os.cpus().length
+const opts = {
+  quick: flags.quick,
+  rounds: Number(flags.rounds ?? (flags.quick ? 1 : 3)),
+  // One generator process per core: on a small machine the generator shares the cores with
+  // the server, and more processes than cores only adds switching.
+  workers: Number(flags.workers ?? Math.max(1, cores)),
+  measureMs: flags['measure-ms'] ? Number(flags['measure-ms']) : undefined,
+  window: flags.window ? Number(flags.window) : undefined
+}
+const outFile = resolve(flags.out ?? join(benchDir, 'results', 'latest.json'))
+
+const baselineScript = pathToFileURL(join(benchDir, 'baseline', 'server.mjs'))
+let pluginScript = pathToFileURL(join(benchDir, 'servers', 'plugin.mjs'))
+if (flags['plugin-server'] === 'baseline') pluginScript = baselineScript
+else if (flags['plugin-server']) pluginScript = pathToFileURL(resolve(flags['plugin-server']))
+const serverArgs = flags['server-args'].split(' ').filter(Boolean)
+
+const sides = {
+  plugin: { name: 'plugin', script: pluginScript },
+  baseline: { name: 'baseline', script: baselineScript }
+}
+
+// ---- cleanup: every child is stopped by pid, whatever happens ----------------------------
+
+let interrupted = false
+process.on('exit', () => killAll())
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    process.stderr.write(`\n${signal}: stopping bench processes\n`)
+    killAll()
+    process.exit(130)
+  })
+}
+
+// ---- environment checks -------------------------------------------------------------
+
+function openFileLimit () {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const soft = line.trim().split(/\s+/)[3]
+    return soft === 'unlimited' ? Infinity : Number(soft)
+  } catch {
+    return null
+  }
+}
+
+function cpuModel () {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'))
+    return line.split(':')[1].trim()
+  } catch {
+    return os.cpus()[0]?.model ?? 'unknown'
+  }
+}
+
+function gitCommit () {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return null
+  }
+}
+
+function ensureBuilt () {
+  if (pluginScript.href !== pathToFileURL(join(benchDir, 'servers', 'plugin.mjs')).href) return
+  if (existsSync(join(root, 'dist', 'esm', 'index.js'))) return
+  process.stdout.write('dist/ is missing: running npm run build\n')
+  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' })
+}
+
+// ---- scenarios ----------------------------------------------------------------------
+
+async function loadScenarios () {
+  const dir = join(benchDir, 'scenarios')
+  const files = readdirSync(dir).filter((f) => f.endsWith('.mjs')).sort()
+  const list = []
+  for (const file of files) {
+    const mod = await import(pathToFileURL(join(dir, file)).href)
+    const scenario = mod.default
+    if (!scenario?.name || typeof scenario.run !== 'function') throw new Error(`bench/scenarios/${file}: default export needs name and run()`)
+    list.push({ ...scenario, file })
+  }
+  if (flags.scenario) {
+    const wanted = flags.scenario.split(',').map((s) => s.trim())
+    const unknown = wanted.filter((w) => !list.some((s) => s.name === w))
+    if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}; have ${list.map((s) => s.name).join(', ')}`)
+    return list.filter((s) => wanted.includes(s.name))
+  }
+  return list
+}
+
+let tokenSeq = 0
+const ctx = {
+  cores,
+  opts,
+  log: (msg) => process.stdout.write(`  ${msg}\n`),
+  tokenPrefix: () => `b${process.pid}x${++tokenSeq}`,
+  startServer: (side, { env = {}, execArgv = [] } = {}) =>
+    startServer(side.script, { env, execArgv: [...serverArgs, ...execArgv], label: `${side.name} server` }),
+  startWorkers: (n, options) => startWorkers(n, options),
+  stopWorkers: (workers) => stopWorkers(workers),
+  /** Wait until no generator worker has received a frame for 300 ms (at most 60 s). */
+  async settle (workers, { quietMs = 300, timeoutMs = 60000 } = {}) {
+    const deadline = Date.now() + timeoutMs
+    let last = -1
+    let quietSince = Date.now()
+    while (Date.now() < deadline) {
+      const counts = await Promise.all(workers.map((w) => w.request('frames')))
+      const total = counts.reduce((a, c) => a + c.frames, 0)
+      if (total !== last) {
+        last = total
+        quietSince = Date.now()
+      } else if (Date.now() - quietSince >= quietMs) {
+        return true
+      }
+      await sleep(50)
+    }
+    return false
+  },
+  /** Poll the server until it holds `count` connections (at most `timeoutMs`). */
+  async waitConnections (server, count, timeoutMs = 10000) {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const usage = await server.usage()
+      if (usage.connections === count || Date.now() > deadline) return usage.connections
+      await sleep(50)
+    }
+  }
+}
+
+// ---- formatting ---------------------------------------------------------------------
+
+function fmt (value, decimals = 0) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return 'n/a'
+  return value.toLocaleString('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals })
+}
+
+function pct (value) {
+  return value === null || value === undefined ? '-' : `${Math.round(value)}%`
+}
+
+function table (rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)))
+  const line = (r) => '| ' + r.map((cell, c) => String(cell).padEnd(widths[c])).join(' | ') + ' |'
+  const sep = '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|'
+  return [line(rows[0]), sep, ...rows.slice(1).map(line)].join('\n')
+}
+
+function targetText (t) {
+  return t ? `${t.op === '>=' ? '≥' : '≤'} ${t.ratio}×` : ''
+}
+
+// ---- main ---------------------------------------------------------------------------
+
+async function main () {
+  const scenarios = await loadScenarios()
+  const fdLimit = openFileLimit()
+  const machine = {
+    cpus: cores,
+    cpuModel: cpuModel(),
+    memoryGB: Math.round(os.totalmem() / 1073741824),
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    openFileLimit: fdLimit,
+    loadAverageAtStart: os.loadavg()
+  }
+  process.stdout.write(`fastify-ws-rooms bench: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, ` +
+    `${opts.rounds} round(s), ${opts.workers} generator process(es)${opts.quick ? ', quick mode' : ''}\n`)
+  if (pluginScript.href === baselineScript.href) process.stdout.write('note: --plugin-server baseline, both sides run the baseline (harness check)\n')
+  // The server holds every client's socket; a worker holds its share.
+  const needed = Math.max(...scenarios.map((s) => { const p = s.params(opts); return p.clients ?? p.receivers ?? 1000 })) + 200
+  if (fdLimit !== null && fdLimit < needed) {
+    throw new Error(`open file limit is ${fdLimit}, the bench needs about ${needed}: run \`ulimit -n ${needed * 2}\` first`)
+  }
+  ensureBuilt()
+
+  const results = { date: new Date().toISOString(), commit: gitCommit(), machine, options: { ...opts, pluginServer: relative(root, fileURLToPath(pluginScript)), serverArgs }, scenarios: [] }
+  for (const scenario of scenarios) {
+    const params = scenario.params(opts)
+    process.stdout.write(`\n${scenario.title} (${scenario.name})\n`)
+    const rounds = { plugin: [], baseline: [] }
+    for (let round = 1; round <= opts.rounds; round++) {
+      const order = round % 2 === 1 ? ['plugin', 'baseline'] : ['baseline', 'plugin']
+      for (const name of order) {
+        const started = Date.now()
+        const result = await scenario.run(ctx, sides[name], params)
+        result.limitedBy = result.cpu ? limitedBy(result.cpu, cores) : 'n/a'
+        result.seconds = (Date.now() - started) / 1000
+        rounds[name].push(result)
+        const shown = scenario.metrics.map((m) => `${m.label} ${fmt(result.values[m.key], m.decimals ?? 0)}`).join(', ')
+        const others = result.cpu?.others === null || result.cpu?.others === undefined ? '' : `, other processes ${pct(result.cpu.others)}`
+        const cpu = result.cpu ? ` | cpu server ${pct(result.cpu.server)}, loadgen ${result.cpu.workers.map(pct).join('+')}${others} → ${result.limitedBy}` : ''
+        process.stdout.write(`  round ${round} ${name.padEnd(8)} ${shown}${cpu}\n`)
+        if (result.details?.lost) process.stdout.write(`    warning: ${result.details.lost} deliveries missing after the run\n`)
+        if (result.details?.unexpectedCloses && Object.keys(result.details.unexpectedCloses).length > 0) {
+          process.stdout.write(`    warning: clients closed by the server: ${JSON.stringify(result.details.unexpectedCloses)}\n`)
+        }
+        if (result.details?.failed) process.stdout.write(`    warning: ${result.details.failed} clients failed: ${result.details.errors.join('; ')}\n`)
+      }
+    }
+    const summary = {}
+    for (const name of ['plugin', 'baseline']) {
+      const list = rounds[name]
+      summary[name] = {
+        values: Object.fromEntries(scenario.metrics.map((m) => [m.key, median(list.map((r) => r.values[m.key]))])),
+        cpuServer: median(list.map((r) => r.cpu?.server)),
+        cpuLoadgen: median(list.map((r) => r.cpu ? r.cpu.workers.reduce((a, b) => a + b, 0) : null)),
+        cpuOthers: median(list.map((r) => r.cpu?.others)),
+        limitedBy: mode(list.map((r) => r.limitedBy))
+      }
+    }
+    const metrics = scenario.metrics.map((m) => {
+      const a = summary.plugin.values[m.key]
+      const b = summary.baseline.values[m.key]
+      const ratio = a !== null && b !== null && b !== 0 ? a / b : null
+      const met = m.target && ratio !== null ? (m.target.op === '>=' ? ratio >= m.target.ratio : ratio <= m.target.ratio) : null
+      return { ...m, plugin: a, baseline: b, ratio, met }
+    })
+    results.scenarios.push({ name: scenario.name, title: scenario.title, params: summarizeParams(params), metrics, summary, rounds })
+  }
+
+  results.machine.loadAverageAtEnd = os.loadavg()
+  printTable(results)
+  mkdirSync(dirname(outFile), { recursive: true })
+  writeFileSync(outFile, JSON.stringify(results, null, 2) + '\n')
+  process.stdout.write(`\nresults written to ${relative(process.cwd(), outFile)}\n`)
+}
+
+function summarizeParams (params) {
+  const { groups, ...rest } = params
+  return groups ? { ...rest, groups: groups.length } : rest
+}
+
+function printTable (results) {
+  const rows = [['scenario', 'metric', 'plugin', 'baseline', 'plugin/baseline', 'target', 'met']]
+  for (const s of results.scenarios) {
+    s.metrics.forEach((m, i) => {
+      rows.push([
+        i === 0 ? s.title : '',
+        m.label,
+        fmt(m.plugin, m.decimals ?? 0),
+        fmt(m.baseline, m.decimals ?? 0),
+        m.ratio === null ? 'n/a' : `${m.ratio.toFixed(2)}×`,
+        targetText(m.target),
+        m.met === null ? '' : m.met ? 'yes' : 'NO'
+      ])
+    })
+  }
+  process.stdout.write(`\nMedians of ${results.options.rounds} round(s):\n\n${table(rows)}\n`)
+
+  const cpuRows = [['scenario', 'side', 'server CPU', 'loadgen CPU (all workers)', 'other processes', 'limited by']]
+  for (const s of results.scenarios) {
+    for (const name of ['plugin', 'baseline']) {
+      const sum = s.summary[name]
+      cpuRows.push([s.title, name, pct(sum.cpuServer), pct(sum.cpuLoadgen), pct(sum.cpuOthers), sum.limitedBy])
+    }
+  }
+  process.stdout.write(`\nCPU during the measurement (100% = one core; ${results.machine.cpus} cores):\n\n${table(cpuRows)}\n`)
+  process.stdout.write('limited by: server = server process at a full core; loadgen = a generator process at a full core;\n' +
+    'both = both at a full core; machine = together they use every core; other load = processes outside\n' +
+    'the bench took the rest of the cores; neither = no process saturated; n/a = memory figure (no load).\n')
+  if (results.scenarios.some((s) => ['plugin', 'baseline'].some((n) => (s.summary[n].cpuOthers ?? 0) > 25))) {
+    process.stdout.write('warning: other processes used CPU during the measurements; absolute figures are low, ratios are what compare\n')
+  }
+}
+
+main().then(() => {
+  killAll()
+}, (err) => {
+  process.stderr.write(`bench failed: ${err?.stack ?? err}\n`)
+  killAll()
+  process.exitCode = 1
+})

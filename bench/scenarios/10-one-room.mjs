@@ -1,0 +1,35 @@
+// One room, 1000 receivers, publishers at the rate the slower side sustains: the fan-out path.
+import { measureFanout } from '../lib/fanout.mjs'
+
+export default {
+  name: 'one-room',
+  title: 'one room × 1000 receivers',
+  metrics: [
+    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher', target: { op: '>=', ratio: 5 } },
+    { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
+    { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2, target: { op: '<=', ratio: 0.3 } }
+  ],
+  params (opts) {
+    const receivers = opts.quick ? 500 : 1000
+    const workers = opts.workers
+    // One share of the room per worker, each with its own publisher and pacer.
+    const groups = []
+    for (let w = 0; w < workers; w++) {
+      const share = Math.floor(receivers / workers) + (w < receivers % workers ? 1 : 0)
+      groups.push({ room: 'bench-one-room', receivers: share, publishers: 1, samplers: 10 })
+    }
+    return {
+      receivers,
+      groups,
+      workers,
+      window: opts.window ?? 8,
+      textSize: 48,
+      warmupMs: opts.quick ? 500 : 1500,
+      measureMs: opts.measureMs ?? (opts.quick ? 2000 : 5000),
+      concurrency: 50
+    }
+  },
+  run (ctx, side, params) {
+    return measureFanout(ctx, side, params)
+  }
+}

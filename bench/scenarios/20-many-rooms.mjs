@@ -1,0 +1,30 @@
+// 100 rooms of 10 receivers, one publisher each: many small fan-outs at once.
+import { measureFanout } from '../lib/fanout.mjs'
+
+export default {
+  name: 'many-rooms',
+  title: '100 rooms × 10 receivers',
+  metrics: [
+    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher', target: { op: '>=', ratio: 2 } },
+    { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
+    { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2 }
+  ],
+  params (opts) {
+    const rooms = 100
+    const groups = []
+    for (let r = 0; r < rooms; r++) groups.push({ room: `bench-room-${r}`, receivers: 10, publishers: 1, samplers: 0 })
+    return {
+      rooms,
+      groups,
+      workers: opts.workers,
+      window: opts.window ?? 8,
+      textSize: 48,
+      warmupMs: opts.quick ? 500 : 1500,
+      measureMs: opts.measureMs ?? (opts.quick ? 2000 : 5000),
+      concurrency: 50
+    }
+  },
+  run (ctx, side, params) {
+    return measureFanout(ctx, side, params)
+  }
+}

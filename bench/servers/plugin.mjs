@@ -1,0 +1,27 @@
+// The plugin side of the bench: Fastify + fastify-ws-rooms (built package, in-memory adapter)
+// with the same trivial token check as the baseline. Only the limits that would refuse the
+// bench's own load are changed from the defaults: every client comes from 127.0.0.1 (so the
+// per-IP cap is off) and publishers send far more than a chat user would (so the per-
+// connection rate limit is off). Everything else, including the idle pings, stays default.
+import Fastify from 'fastify'
+import { serveControl } from './control.mjs'
+
+const entry = process.env.BENCH_PLUGIN_ENTRY ?? '../../dist/esm/index.js'
+const { default: wsRooms } = await import(new URL(entry, import.meta.url).href)
+
+const app = Fastify({ logger: false })
+
+await app.register(wsRooms, {
+  authenticate: (token) => (token ? { id: token } : null),
+  rateLimit: false,
+  maxConnectionsPerIp: 0,
+  maxConnections: 0
+})
+
+await app.listen({ port: Number(process.env.BENCH_PORT ?? 0), host: '127.0.0.1', backlog: 4096 })
+
+serveControl({
+  port: app.server.address().port,
+  connections: () => app.rooms.stats().connections,
+  close: () => app.close()
+})
