@@ -134,3 +134,92 @@ export function refusedUpgrade (url: string, options: ClientOptions & { protocol
     })
   })
 }
+
+// ---- Added for the contract tests ----
+
+/** Log lines written by Fastify's logger (pino), for `Fastify({ logger: { level: 'trace', stream } })`. */
+export interface CapturedLogs {
+  stream: { write: (line: string) => void }
+  /** Raw lines as written. */
+  lines: string[]
+  /** Parsed JSON lines. */
+  records: () => any[]
+}
+
+export function captureLogs (): CapturedLogs {
+  const lines: string[] = []
+  return {
+    stream: { write: (chunk: string) => { for (const l of String(chunk).split('\n')) if (l.length > 0) lines.push(l) } },
+    lines,
+    records: () => lines.map((l) => { try { return JSON.parse(l) } catch { return { msg: l } } })
+  }
+}
+
+/**
+ * A round trip through the server on this connection: frames the server sent before answering
+ * are delivered before the answer, so after this resolves "nothing more arrived" can be checked.
+ * Uses a `leave` of a room never joined, answered with `not_in_room` carrying our id.
+ */
+export async function roundTrip (client: TestClient): Promise<void> {
+  const id = 'rt-' + Math.random().toString(36).slice(2)
+  client.send({ type: 'leave', room: 'never-joined-' + id, id })
+  const answer = await client.next((m) => m !== null && typeof m === 'object' && m.id === id)
+  if (answer.type !== 'error' || answer.code !== 'not_in_room') throw new Error('unexpected round-trip answer ' + JSON.stringify(answer))
+}
+
+/** Resolve once `predicate()` is truthy (checked every few ms); reject after `timeoutMs`. */
+export async function until (predicate: () => unknown, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+/** Open `n` clients (each waits for its welcome). */
+export async function connectMany (url: string, n: number, options: ClientOptions & { protocols?: string | string[] } = {}): Promise<Array<TestClient & { welcome: any }>> {
+  const clients = []
+  for (let i = 0; i < n; i++) clients.push(await connect(url, options))
+  return clients
+}
+
+/** Join `room` with an id and wait for the ack (throws on an error frame). */
+export async function join (client: TestClient, room: string): Promise<void> {
+  const answer = await client.request({ type: 'join', room })
+  if (answer.type !== 'ack') throw new Error(`join ${room} refused: ${JSON.stringify(answer)}`)
+}
+
+/** Drop every connection of `clients` without a close handshake (for teardown). */
+export function terminateAll (clients: TestClient[]): void {
+  for (const c of clients) if (c.ws.readyState !== WebSocket.CLOSED) c.ws.terminate()
+}
+
+export interface Fixture extends StartedServer {
+  /** Connect a client that is terminated when the test ends. */
+  open: (options?: ClientOptions & { protocols?: string | string[], path?: string }) => Promise<TestClient & { welcome: any }>
+  /** Every client opened through `open` or `track`. */
+  clients: TestClient[]
+  /** Terminate `client` at teardown too. */
+  track: <C extends TestClient>(client: C) => C
+}
+
+/** A server that is closed, with all its clients, when the test `t` ends. */
+export async function serve (
+  t: { teardown: (fn: () => unknown) => void },
+  options: WsRoomsOptions = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>,
+  fastifyOptions: FastifyServerOptions = { logger: false }
+): Promise<Fixture> {
+  const server = await startServer(options, setup, fastifyOptions)
+  const clients: TestClient[] = []
+  t.teardown(async () => {
+    terminateAll(clients)
+    await server.app.close()
+  })
+  const track = <C extends TestClient>(client: C): C => { clients.push(client); return client }
+  const open = async (opts: ClientOptions & { protocols?: string | string[], path?: string } = {}) => {
+    const { path, ...rest } = opts
+    return track(await connect(path === undefined ? server.url : server.base + path, rest))
+  }
+  return { ...server, open, clients, track }
+}
