@@ -1,0 +1,68 @@
+// The chat example's message store: one SQLite table through better-sqlite3 (synchronous,
+// prepared once). `:memory:` gives a throwaway store for tests.
+import Database from 'better-sqlite3'
+
+export interface NewChatMessage {
+  room: string
+  user: string
+  text: string
+}
+
+export interface ChatMessage extends NewChatMessage {
+  id: number
+  /** ISO 8601, UTC, millisecond precision, set by the database. */
+  createdAt: string
+}
+
+export interface HistoryQuery {
+  /** At most this many messages (the newest ones). */
+  limit: number
+  /** Only messages older than this message id (to page back through history). */
+  before?: number
+}
+
+export interface ChatStore {
+  save (message: NewChatMessage): ChatMessage
+  /** The newest `limit` messages of `room` (older than `before` if given), oldest first. */
+  history (room: string, query: HistoryQuery): ChatMessage[]
+  close (): void
+}
+
+const COLUMNS = 'id, room, user, text, created_at AS createdAt'
+
+export function openChatStore (filename: string): ChatStore {
+  const db = new Database(filename)
+  if (filename !== ':memory:') db.pragma('journal_mode = WAL')
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS messages (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      room TEXT NOT NULL,
+      user TEXT NOT NULL,
+      text TEXT NOT NULL,
+      created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
+  `)
+
+  const insert = db.prepare<[string, string, string], ChatMessage>(
+    `INSERT INTO messages (room, user, text) VALUES (?, ?, ?) RETURNING ${COLUMNS}`
+  )
+  // Newest first with the (room, id) index, then turned around so the page reads top to bottom.
+  const newest = db.prepare<[string, number, number], ChatMessage>(
+    `SELECT ${COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?`
+  )
+
+  return {
+    save ({ room, user, text }) {
+      const row = insert.get(room, user, text)
+      if (row === undefined) throw new Error('INSERT … RETURNING gave no row')
+      return row
+    },
+    history (room, { limit, before }) {
+      return newest.all(room, before ?? Number.MAX_SAFE_INTEGER, limit).reverse()
+    },
+    close () {
+      if (db.open) db.close()
+    }
+  }
+}

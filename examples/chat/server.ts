@@ -1,0 +1,194 @@
+// Chat rooms with history: the tutorial's hybrid pattern. REST creates and reads messages
+// (stored in SQLite), WebSocket pushes them to the members of the room.
+//
+//   npm run example                        (npx tsx examples/chat/server.ts, PORT=3000 by default)
+//   open http://localhost:3000/            (the page in public/, the browser client under /client/)
+//
+//   POST /api/messages {room,user,text}    → 201 with the saved row; every member of the room gets
+//                                             {"type":"chat","id":…,"room":…,"user":{"id":…},"text":…,"createdAt":…}
+//   GET  /api/rooms/:room/messages         → the newest ?limit= (default 50, at most 200) messages,
+//                                             oldest first; ?before=<id> pages further back
+//   WS   /ws  {"type":"post","room","text"} → the same as the POST, as the connection's user; acked
+//                                             with the saved row. The built-in {"type":"message"}
+//                                             frame stays ephemeral (not stored).
+//
+// CHAT_DB (or the `dbPath` option) picks the SQLite file; default examples/chat/chat.db.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import createError from '@fastify/error'
+import { Type, type Static } from '@sinclair/typebox'
+import { existsSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import { extname, resolve, sep } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import wsRooms from '../../lib/index.js'
+import type { WsRoomsOptions } from '../../types/index.js'
+import { openChatStore, type ChatMessage } from './db.js'
+
+export interface ChatOptions {
+  /** SQLite file (`:memory:` for a throwaway store). Default: $CHAT_DB, else examples/chat/chat.db. */
+  dbPath?: string
+  /** Fastify's logger option. Default `false` (the CLI entry below turns it on). */
+  logger?: FastifyServerOptions['logger']
+  /** Extra plugin options (path, limits, ...). */
+  rooms?: WsRoomsOptions
+  /** The page and its assets, served at `/`. Default examples/chat/public. */
+  publicDir?: string
+  /** The built browser client, served at `/client/`. Default dist/esm/client (`npm run build`). */
+  clientDir?: string
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const DEFAULT_DB = resolve(here, 'chat.db')
+const DEFAULT_PUBLIC = resolve(here, 'public')
+const DEFAULT_CLIENT = resolve(here, '../../dist/esm/client')
+
+// Room names follow the plugin's rule (1..N UTF-16 code units, no control characters). JSON
+// Schema's maxLength counts code points, so the exact UTF-16 bound is checked in the handlers.
+const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001f\\u007f-\\u009f]*$'
+const DEFAULT_MAX_ROOM_NAME_LENGTH = 128
+const Room = Type.String({ minLength: 1, maxLength: DEFAULT_MAX_ROOM_NAME_LENGTH, pattern: NO_CONTROL_CHARACTERS })
+const User = Type.String({ minLength: 1, maxLength: 64, pattern: NO_CONTROL_CHARACTERS })
+const Text = Type.String({ minLength: 1, maxLength: 2000 })
+
+export const PostMessageBody = Type.Object({ room: Room, user: User, text: Text }, { additionalProperties: false })
+export const HistoryParams = Type.Object({ room: Room })
+export const HistoryQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  before: Type.Optional(Type.Integer({ minimum: 1 }))
+})
+/** The WebSocket twin of POST /api/messages; the author is the connection's user. */
+export const PostFrame = Type.Object({ room: Room, text: Text })
+
+const InvalidRoomError = createError<'CHAT_INVALID_ROOM', [number]>('CHAT_INVALID_ROOM',
+  'room must be 1..%d UTF-16 code units without control characters', 400)
+
+/** The frame pushed to a room for a stored message; `user` has the shape of the plugin's chat frames. */
+export function chatFrame (message: ChatMessage): Record<string, unknown> {
+  return { type: 'chat', ...message, user: { id: message.user } }
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8'
+}
+
+/**
+ * Send `root/relativePath` if it is a regular file inside `root`, else Fastify's 404.
+ * `relativePath` comes from the router, already percent-decoded, so `..`, `%2e%2e%2f`, absolute
+ * paths and NUL bytes are all resolved first and refused unless the result stays under `root`.
+ * Dotfiles are not served.
+ */
+async function sendFile (reply: FastifyReply, root: string, relativePath: string): Promise<FastifyReply> {
+  const notFound = (): FastifyReply => { reply.callNotFound(); return reply }
+  const file = resolve(root, relativePath)
+  const inside = file.startsWith(root + sep)
+  const hidden = relativePath.split(/[\\/]/).some((segment) => segment.startsWith('.'))
+  if (!inside || hidden || relativePath.includes('\0')) return notFound()
+  try {
+    if (!(await stat(file)).isFile()) return notFound()
+    const body = await readFile(file)
+    return reply
+      .type(CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream')
+      .header('x-content-type-options', 'nosniff')
+      .header('cache-control', 'no-cache')
+      .send(body)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return notFound()
+    throw err
+  }
+}
+
+export async function build (options: ChatOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? false })
+  const roomsOptions = options.rooms ?? {}
+  const maxRoomNameLength = roomsOptions.maxRoomNameLength ?? DEFAULT_MAX_ROOM_NAME_LENGTH
+  const publicDir = resolve(options.publicDir ?? DEFAULT_PUBLIC)
+  const clientDir = resolve(options.clientDir ?? DEFAULT_CLIENT)
+  const dbPath = options.dbPath ?? process.env.CHAT_DB ?? DEFAULT_DB
+
+  const store = openChatStore(dbPath)
+  app.addHook('onClose', async () => { store.close() })
+  try {
+    await app.register(wsRooms, roomsOptions)
+  } catch (err) {
+    store.close() // the caller never gets the app to close it
+    throw err
+  }
+
+  function checkRoom (room: string): void {
+    if (room.length > maxRoomNameLength) throw new InvalidRoomError(maxRoomNameLength)
+  }
+
+  // ---- REST: create and read (the hybrid pattern) ----
+
+  app.post<{ Body: Static<typeof PostMessageBody> }>('/api/messages', {
+    schema: { body: PostMessageBody }
+  }, async (request, reply) => {
+    checkRoom(request.body.room)
+    const saved = store.save(request.body)
+    await app.rooms.broadcast(saved.room, chatFrame(saved))
+    return reply.code(201).send(saved)
+  })
+
+  app.get<{ Params: Static<typeof HistoryParams>, Querystring: Static<typeof HistoryQuery> }>('/api/rooms/:room/messages', {
+    schema: { params: HistoryParams, querystring: HistoryQuery }
+  }, async (request) => {
+    checkRoom(request.params.room)
+    return store.history(request.params.room, request.query)
+  })
+
+  // ---- WebSocket: a stored message sent over the socket ----
+
+  app.rooms.handle('post', PostFrame, async (conn, message) => {
+    checkRoom(message.room)
+    if (!conn.rooms.has(message.room)) {
+      // A handler has no way to answer with an error frame (a throw is `internal_error`), so a
+      // refusal travels in the ack's data; nothing is stored or sent.
+      return { error: { code: 'not_in_room', text: `Not in room ${JSON.stringify(message.room)}` } }
+    }
+    const saved = store.save({ room: message.room, user: conn.user.id, text: message.text })
+    await app.rooms.broadcast(saved.room, chatFrame(saved))
+    return saved
+  })
+
+  // ---- The page and the browser client ----
+
+  if (!existsSync(resolve(clientDir, 'index.js'))) {
+    app.log.warn({ clientDir }, 'browser client not built: /client/ will answer 404 until `npm run build`')
+  }
+  app.get('/', async (_request, reply) => sendFile(reply, publicDir, 'index.html'))
+  app.get<{ Params: { '*': string } }>('/client/*', async (request, reply) => sendFile(reply, clientDir, request.params['*']))
+  app.get<{ Params: { '*': string } }>('/*', async (request, reply) => sendFile(reply, publicDir, request.params['*']))
+
+  return app
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const app = await build({ logger: true })
+  const port = Number(process.env.PORT ?? 3000)
+  const host = process.env.HOST ?? 'localhost'
+  try {
+    await app.listen({ port, host })
+  } catch (err) {
+    app.log.error(err, 'could not start')
+    await app.close()
+    process.exit(1)
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      app.log.info({ signal }, 'shutting down')
+      app.close().then(() => process.exit(0), (err: unknown) => {
+        app.log.error(err, 'error while closing')
+        process.exit(1)
+      })
+    })
+  }
+}
