@@ -1,0 +1,75 @@
+// CONTRACT §8: fastify.close() — every client gets close 1001 before the server stops, and no hang.
+import t from 'tap'
+import WebSocket from 'ws'
+import { connect, join, startServer, type TestClient } from './helpers.js'
+
+t.test('fastify.close(): every client gets 1001 and close resolves', async (t) => {
+  const s = await startServer({})
+  const clients: TestClient[] = []
+  t.teardown(async () => {
+    for (const c of clients) c.ws.terminate()
+    await s.app.close()
+  })
+  for (let i = 0; i < 5; i++) clients.push(await connect(s.url))
+  await join(clients[0], 'r')
+  await join(clients[1], 'r')
+  await join(clients[2], 'q')
+  const disconnects: number[] = []
+  s.app.rooms.on('disconnect', (_conn, code) => { disconnects.push(code) })
+
+  await s.app.close()
+  const codes = await Promise.all(clients.map(async (c) => (await c.closed).code))
+  t.same(codes, [1001, 1001, 1001, 1001, 1001], 'every client got 1001')
+  t.equal(s.app.server.listening, false, 'the server stopped')
+  t.equal(s.app.rooms.stats().connections, 0, 'no connection left')
+  t.same(s.app.rooms.rooms(), [], 'no room left')
+  t.equal(disconnects.length, 5, 'a disconnect event per connection')
+})
+
+t.test('the 1001 arrives before the server stops: clients see it during close()', async (t) => {
+  const s = await startServer({})
+  const c = await connect(s.url)
+  t.teardown(async () => { c.ws.terminate(); await s.app.close() })
+  let closedBeforeCloseResolved = false
+  c.closed.then(() => { closedBeforeCloseResolved = true }, () => {})
+  await s.app.close()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.ok(closedBeforeCloseResolved, 'the client had its close when close() resolved')
+  t.equal((await c.closed).code, 1001)
+})
+
+t.test('a client that never answers the close does not hang close()', async (t) => {
+  const s = await startServer({ closeTimeout: 300 })
+  const stuck = await connect(s.url)
+  const polite = await connect(s.url)
+  t.teardown(async () => { stuck.ws.terminate(); polite.ws.terminate(); await s.app.close() })
+  await join(stuck, 'r')
+  ;(stuck.ws as any)._socket.pause()
+  await s.app.close()
+  t.pass('close() resolved')
+  t.equal((await polite.closed).code, 1001)
+  ;(stuck.ws as any)._socket.resume()
+  await stuck.closed
+  t.equal(stuck.ws.readyState, WebSocket.CLOSED, 'the stuck client was cut')
+  t.equal(s.app.rooms.stats().connections, 0)
+})
+
+t.test('close() with no clients resolves', async (t) => {
+  const s = await startServer({})
+  await s.app.close()
+  t.equal(s.app.server.listening, false)
+})
+
+t.test('after close no new upgrade is accepted', async (t) => {
+  const s = await startServer({})
+  const c = await connect(s.url)
+  t.teardown(async () => { c.ws.terminate(); await s.app.close() })
+  await s.app.close()
+  const ws = new WebSocket(s.url)
+  const outcome = await new Promise<string>((resolve) => {
+    ws.on('open', () => { ws.terminate(); resolve('open') })
+    ws.on('unexpected-response', () => resolve('refused'))
+    ws.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'))
+  })
+  t.equal(outcome, 'ECONNREFUSED', 'the port no longer answers')
+})
