@@ -8,7 +8,9 @@
 // others, so it comes late in every fan-out) has received it. Publishing therefore runs at
 // whatever rate the slower of server and generator sustains, without queues building up
 // in kernel buffers, so latency measures the server, not an ever-growing backlog.
+import { performance } from 'node:perf_hooks'
 import { RawClient, nowMicros } from './lib/rawws.mjs'
+import { startProfile, stopProfile } from './lib/profiler.mjs'
 
 const WORKER = Number(process.env.BENCH_WORKER ?? 0)
 const MAX_SAMPLES = 200000
@@ -253,6 +255,7 @@ function mark ({ samples: mode } = {}) {
     published,
     publishedByRoom: Object.fromEntries(publishedByRoom),
     cpu: process.cpuUsage(),
+    elu: performance.eventLoopUtilization(),
     closes: Object.fromEntries(closes)
   }
   if (mode === 'start') {
@@ -287,7 +290,7 @@ async function connectMany ({ port, count, offset, concurrency, roomSize, tokenP
     }
   })
   const t1 = nowMicros()
-  return { t0, t1, ok: lat.length, failed, errors, lat, cpu: process.cpuUsage() }
+  return { t0, t1, ok: lat.length, failed, errors, lat, cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() }
 }
 
 async function closeAll () {
@@ -316,7 +319,9 @@ const commands = {
   mark,
   frames: () => ({ t: nowMicros(), frames: recv.frames + pub.frames + setupCounter.frames }),
   connect: connectMany,
-  close: closeAll
+  close: closeAll,
+  'profile-start': startProfile,
+  'profile-stop': stopProfile
 }
 
 process.on('message', async (msg) => {

@@ -5,7 +5,14 @@
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--scenario a,b] [--workers N]
 //                      [--measure-ms N] [--window N] [--plugin-server baseline|<path>]
-//                      [--server-args "--cpu-prof --cpu-prof-dir=..."] [--out file.json]
+//                      [--server-args="--cpu-prof --cpu-prof-dir=DIR"] [--loadgen-args="..."]
+//                      [--profile DIR] [--out file.json]
+//
+// --quiet-wait S (default 20): before each run, wait up to S seconds for other processes on
+// the machine to use less than a third of a core (0: do not wait). The bench shares the
+// cores with whatever else runs; the table reports how much CPU others took anyway.
+// --profile DIR writes a CPU profile of the server and of each generator process covering
+// exactly the measurement window of every run (summarize with bench/tools/profile-summary.mjs).
 //
 // Environment: BENCH_QUICK=1 is --quick; BENCH_ROUNDS, BENCH_WORKERS likewise.
 import { execFileSync } from 'node:child_process'
@@ -15,7 +22,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killAll, startServer, startWorkers, stopWorkers } from './lib/procs.mjs'
-import { limitedBy, median, mode, sleep } from './lib/stats.mjs'
+import { SATURATED, limitedBy, machineCpu, machinePercent, median, mode, sleep } from './lib/stats.mjs'
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const root = resolve(benchDir, '..')
@@ -32,7 +39,10 @@ const { values: flags } = parseArgs({
     window: { type: 'string' },
     'plugin-server': { type: 'string' },
     'server-args': { type: 'string', default: '' },
+    'loadgen-args': { type: 'string', default: '' },
     out: { type: 'string' },
+    profile: { type: 'string' },
+    'quiet-wait': { type: 'string', default: process.env.BENCH_QUIET_WAIT ?? '20' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -59,6 +69,7 @@ let pluginScript = pathToFileURL(join(benchDir, 'servers', 'plugin.mjs'))
 if (flags['plugin-server'] === 'baseline') pluginScript = baselineScript
 else if (flags['plugin-server']) pluginScript = pathToFileURL(resolve(flags['plugin-server']))
 const serverArgs = flags['server-args'].split(' ').filter(Boolean)
+const loadgenArgs = flags['loadgen-args'].split(' ').filter(Boolean)
 
 const sides = {
   plugin: { name: 'plugin', script: pluginScript },
@@ -136,6 +147,19 @@ async function loadScenarios () {
   return list
 }
 
+/** Wait (at most `seconds`) until the machine is nearly idle; returns the CPU others used last. */
+async function waitQuiet (seconds) {
+  const deadline = Date.now() + seconds * 1000
+  let busy = null
+  do {
+    const a = machineCpu()
+    await sleep(500)
+    busy = machinePercent(a, machineCpu(), cores)
+    if (busy === null || busy < 33) return busy
+  } while (Date.now() < deadline)
+  return busy
+}
+
 let tokenSeq = 0
 const ctx = {
   cores,
@@ -144,8 +168,20 @@ const ctx = {
   tokenPrefix: () => `b${process.pid}x${++tokenSeq}`,
   startServer: (side, { env = {}, execArgv = [] } = {}) =>
     startServer(side.script, { env, execArgv: [...serverArgs, ...execArgv], label: `${side.name} server` }),
-  startWorkers: (n, options) => startWorkers(n, options),
+  startWorkers: (n, options = {}) => startWorkers(n, { ...options, execArgv: [...loadgenArgs, ...(options.execArgv ?? [])] }),
   stopWorkers: (workers) => stopWorkers(workers),
+  profileDir: flags.profile ? resolve(flags.profile) : null,
+  label: 'run',
+  /** With --profile: profile the server and the workers from now until the returned stop() is called. */
+  async profile (server, workers) {
+    if (this.profileDir === null) return async () => {}
+    mkdirSync(this.profileDir, { recursive: true })
+    const peers = [['server', server], ...workers.map((w, i) => [`loadgen${i}`, w])]
+    await Promise.all(peers.map(([, p]) => p.request('profile-start')))
+    return async () => {
+      await Promise.all(peers.map(([name, p]) => p.request('profile-stop', { file: join(this.profileDir, `${this.label}-${name}.cpuprofile`) }, 60000)))
+    }
+  },
   /** Wait until no generator worker has received a frame for 300 ms (at most 60 s). */
   async settle (workers, { quietMs = 300, timeoutMs = 60000 } = {}) {
     const deadline = Date.now() + timeoutMs
@@ -221,7 +257,7 @@ async function main () {
   }
   ensureBuilt()
 
-  const results = { date: new Date().toISOString(), commit: gitCommit(), machine, options: { ...opts, pluginServer: relative(root, fileURLToPath(pluginScript)), serverArgs }, scenarios: [] }
+  const results = { date: new Date().toISOString(), commit: gitCommit(), machine, options: { ...opts, pluginServer: relative(root, fileURLToPath(pluginScript)), serverArgs, loadgenArgs }, scenarios: [] }
   for (const scenario of scenarios) {
     const params = scenario.params(opts)
     process.stdout.write(`\n${scenario.title} (${scenario.name})\n`)
@@ -229,14 +265,20 @@ async function main () {
     for (let round = 1; round <= opts.rounds; round++) {
       const order = round % 2 === 1 ? ['plugin', 'baseline'] : ['baseline', 'plugin']
       for (const name of order) {
+        const quietWait = Number(flags['quiet-wait'])
+        const busyBefore = quietWait > 0 ? await waitQuiet(quietWait) : null
         const started = Date.now()
-        const result = await scenario.run(ctx, sides[name], params)
+        const runCtx = { ...ctx, label: `${scenario.name}-${name}-r${round}` }
+        const result = await scenario.run(runCtx, sides[name], params)
         result.limitedBy = result.cpu ? limitedBy(result.cpu, cores) : 'n/a'
         result.seconds = (Date.now() - started) / 1000
+        result.machineBusyBefore = busyBefore
         rounds[name].push(result)
         const shown = scenario.metrics.map((m) => `${m.label} ${fmt(result.values[m.key], m.decimals ?? 0)}`).join(', ')
         const others = result.cpu?.others === null || result.cpu?.others === undefined ? '' : `, other processes ${pct(result.cpu.others)}`
-        const cpu = result.cpu ? ` | cpu server ${pct(result.cpu.server)}, loadgen ${result.cpu.workers.map(pct).join('+')}${others} → ${result.limitedBy}` : ''
+        const cpu = result.cpu
+          ? ` | server cpu ${pct(result.cpu.server)} loop ${pct(result.cpu.serverElu)}; loadgen cpu ${result.cpu.workers.map(pct).join('+')} loop ${result.cpu.workerElu.map(pct).join('/')}${others} → ${result.limitedBy}`
+          : ''
         process.stdout.write(`  round ${round} ${name.padEnd(8)} ${shown}${cpu}\n`)
         if (result.details?.lost) process.stdout.write(`    warning: ${result.details.lost} deliveries missing after the run\n`)
         if (result.details?.unexpectedCloses && Object.keys(result.details.unexpectedCloses).length > 0) {
@@ -253,6 +295,8 @@ async function main () {
         cpuServer: median(list.map((r) => r.cpu?.server)),
         cpuLoadgen: median(list.map((r) => r.cpu ? r.cpu.workers.reduce((a, b) => a + b, 0) : null)),
         cpuOthers: median(list.map((r) => r.cpu?.others)),
+        eluServer: median(list.map((r) => r.cpu?.serverElu)),
+        eluLoadgen: median(list.map((r) => r.cpu ? Math.max(...r.cpu.workerElu) : null)),
         limitedBy: mode(list.map((r) => r.limitedBy))
       }
     }
@@ -267,6 +311,7 @@ async function main () {
   }
 
   results.machine.loadAverageAtEnd = os.loadavg()
+  if (ctx.profileDir) process.stdout.write(`\nCPU profiles of each measurement window in ${relative(process.cwd(), ctx.profileDir)}\n`)
   printTable(results)
   mkdirSync(dirname(outFile), { recursive: true })
   writeFileSync(outFile, JSON.stringify(results, null, 2) + '\n')
@@ -295,17 +340,18 @@ function printTable (results) {
   }
   process.stdout.write(`\nMedians of ${results.options.rounds} round(s):\n\n${table(rows)}\n`)
 
-  const cpuRows = [['scenario', 'side', 'server CPU', 'loadgen CPU (all workers)', 'other processes', 'limited by']]
+  const cpuRows = [['scenario', 'side', 'server CPU', 'server loop busy', 'loadgen CPU (all workers)', 'loadgen loop busy (max)', 'other processes CPU', 'limited by']]
   for (const s of results.scenarios) {
     for (const name of ['plugin', 'baseline']) {
       const sum = s.summary[name]
-      cpuRows.push([s.title, name, pct(sum.cpuServer), pct(sum.cpuLoadgen), pct(sum.cpuOthers), sum.limitedBy])
+      cpuRows.push([s.title, name, pct(sum.cpuServer), pct(sum.eluServer), pct(sum.cpuLoadgen), pct(sum.eluLoadgen), pct(sum.cpuOthers), sum.limitedBy])
     }
   }
   process.stdout.write(`\nCPU during the measurement (100% = one core; ${results.machine.cpus} cores):\n\n${table(cpuRows)}\n`)
-  process.stdout.write('limited by: server = server process at a full core; loadgen = a generator process at a full core;\n' +
-    'both = both at a full core; machine = together they use every core; other load = processes outside\n' +
-    'the bench took the rest of the cores; neither = no process saturated; n/a = memory figure (no load).\n')
+  process.stdout.write('loop busy = event loop utilization (time not waiting for I/O). limited by: server = the server\'s loop\n' +
+    `was busy ≥ ${SATURATED}% of the window; loadgen = a generator process's loop was; both = both were; machine = no loop\n` +
+    'saturated but the bench used every core; other load = same, with processes outside the bench holding cores;\n' +
+    'neither = nothing saturated (the in-flight window bounds the rate); n/a = memory figure (no load).\n')
   if (results.scenarios.some((s) => ['plugin', 'baseline'].some((n) => (s.summary[n].cpuOthers ?? 0) > 25))) {
     process.stdout.write('warning: other processes used CPU during the measurements; absolute figures are low, ratios are what compare\n')
   }

@@ -3,7 +3,7 @@
 // a warm-up, then a timed window in which deliveries, latency samples and every process's
 // CPU are read. After the window the run checks that every published message reached every
 // receiver of its room, so a figure never hides lost frames.
-import { cpuPercent, cpuSplit, machineCpu, machinePercent, percentile, sleep } from './stats.mjs'
+import { cpuPercent, cpuSplit, eluPercent, machineCpu, machinePercent, percentile, sleep } from './stats.mjs'
 
 /**
  * @param {object} ctx     the runner's context (startServer, startWorkers, ...)
@@ -38,11 +38,13 @@ export async function measureFanout (ctx, side, p) {
     await Promise.all(workers.map((w) => w.request('start', { window: p.window, textSize: p.textSize })))
     await sleep(p.warmupMs)
 
+    const stopProfile = await ctx.profile(server, workers)
     const m0 = machineCpu()
     const [s0, ...w0] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'start' }))])
     await sleep(p.measureMs)
     const [s1, ...w1] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'take' }))])
     const m1 = machineCpu()
+    await stopProfile()
 
     await Promise.all(workers.map((w) => w.request('stop', {}, 15000)))
     await ctx.settle(workers)
@@ -50,11 +52,13 @@ export async function measureFanout (ctx, side, p) {
 
     let deliveriesPerSec = 0
     const workerCpu = []
+    const workerElu = []
     const latencies = []
     for (let i = 0; i < workers.length; i++) {
       const wall = w1[i].t - w0[i].t
       deliveriesPerSec += ((w1[i].frames - w0[i].frames) * 1e6) / wall
       workerCpu.push(cpuPercent(w0[i].cpu, w1[i].cpu, wall))
+      workerElu.push(eluPercent(w0[i].elu, w1[i].elu))
       for (const v of w1[i].samples) latencies.push(v)
     }
     const serverWall = s1.t - s0.t
@@ -85,6 +89,8 @@ export async function measureFanout (ctx, side, p) {
       server: serverCpu,
       serverSplit: cpuSplit(s0.cpu, s1.cpu, serverWall),
       workers: workerCpu,
+      serverElu: eluPercent(s0.elu, s1.elu),
+      workerElu,
       machine,
       others: machine === null ? null : Math.max(0, machine - ours)
     }

@@ -148,12 +148,12 @@ export async function startServer (script, { env = {}, execArgv = [], label = 's
 }
 
 /** Fork `count` load generator workers. */
-export async function startWorkers (count, { env = {} } = {}) {
+export async function startWorkers (count, { env = {}, execArgv = [] } = {}) {
   const script = new URL('../loadgen.mjs', import.meta.url)
   const workers = []
   try {
     for (let i = 0; i < count; i++) {
-      const peer = new Peer(spawnTracked(script, { env: { ...env, BENCH_WORKER: String(i) } }), `loadgen#${i}`)
+      const peer = new Peer(spawnTracked(script, { env: { ...env, BENCH_WORKER: String(i) }, execArgv }), `loadgen#${i}`)
       workers.push(peer)
     }
     await Promise.all(workers.map((w) => w.waitReady(10000)))

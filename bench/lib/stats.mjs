@@ -53,25 +53,32 @@ export function cpuSplit (before, after, wallMicros) {
   }
 }
 
+/** Event loop utilization between two performance.eventLoopUtilization() readings, in %. */
+export function eluPercent (before, after) {
+  if (!before || !after) return null
+  const active = after.active - before.active
+  const idle = after.idle - before.idle
+  return active + idle > 0 ? (100 * active) / (active + idle) : null
+}
+
 export const SATURATED = 90
 
 /**
- * Which side limited a figure, from CPU use during the measurement. The server is one
- * thread, so ~100% of a core means it is the bottleneck; a generator worker at ~100% means
- * the generator is. When neither is, but together they use the machine's cores, the two
- * compete for CPU and the figure is a property of the machine as a whole.
+ * Which side limited a figure. A process whose event loop was busy (not waiting for I/O) for
+ * nearly the whole window could not have gone faster: that is the limit. Event loop
+ * utilization rather than CPU use, because on a shared machine a busy process may get less
+ * than a full core; it is still the bottleneck. When no loop is saturated, the flow control
+ * window (latency) bounds the rate; `other load` says other processes held the cores.
  */
-export function limitedBy ({ server, workers, others }, cores) {
-  if (server === null || server === undefined) return 'unknown'
-  const maxWorker = workers.length > 0 ? Math.max(...workers) : 0
-  const total = server + workers.reduce((a, b) => a + b, 0)
-  const serverSat = server >= SATURATED
-  const genSat = maxWorker >= SATURATED
+export function limitedBy ({ serverElu, workerElu, server, workers, others }, cores) {
+  if (serverElu === null || serverElu === undefined) return 'unknown'
+  const serverSat = serverElu >= SATURATED
+  const genSat = workerElu.length > 0 && Math.max(...workerElu) >= SATURATED
   if (serverSat && genSat) return 'both'
   if (serverSat) return 'server'
   if (genSat) return 'loadgen'
-  if (total >= SATURATED * cores) return 'machine'
-  if (others !== null && others !== undefined && server + (others ?? 0) + workers.reduce((a, b) => a + b, 0) >= SATURATED * cores) return 'other load'
+  const total = server + workers.reduce((a, b) => a + b, 0) + (others ?? 0)
+  if (total >= SATURATED * cores) return others > 25 ? 'other load' : 'machine'
   return 'neither'
 }
 

@@ -1,7 +1,7 @@
 // Connect + authenticate + join for 2000 clients: the upgrade path (Origin/token checks,
 // routing, the welcome frame, one join with ack). Each client joins a room of its own, so the
 // figure measures the handshake, not fan-out.
-import { cpuPercent, machineCpu, machinePercent, percentile, sleep } from '../lib/stats.mjs'
+import { cpuPercent, eluPercent, machineCpu, machinePercent, percentile, sleep } from '../lib/stats.mjs'
 import { nowMicros } from '../lib/rawws.mjs'
 
 export default {
@@ -42,6 +42,7 @@ export default {
 
       const counts = perWorker(p.clients)
       const startAt = nowMicros() + 200000
+      const stopProfile = await ctx.profile(server, workers)
       const u0 = await server.usage()
       const w0 = await Promise.all(workers.map((w) => w.request('mark')))
       offset = 0
@@ -56,6 +57,7 @@ export default {
       const results = await pending
       const m1 = machineCpu()
       const u1 = await server.usage()
+      await stopProfile()
 
       const t0 = Math.min(...results.map((r) => r.t0))
       const t1 = Math.max(...results.map((r) => r.t1))
@@ -76,6 +78,8 @@ export default {
         cpu: {
           server: serverCpu,
           workers: workerCpu,
+          serverElu: eluPercent(u0.elu, u1.elu),
+          workerElu: results.map((r, i) => eluPercent(w0[i].elu, r.elu)),
           machine,
           others: machine === null ? null : Math.max(0, machine - serverCpu - workerCpu.reduce((a, b) => a + b, 0))
         },

@@ -1,7 +1,9 @@
 // The control channel every bench server speaks, so the runner treats the plugin and the
 // baseline alike: `READY <port>` on stdout plus a `ready` IPC message once listening, and
 // IPC requests for CPU/memory usage and for a full GC (servers run with --expose-gc).
+import { performance } from 'node:perf_hooks'
 import { setImmediate as tick } from 'node:timers/promises'
+import { startProfile, stopProfile } from '../lib/profiler.mjs'
 
 /**
  * @param {object} server
@@ -24,6 +26,12 @@ export function serveControl ({ port, connections, close }) {
         case 'gc':
           data = await collect(connections)
           break
+        case 'profile-start':
+          data = await startProfile(msg.args)
+          break
+        case 'profile-stop':
+          data = await stopProfile(msg.args)
+          break
         case 'close':
           await close()
           data = {}
@@ -45,6 +53,7 @@ function usage (connections) {
   return {
     t: Number(process.hrtime.bigint() / 1000n),
     cpu: process.cpuUsage(),
+    elu: performance.eventLoopUtilization(),
     mem: process.memoryUsage(),
     connections: connections()
   }

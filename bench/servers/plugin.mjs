@@ -3,11 +3,18 @@
 // bench's own load are changed from the defaults: every client comes from 127.0.0.1 (so the
 // per-IP cap is off) and publishers send far more than a chat user would (so the per-
 // connection rate limit is off). Everything else, including the idle pings, stays default.
+// BENCH_REDIS_URL (with BENCH_REDIS_PREFIX) swaps in the Redis adapter, for multi-node scenarios.
 import Fastify from 'fastify'
 import { serveControl } from './control.mjs'
 
 const entry = process.env.BENCH_PLUGIN_ENTRY ?? '../../dist/esm/index.js'
 const { default: wsRooms } = await import(new URL(entry, import.meta.url).href)
+
+let adapter
+if (process.env.BENCH_REDIS_URL) {
+  const { redisAdapter } = await import(new URL(entry.replace(/index\.js$/, 'adapters/redis.js'), import.meta.url).href)
+  adapter = redisAdapter({ url: process.env.BENCH_REDIS_URL, prefix: process.env.BENCH_REDIS_PREFIX ?? `bench-${process.pid}` })
+}
 
 const app = Fastify({ logger: false })
 
@@ -15,7 +22,8 @@ await app.register(wsRooms, {
   authenticate: (token) => (token ? { id: token } : null),
   rateLimit: false,
   maxConnectionsPerIp: 0,
-  maxConnections: 0
+  maxConnections: 0,
+  ...(adapter ? { adapter } : {})
 })
 
 await app.listen({ port: Number(process.env.BENCH_PORT ?? 0), host: '127.0.0.1', backlog: 4096 })
