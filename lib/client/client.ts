@@ -1,0 +1,501 @@
+// The rooms client: one logical session over a succession of WebSockets. It matches acks to
+// calls by id, rejoins rooms after a reconnect, queues calls made while disconnected (bounded,
+// sent once), and decides from close codes and handshake failures whether to come back.
+// Plain ES2022 with no imports at runtime beyond its siblings, so it runs unbundled in browsers.
+import type {
+  AppSpec,
+  ConnectionState,
+  ConnectOptions,
+  RequestOptions,
+  UntypedApp,
+  WebSocketConstructorLike,
+  WebSocketLike
+} from '../../types/client.js'
+import type { RoomUser, WelcomeEvent } from '../../types/index.js'
+import { Emitter } from './emitter.js'
+import { RoomsClientError } from './errors.js'
+import {
+  backoffDelay,
+  handshakeVerdict,
+  networkErrorOf,
+  normalizeReconnect,
+  shouldReconnect,
+  statusOfError,
+  type NormalizedReconnect
+} from './policy.js'
+
+export const PROTOCOL = 'rooms.v1' as const
+
+const OPEN = 1
+const CLOSED = 3
+/** A connection that stayed up this long resets the backoff: it was not a crash loop. */
+const STABLE_AFTER_MS = 5000
+/** Characters allowed in a subprotocol name (an HTTP token, RFC 9110). */
+const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** Event names the client emits itself: a server frame of such a type only reaches 'message'. */
+const RESERVED = new Set(['open', 'close', 'reconnecting', 'state', 'chat', 'system', 'error', 'message', 'ack'])
+
+interface Pending {
+  id: number
+  type: string
+  data: string
+  sent: boolean
+  timer: ReturnType<typeof setTimeout> | undefined
+  resolve: (value: any) => void
+  reject: (error: Error) => void
+  onAck?: () => void
+}
+
+interface Attempt {
+  socket: WebSocketLike
+  opened: boolean
+  welcomed: boolean
+  openedAt: number
+  error: unknown
+}
+
+function positive (name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw new TypeError(`${name} must be a number >= 0`)
+  return value
+}
+
+function resolveUrl (url: string | URL): URL {
+  const base = (globalThis as { location?: { href?: string } }).location?.href
+  const resolved = new URL(String(url), base)
+  if (resolved.protocol === 'http:') resolved.protocol = 'ws:'
+  else if (resolved.protocol === 'https:') resolved.protocol = 'wss:'
+  if (resolved.protocol !== 'ws:' && resolved.protocol !== 'wss:') throw new TypeError(`unsupported URL scheme ${resolved.protocol}`)
+  return resolved
+}
+
+export class RoomsClient<App extends AppSpec = UntypedApp> {
+  readonly url: string
+
+  readonly #WebSocket: WebSocketConstructorLike
+  readonly #token: ConnectOptions['token']
+  readonly #tokenTransport: 'protocol' | 'query'
+  readonly #protocols: string[]
+  readonly #reconnect: NormalizedReconnect | false
+  readonly #requestTimeoutMs: number
+  readonly #connectTimeoutMs: number
+  readonly #maxQueuedFrames: number
+  readonly #events = new Emitter()
+
+  #state: ConnectionState = 'connecting'
+  #attempt: Attempt | undefined
+  #connectTimer: ReturnType<typeof setTimeout> | undefined
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
+  /** Open, welcomed and rejoined: calls go straight to the socket. */
+  #ready = false
+  #everOpened = false
+  #failures = 0
+  #handshakeFailures = 0
+  #nextId = 1
+  readonly #pending = new Map<number, Pending>()
+  #queue: Pending[] = []
+  readonly #rooms = new Set<string>()
+  /** Last join/leave call per room, so a late join ack cannot resurrect a room left meanwhile. */
+  readonly #roomIntent = new Map<string, number>()
+  #intentCounter = 0
+  #connectionId: string | undefined
+  #user: RoomUser | undefined
+  #closeWaiters: Array<() => void> = []
+
+  constructor (url: string | URL, options: ConnectOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
+    const resolved = resolveUrl(url)
+    this.url = resolved.href
+    const Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket
+    if (typeof Impl !== 'function') {
+      throw new TypeError('no WebSocket implementation: pass one as the WebSocket option (e.g. the `ws` package in Node 20)')
+    }
+    this.#WebSocket = Impl
+    const token = options.token
+    if (token !== undefined && typeof token !== 'string' && typeof token !== 'function') throw new TypeError('token must be a string or a function')
+    this.#tokenTransport = options.tokenTransport ?? 'protocol'
+    if (this.#tokenTransport !== 'protocol' && this.#tokenTransport !== 'query') throw new TypeError("tokenTransport must be 'protocol' or 'query'")
+    if (typeof token === 'string') this.#checkToken(token)
+    this.#token = token
+    if (options.protocols !== undefined && (!Array.isArray(options.protocols) || !options.protocols.every((p) => typeof p === 'string'))) {
+      throw new TypeError('protocols must be an array of strings')
+    }
+    this.#protocols = options.protocols ?? []
+    this.#reconnect = normalizeReconnect(options.reconnect)
+    this.#requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs, 10000)
+    this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 10000)
+    this.#maxQueuedFrames = positive('maxQueuedFrames', options.maxQueuedFrames, 100)
+    void this.#connect()
+  }
+
+  get state (): ConnectionState { return this.#state }
+  get connectionId (): string | undefined { return this.#connectionId }
+  get user (): RoomUser | undefined { return this.#user }
+  get rooms (): ReadonlySet<string> { return new Set(this.#rooms) }
+
+  ready (): Promise<void> {
+    if (this.#state === 'open') return Promise.resolve()
+    if (this.#state === 'closed') return Promise.reject(new RoomsClientError('closed', 'The client is closed'))
+    return new Promise((resolve, reject) => {
+      const off = this.#events.on('state', (state: ConnectionState) => {
+        if (state === 'open') { off(); resolve() } else if (state === 'closed') { off(); reject(new RoomsClientError('closed', 'The client closed before it was open')) }
+      })
+    })
+  }
+
+  join (room: string, options?: RequestOptions): Promise<void> {
+    const intent = this.#intend(room)
+    return this.#call({ type: 'join', room }, options, () => {
+      if (this.#roomIntent.get(room) === intent) this.#rooms.add(room)
+    }).then(() => undefined)
+  }
+
+  leave (room: string, options?: RequestOptions): Promise<void> {
+    this.#intend(room)
+    this.#rooms.delete(room)
+    return this.#call({ type: 'leave', room }, options).then(() => undefined)
+  }
+
+  send (room: string, text: string, options?: RequestOptions): Promise<void> {
+    return this.#call({ type: 'message', room, text }, options).then(() => undefined)
+  }
+
+  request (type: string, payload?: object, options?: RequestOptions): Promise<any> {
+    if (typeof type !== 'string' || type.length === 0) return Promise.reject(new TypeError('type must be a non-empty string'))
+    if (payload !== undefined && (payload === null || typeof payload !== 'object' || Array.isArray(payload))) {
+      return Promise.reject(new TypeError('payload must be an object'))
+    }
+    return this.#call({ ...payload, type }, options)
+  }
+
+  on (event: string, listener: (...args: any[]) => void): () => void {
+    return this.#events.on(event, listener)
+  }
+
+  once (event: string, listener: (...args: any[]) => void): () => void {
+    return this.#events.on(event, listener, true)
+  }
+
+  off (event: string, listener: (...args: any[]) => void): void {
+    this.#events.off(event, listener)
+  }
+
+  close (code = 1000, reason = ''): Promise<void> {
+    const attempt = this.#attempt
+    const socketDone = attempt === undefined || attempt.socket.readyState === CLOSED
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => { this.#closeWaiters.push(resolve) })
+    if (this.#state !== 'closed') {
+      this.#finish(undefined)
+      if (attempt !== undefined) {
+        try {
+          attempt.socket.close(code, reason)
+        } catch (err) {
+          // An invalid code from the caller: close the socket anyway, then report the mistake.
+          attempt.socket.close()
+          return socketDone.then(() => { throw err })
+        }
+      }
+    }
+    return socketDone
+  }
+
+  // ---- Calls ----
+
+  #intend (room: string): number {
+    const intent = ++this.#intentCounter
+    this.#roomIntent.set(room, intent)
+    return intent
+  }
+
+  #call (frame: Record<string, unknown>, options: RequestOptions | undefined, onAck?: () => void, direct = false): Promise<any> {
+    if (this.#state === 'closed') return Promise.reject(new RoomsClientError('closed', 'The client is closed'))
+    const id = this.#nextId++
+    let data: string
+    let timeoutMs: number
+    try {
+      timeoutMs = positive('timeoutMs', options?.timeoutMs, this.#requestTimeoutMs)
+      data = JSON.stringify({ ...frame, id })
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const type = String(frame.type)
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { id, type, data, sent: false, timer: undefined, resolve, reject }
+      if (onAck !== undefined) pending.onAck = onAck
+      if (direct || this.#canSend()) {
+        this.#pending.set(id, pending)
+        this.#transmit(pending)
+      } else if (this.#queue.length < this.#maxQueuedFrames) {
+        this.#pending.set(id, pending)
+        this.#queue.push(pending)
+      } else {
+        reject(new RoomsClientError('queue_full', `Not connected and ${this.#maxQueuedFrames} calls are already queued: "${type}" was not sent`))
+        return
+      }
+      if (timeoutMs > 0) {
+        pending.timer = setTimeout(() => {
+          this.#settle(pending, new RoomsClientError('timeout', `No answer to "${type}" within ${timeoutMs} ms`))
+        }, timeoutMs)
+      }
+    })
+  }
+
+  #canSend (): boolean {
+    return this.#ready && this.#attempt !== undefined && this.#attempt.socket.readyState === OPEN
+  }
+
+  #transmit (pending: Pending): void {
+    pending.sent = true
+    try {
+      this.#attempt?.socket.send(pending.data)
+    } catch (err) {
+      this.#settle(pending, new RoomsClientError('disconnected', `"${pending.type}" could not be sent`, { cause: err }))
+    }
+  }
+
+  #settle (pending: Pending, error: Error | undefined, value?: unknown): void {
+    if (this.#pending.get(pending.id) !== pending) return
+    this.#pending.delete(pending.id)
+    if (pending.timer !== undefined) clearTimeout(pending.timer)
+    if (!pending.sent) this.#queue = this.#queue.filter((p) => p !== pending)
+    if (error !== undefined) {
+      pending.reject(error)
+    } else {
+      pending.onAck?.()
+      pending.resolve(value)
+    }
+  }
+
+  // ---- Connection lifecycle ----
+
+  async #connect (): Promise<void> {
+    let token: string | undefined
+    try {
+      token = typeof this.#token === 'function' ? await this.#token() : this.#token
+      if (token !== undefined && typeof token !== 'string') throw new TypeError('the token function must return a string')
+      if (token !== undefined) this.#checkToken(token)
+    } catch (err) {
+      if (this.#state === 'closed') return
+      const bad = err instanceof TypeError
+      this.#failed(undefined, 1006, '', bad ? false : undefined, bad
+        ? new RoomsClientError('handshake_refused', err.message, { cause: err })
+        : new RoomsClientError('handshake_failed', 'The token function failed', { cause: err }))
+      return
+    }
+    if (this.#state === 'closed') return
+
+    const url = new URL(this.url)
+    const protocols: string[] = [PROTOCOL]
+    if (token !== undefined && this.#tokenTransport === 'query') url.searchParams.set('token', token)
+    if (token !== undefined && this.#tokenTransport === 'protocol') protocols.push(`bearer.${token}`)
+    protocols.push(...this.#protocols)
+
+    let socket: WebSocketLike
+    try {
+      socket = new this.#WebSocket(url.href, protocols)
+    } catch (err) {
+      this.#failed(undefined, 1006, '', false, new RoomsClientError('handshake_refused', `WebSocket could not be created: ${(err as Error)?.message}`, { cause: err }))
+      return
+    }
+    const attempt: Attempt = { socket, opened: false, welcomed: false, openedAt: 0, error: undefined }
+    this.#attempt = attempt
+    this.#connectTimer = setTimeout(() => {
+      // Abandon it: its own close event, whenever it comes, is ignored.
+      this.#attempt = undefined
+      try { socket.close() } catch {}
+      this.#failed(attempt, 1006, 'connect timeout', true)
+    }, this.#connectTimeoutMs)
+
+    socket.addEventListener('open', () => {
+      if (this.#attempt !== attempt) return
+      attempt.opened = true
+      attempt.openedAt = Date.now()
+    })
+    socket.addEventListener('error', (event: unknown) => {
+      attempt.error = event
+    })
+    socket.addEventListener('message', (event: { data?: unknown }) => {
+      if (this.#attempt !== attempt) return
+      this.#onFrame(attempt, event.data)
+    })
+    socket.addEventListener('close', (event: { code?: number, reason?: string }) => {
+      const code = typeof event.code === 'number' ? event.code : 1006
+      const reason = typeof event.reason === 'string' ? event.reason : ''
+      if (this.#attempt === attempt) {
+        this.#attempt = undefined
+        if (this.#state === 'closed') {
+          this.#events.emit('close', { code, reason, willReconnect: false })
+        } else {
+          this.#failed(attempt, code, reason)
+        }
+      }
+      if (this.#attempt === undefined) {
+        for (const resolve of this.#closeWaiters.splice(0)) resolve()
+      }
+    })
+  }
+
+  #onFrame (attempt: Attempt, data: unknown): void {
+    if (typeof data !== 'string') return // binary frames are not part of the protocol
+    let frame: any
+    try {
+      frame = JSON.parse(data)
+    } catch {
+      return
+    }
+    if (frame === null || typeof frame !== 'object' || typeof frame.type !== 'string') return
+    this.#events.emit('message', frame)
+    switch (frame.type) {
+      case 'ack': {
+        const pending = this.#pending.get(frame.id)
+        if (pending !== undefined && pending.sent) this.#settle(pending, undefined, frame.data)
+        return
+      }
+      case 'error': {
+        const error = new RoomsClientError(frame.code, typeof frame.text === 'string' ? frame.text : String(frame.code), { frame })
+        const pending = frame.id === undefined ? undefined : this.#pending.get(frame.id)
+        if (pending !== undefined && pending.sent) this.#settle(pending, error)
+        else this.#events.emit('error', error)
+        return
+      }
+      case 'system':
+        if (frame.event === 'welcome' && !attempt.welcomed) {
+          attempt.welcomed = true
+          void this.#onWelcome(attempt, frame)
+        }
+        this.#events.emit('system', frame)
+        return
+      case 'chat':
+        this.#events.emit('chat', frame)
+        return
+      default:
+        if (!RESERVED.has(frame.type)) this.#events.emit(frame.type, frame)
+    }
+  }
+
+  async #onWelcome (attempt: Attempt, welcome: WelcomeEvent): Promise<void> {
+    clearTimeout(this.#connectTimer)
+    this.#connectTimer = undefined
+    this.#connectionId = welcome.connectionId
+    this.#user = welcome.user
+    this.#handshakeFailures = 0
+    const reconnected = this.#everOpened
+    this.#everOpened = true
+
+    const rooms = [...this.#rooms]
+    const results = await Promise.allSettled(rooms.map((room) => this.#call({ type: 'join', room }, undefined, undefined, true)))
+    if (this.#attempt !== attempt || this.#state === 'closed') return // dropped while rejoining: the close handler took over
+    const rejoined: string[] = []
+    results.forEach((result, i) => {
+      const room = rooms[i]
+      if (result.status === 'fulfilled') {
+        rejoined.push(room)
+      } else if (this.#rooms.has(room)) {
+        // Refused now (forbidden, too_many_rooms, ...) or unanswered: it is no longer joined.
+        this.#rooms.delete(room)
+        const cause = result.reason as RoomsClientError
+        this.#events.emit('error', new RoomsClientError(cause.code ?? 'internal_error', `Rejoining "${room}" failed: ${cause.message}`, { room, cause, ...(cause.frame === undefined ? {} : { frame: cause.frame }) }))
+      }
+    })
+
+    this.#ready = true
+    for (const pending of this.#queue.splice(0)) this.#transmit(pending)
+    this.#setState('open')
+    this.#events.emit('open', { connectionId: welcome.connectionId, user: welcome.user, reconnected, rooms: rejoined })
+  }
+
+  /**
+   * One connection attempt ended (dropped, refused, or abandoned). `retry` forces the decision
+   * (`false` for errors no retry can fix); otherwise the tables in policy.ts decide.
+   */
+  #failed (attempt: Attempt | undefined, code: number, reason: string, retry?: boolean, error?: RoomsClientError): void {
+    clearTimeout(this.#connectTimer)
+    this.#connectTimer = undefined
+    this.#ready = false
+    this.#connectionId = undefined
+    for (const pending of [...this.#pending.values()]) {
+      if (pending.sent) this.#settle(pending, new RoomsClientError('disconnected', `The connection dropped before "${pending.type}" was answered`))
+    }
+
+    if (retry === undefined && attempt !== undefined) {
+      if (attempt.opened) {
+        retry = shouldReconnect(code)
+        if (!retry) error = new RoomsClientError('connection_refused', `The server closed the connection with code ${code}${reason === '' ? '' : ` (${reason})`}`)
+        if (Date.now() - attempt.openedAt >= STABLE_AFTER_MS) this.#failures = 0
+      } else {
+        const status = statusOfError(attempt.error)
+        if (status !== undefined) {
+          const verdict = handshakeVerdict(status)
+          retry = verdict.retry
+          if (!retry) error = new RoomsClientError(verdict.code ?? 'handshake_refused', `The server refused the upgrade with HTTP ${status}`, { status })
+        } else if (networkErrorOf(attempt.error) !== undefined) {
+          retry = true
+        } else {
+          // Closed before opening, cause hidden: a browser cannot tell a refused token from a
+          // server that is down, so these are retried only a bounded number of times in a row.
+          retry = true
+          this.#handshakeFailures++
+          if (this.#reconnect !== false && this.#handshakeFailures >= this.#reconnect.maxHandshakeFailures) {
+            retry = false
+            error = new RoomsClientError('handshake_failed', `${this.#handshakeFailures} connection attempts in a row closed before opening (the upgrade may have been refused)`)
+          }
+        }
+      }
+    }
+    retry ??= true
+    if (retry && this.#reconnect === false) retry = false
+    if (retry && this.#reconnect !== false) {
+      this.#failures++
+      if (this.#failures > this.#reconnect.maxAttempts) {
+        retry = false
+        error = new RoomsClientError('reconnect_failed', `Gave up after ${this.#reconnect.maxAttempts} failed attempts`)
+      }
+    }
+
+    const info: { code: number, reason: string, willReconnect: boolean, error?: RoomsClientError } = { code, reason, willReconnect: retry }
+    if (error !== undefined) info.error = error
+    this.#events.emit('close', info)
+    if (!retry || this.#reconnect === false) {
+      this.#finish(error)
+      return
+    }
+    const delayMs = backoffDelay(this.#failures, this.#reconnect)
+    this.#setState('reconnecting')
+    this.#events.emit('reconnecting', { attempt: this.#failures, delayMs })
+    if (this.#state !== 'reconnecting') return // a listener closed the client
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      void this.#connect()
+    }, delayMs)
+  }
+
+  /** Final state: nothing pending survives, nothing is retried. */
+  #finish (error: RoomsClientError | undefined): void {
+    if (this.#state === 'closed') return
+    clearTimeout(this.#retryTimer)
+    clearTimeout(this.#connectTimer)
+    this.#retryTimer = undefined
+    this.#connectTimer = undefined
+    this.#ready = false
+    this.#setState('closed')
+    const message = error === undefined ? 'The client is closed' : `The client is closed: ${error.message}`
+    for (const pending of [...this.#pending.values()]) {
+      this.#settle(pending, new RoomsClientError('closed', message, { cause: error }))
+    }
+    if (error !== undefined) this.#events.emit('error', error)
+  }
+
+  #setState (state: ConnectionState): void {
+    const previous = this.#state
+    if (previous === state) return
+    this.#state = state
+    this.#events.emit('state', state, previous)
+  }
+
+  #checkToken (token: string): void {
+    if (this.#tokenTransport === 'protocol' && !TOKEN_CHARS.test(token)) {
+      throw new TypeError("token has characters a subprotocol cannot carry: encode it (base64url) or use tokenTransport: 'query'")
+    }
+  }
+}

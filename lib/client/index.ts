@@ -1,0 +1,15 @@
+// fastify-ws-rooms/client: a typed client for the rooms protocol, for browsers and Node.
+// Browsers load this file as a plain ES module (no bundler, no runtime dependency).
+import type { AppSpec, ConnectOptions, UntypedApp } from '../../types/client.js'
+import { RoomsClient } from './client.js'
+
+export { RoomsClient, PROTOCOL } from './client.js'
+export { RoomsClientError } from './errors.js'
+export { shouldReconnect } from './policy.js'
+
+/** Open a client. It connects at once and returns synchronously; calls made before it is open are queued. */
+export function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App> {
+  return new RoomsClient<App>(url, options)
+}
+
+export default connect

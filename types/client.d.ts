@@ -1,0 +1,303 @@
+// Public type surface of `fastify-ws-rooms/client`: a typed WebSocket client for the rooms
+// protocol (CONTRACT §3–§5). No DOM or Node types are referenced here, so it compiles in a
+// browser project, a Node project using `ws`, or both. lib/client imports its types from here.
+import type { Static, TObject } from '@sinclair/typebox'
+import type {
+  ChatEvent,
+  ErrorCode,
+  ErrorMessage,
+  RoomUser,
+  ServerMessage,
+  SystemEvent
+} from './index.js'
+
+export type {
+  AckMessage,
+  ChatEvent,
+  ClientMessage,
+  ErrorCode,
+  ErrorMessage,
+  JoinEvent,
+  LeaveEvent,
+  MessageId,
+  RoomUser,
+  ServerMessage,
+  SystemEvent,
+  WelcomeEvent
+} from './index.js'
+
+// ---- The socket the client drives (browser WebSocket, `ws`, undici, ...) ----
+
+/** The part of a WebSocket the client uses: the WHATWG interface that browsers and `ws` share. */
+export interface WebSocketLike {
+  readonly readyState: number
+  readonly protocol: string
+  send (data: string): void
+  close (code?: number, reason?: string): void
+  addEventListener (type: 'open' | 'message' | 'close' | 'error', listener: (event: any) => void): void
+  removeEventListener (type: 'open' | 'message' | 'close' | 'error', listener: (event: any) => void): void
+}
+
+export interface WebSocketConstructorLike {
+  new (url: string, protocols?: string | string[]): WebSocketLike
+}
+
+// ---- Options ----
+
+export interface ReconnectOptions {
+  /** Delay before the first retry, in ms. Default 500. */
+  initialDelayMs?: number
+  /** Upper bound of a retry delay, in ms. Default 30000. */
+  maxDelayMs?: number
+  /** Each retry waits `factor` times longer than the previous one. Default 2. */
+  factor?: number
+  /** Fraction (0..1) of each delay that is randomized away: the wait is `delay × (1 − jitter × random())`. Default 0.5. */
+  jitter?: number
+  /** Consecutive failed attempts before giving up (`Infinity` never gives up). Default `Infinity`. */
+  maxAttempts?: number
+  /**
+   * Consecutive attempts that closed before opening without a visible cause, before giving up.
+   * Browsers hide the HTTP status of a refused upgrade (401/403 look like a dropped connection),
+   * so this bound is what stops a browser with a refused token from retrying forever. Default 10
+   * (about 2.5 minutes with the default delays). Refusals with a visible status (`ws` in Node)
+   * and network errors (ECONNREFUSED, ...) do not count here.
+   */
+  maxHandshakeFailures?: number
+}
+
+export interface ConnectOptions {
+  /**
+   * Token checked by the server's `authenticate`. A function is called before every connection
+   * attempt, so a reconnect can use a fresh token.
+   */
+  token?: string | (() => string | Promise<string>)
+  /**
+   * How the token travels. `'protocol'` (default): the `bearer.<token>` subprotocol offered beside
+   * `rooms.v1`, which keeps it out of URLs and logs; the token must then be made of HTTP token
+   * characters (JWTs are). `'query'`: `?token=` in the URL.
+   */
+  tokenTransport?: 'protocol' | 'query'
+  /** More subprotocols to offer, after `rooms.v1` (and the bearer protocol). */
+  protocols?: string[]
+  /** The WebSocket implementation, e.g. `ws` in Node 20. Default: the global `WebSocket`. */
+  WebSocket?: WebSocketConstructorLike
+  /** Reconnect policy, or `false` to never reconnect. */
+  reconnect?: ReconnectOptions | false
+  /** How long `join`/`leave`/`send`/`request` wait for their ack or error, in ms; `0`: no limit. Default 10000. */
+  requestTimeoutMs?: number
+  /**
+   * How long one connection attempt may take, from `new WebSocket` to the server's welcome frame,
+   * before it is abandoned and counted as a failed attempt, in ms. Default 10000.
+   */
+  connectTimeoutMs?: number
+  /**
+   * Frames called for while the client is not connected wait in a queue and are sent once, in
+   * order, after the next connection opened and rejoined its rooms. This bounds that queue; a
+   * call beyond it is rejected at once with `queue_full`. `0` rejects every such call at once.
+   * Default 100.
+   */
+  maxQueuedFrames?: number
+}
+
+export interface RequestOptions {
+  /** Overrides `requestTimeoutMs` for this call. */
+  timeoutMs?: number
+}
+
+// ---- Errors ----
+
+/** Codes of failures the client itself detects (server codes are `ErrorCode`). */
+export type ClientErrorCode =
+  /** No ack or error within the request timeout. */
+  | 'timeout'
+  /** The connection dropped after the frame was sent and before its answer: it may or may not have taken effect. */
+  | 'disconnected'
+  /** The client is closed (`close()`, or it gave up reconnecting). */
+  | 'closed'
+  /** Not connected and the offline queue is full. */
+  | 'queue_full'
+  /** The upgrade was refused with HTTP 401 (no token). */
+  | 'unauthorized'
+  /** The upgrade was refused with HTTP 403 (token or Origin refused). */
+  | 'forbidden'
+  /** The upgrade was refused with another HTTP status that retrying will not change (400, 404, ...). */
+  | 'handshake_refused'
+  /** `maxHandshakeFailures` connections in a row closed before opening, cause unknown. */
+  | 'handshake_failed'
+  /** `maxAttempts` reached. */
+  | 'reconnect_failed'
+  /** The server closed the connection with a code that means "do not come back" (1000, 1003, 1007, 1008, 4xxx). */
+  | 'connection_refused'
+
+export declare class RoomsClientError extends Error {
+  constructor (code: ErrorCode | ClientErrorCode, message: string, details?: { status?: number, room?: string, frame?: ErrorMessage, cause?: unknown })
+  readonly name: 'RoomsClientError'
+  readonly code: ErrorCode | ClientErrorCode
+  /** HTTP status of a refused upgrade, when it could be seen. */
+  readonly status?: number
+  /** The room a failed automatic rejoin was for. */
+  readonly room?: string
+  /** The server's `error` frame, for server-side refusals. */
+  readonly frame?: ErrorMessage
+}
+
+// ---- State and events ----
+
+/**
+ * `connecting`: first connection in progress. `open`: connected, rooms rejoined, frames go out at
+ * once. `reconnecting`: lost, waiting to retry or retrying. `closed`: final, nothing more happens.
+ */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+export interface OpenInfo {
+  connectionId: string
+  user: RoomUser
+  /** False for the first connection, true after a reconnect. */
+  reconnected: boolean
+  /** Rooms rejoined on this connection. */
+  rooms: string[]
+}
+
+export interface CloseInfo {
+  /** The WebSocket close code (1006 when the connection dropped or the upgrade failed). */
+  code: number
+  reason: string
+  /** Whether the client will try again. */
+  willReconnect: boolean
+  /** Why it will not, or what went wrong at the handshake. */
+  error?: RoomsClientError
+}
+
+export interface ReconnectingInfo {
+  /** 1 for the first retry after a loss. */
+  attempt: number
+  /** The wait before this attempt. */
+  delayMs: number
+}
+
+/** Events every client has. */
+export interface ClientEvents {
+  /** Connected, welcome received and rooms rejoined. */
+  open: (info: OpenInfo) => void
+  /** A connection (or a connection attempt) ended. */
+  close: (info: CloseInfo) => void
+  /** A retry is scheduled. */
+  reconnecting: (info: ReconnectingInfo) => void
+  state: (state: ConnectionState, previous: ConnectionState) => void
+  chat: (event: ChatEvent) => void
+  system: (event: SystemEvent) => void
+  /** A server `error` frame that answers no pending call, or a failed automatic rejoin. */
+  error: (error: RoomsClientError) => void
+  /** Every frame from the server, parsed, before it is dispatched. */
+  message: (frame: ServerMessage | AppFrame) => void
+}
+
+export type ClientEventName = keyof ClientEvents
+
+// ---- Application types (registered on the server with `fastify.rooms.handle`) ----
+
+/** A frame of a type the core protocol does not know. */
+export interface AppFrame {
+  type: string
+  [key: string]: unknown
+}
+
+/** One request type: the frame's fields other than `type` and `id`, and the ack's `data`. */
+export interface RequestSpec<P extends object = Record<string, unknown>, R = unknown> {
+  payload: P
+  result: R
+}
+
+/** A request type described by the TypeBox schema given to `fastify.rooms.handle` on the server. */
+export type RequestFor<S extends TObject, R = unknown> = RequestSpec<Static<S>, R>
+
+/**
+ * What an application adds to the protocol: `requests` maps a type name to a `RequestSpec`,
+ * `events` maps a type name pushed by the server to its frame.
+ *
+ * ```ts
+ * interface ChatApp {
+ *   requests: { history: RequestFor<typeof HistorySchema, ChatEvent[]> }
+ *   events: { typing: { type: 'typing', room: string, user: RoomUser } }
+ * }
+ * const client = connect<ChatApp>('/ws')
+ * ```
+ */
+export interface AppSpec {
+  requests?: object
+  events?: object
+}
+
+/** The default: any application type, untyped payloads and results. */
+export interface UntypedApp {
+  requests: Record<string, RequestSpec>
+  events: Record<string, AppFrame>
+}
+
+type RequestsOf<App> = App extends { requests: infer R } ? R : {}
+type EventsOf<App> = App extends { events: infer E } ? E : {}
+
+/** Request type names of an application. */
+export type RequestName<App> = Exclude<keyof RequestsOf<App> & string, 'join' | 'leave' | 'message'>
+export type RequestPayload<App, K extends PropertyKey> = RequestsOf<App> extends Record<K, { payload: infer P extends object }> ? P : never
+export type RequestResult<App, K extends PropertyKey> = RequestsOf<App> extends Record<K, { result: infer R }> ? R : unknown
+
+/** Event names an application adds (names of the built-in events are reserved). */
+export type AppEventName<App> = Exclude<keyof EventsOf<App> & string, ClientEventName | 'ack'>
+export type AppEventFrame<App, K extends PropertyKey> = EventsOf<App> extends Record<K, infer F> ? F : never
+
+type RequestArgs<P> = {} extends P
+  ? [payload?: P, options?: RequestOptions]
+  : [payload: P, options?: RequestOptions]
+
+// ---- The client ----
+
+export declare class RoomsClient<App extends AppSpec = UntypedApp> {
+  constructor (url: string | URL, options?: ConnectOptions)
+
+  /** The URL connected to (relative URLs resolved against the page; never carries a protocol-borne token). */
+  readonly url: string
+  readonly state: ConnectionState
+  /** The server's id for the current connection (from its welcome frame). */
+  readonly connectionId: string | undefined
+  /** Who the server says this client is (from its welcome frame). */
+  readonly user: RoomUser | undefined
+  /** Rooms joined (acknowledged) and not left: the ones rejoined after a reconnect. */
+  readonly rooms: ReadonlySet<string>
+
+  /** Resolves when the client is (or next becomes) `open`; rejects if it closes for good first. */
+  ready (): Promise<void>
+
+  /** Join a room. Resolves on the ack; the room is then rejoined after every reconnect. */
+  join (room: string, options?: RequestOptions): Promise<void>
+  /** Leave a room (it is not rejoined any more, even if the call fails). */
+  leave (room: string, options?: RequestOptions): Promise<void>
+  /** Send chat text to the other members of a joined room. */
+  send (room: string, text: string, options?: RequestOptions): Promise<void>
+  /** Send an application frame (a type registered with `rooms.handle`); resolves with the ack's `data`. */
+  request<K extends RequestName<App>> (type: K, ...args: RequestArgs<RequestPayload<App, K>>): Promise<RequestResult<App, K>>
+
+  on<E extends ClientEventName> (event: E, listener: ClientEvents[E]): () => void
+  on<E extends AppEventName<App>> (event: E, listener: (frame: AppEventFrame<App, E>) => void): () => void
+  once<E extends ClientEventName> (event: E, listener: ClientEvents[E]): () => void
+  once<E extends AppEventName<App>> (event: E, listener: (frame: AppEventFrame<App, E>) => void): () => void
+  off<E extends ClientEventName> (event: E, listener: ClientEvents[E]): void
+  off<E extends AppEventName<App>> (event: E, listener: (frame: AppEventFrame<App, E>) => void): void
+
+  /**
+   * Close for good: no reconnect; pending and queued calls reject with `closed`. Resolves once
+   * the socket is closed. Code 1000 by default (or 3000–4999).
+   */
+  close (code?: number, reason?: string): Promise<void>
+}
+
+/** Open a client. It connects at once and returns synchronously; calls made before it is open are queued. */
+export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App>
+
+/** The subprotocol the client always offers first. */
+export declare const PROTOCOL: 'rooms.v1'
+
+/** Whether a close code from the server means "reconnect" (the documented table). */
+export declare function shouldReconnect (code: number): boolean
+
+export default connect
