@@ -220,7 +220,7 @@ class RedisAdapter implements RoomsAdapter {
           maxRetriesPerRequest: 0,
           autoResubscribe: false,
           retryStrategy: (times: number) => Math.min(100 * 2 ** (times - 1), 2000),
-          connectionName: 'fastify-ws-rooms-pub'
+          connectionName: `fastify-ws-rooms-${node.nodeId}-pub`
         })
         this.ownsPublisher = true
       }
@@ -231,7 +231,7 @@ class RedisAdapter implements RoomsAdapter {
         maxRetriesPerRequest: 0,
         // Resubscribing is ours: we know what the node needs now, not what it needed before the outage.
         autoResubscribe: false,
-        connectionName: 'fastify-ws-rooms-sub'
+        connectionName: `fastify-ws-rooms-${node.nodeId}-sub`
       }
       sub = pub.duplicate(subOptions) as Redis
       this.sub = sub
