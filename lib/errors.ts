@@ -8,6 +8,8 @@ export const InvalidOptionError = createError<'FST_WS_ROOMS_INVALID_OPTION', [st
 export const OriginRefusedError = createError('FST_WS_ROOMS_ORIGIN_REFUSED', 'Origin not allowed', 403)
 export const TokenMissingError = createError('FST_WS_ROOMS_TOKEN_MISSING', 'Authentication required', 401)
 export const TokenRefusedError = createError('FST_WS_ROOMS_TOKEN_REFUSED', 'Invalid token', 403)
+export const SubprotocolRequiredError = createError('FST_WS_ROOMS_SUBPROTOCOL_REQUIRED',
+  'Offer the rooms.v1 subprotocol (beside bearer.<token>)', 400)
 export const TooManyConnectionsFromIpError = createError('FST_WS_ROOMS_TOO_MANY_CONNECTIONS_FROM_IP',
   'Too many connections from this address', 429)
 export const ServerFullError = createError('FST_WS_ROOMS_SERVER_FULL', 'Too many connections', 503)

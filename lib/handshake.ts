@@ -5,7 +5,7 @@ import type { FastifyRequest, preValidationAsyncHookHandler } from 'fastify'
 import type { RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import {
-  AuthenticationBusyError, OriginRefusedError, ServerFullError, TokenMissingError, TokenRefusedError,
+  AuthenticationBusyError, OriginRefusedError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
   TooManyConnectionsFromIpError
 } from './errors.js'
 
@@ -17,6 +17,12 @@ export const kRoomsUpgrade = Symbol('fastify-ws-rooms.upgrade')
 export const SUBPROTOCOL = 'rooms.v1'
 const BEARER_PROTOCOL_PREFIX = 'bearer.'
 const BEARER_HEADER = /^Bearer\s+(\S+)\s*$/i
+
+/** The subprotocols the client offered, trimmed; empty when it offered none. */
+function offeredProtocols (request: FastifyRequest): string[] {
+  const header = request.headers['sec-websocket-protocol']
+  return typeof header === 'string' ? header.split(',').map((protocol) => protocol.trim()) : []
+}
 
 /** The token from the first of: `?token=`, `Authorization: Bearer`, a `bearer.<token>` subprotocol. */
 export function extractToken (request: FastifyRequest): string | undefined {
@@ -31,13 +37,9 @@ export function extractToken (request: FastifyRequest): string | undefined {
     if (match !== null) return match[1]
   }
 
-  const protocols = request.headers['sec-websocket-protocol']
-  if (typeof protocols === 'string') {
-    for (const offered of protocols.split(',')) {
-      const protocol = offered.trim()
-      if (protocol.startsWith(BEARER_PROTOCOL_PREFIX) && protocol.length > BEARER_PROTOCOL_PREFIX.length) {
-        return protocol.slice(BEARER_PROTOCOL_PREFIX.length)
-      }
+  for (const protocol of offeredProtocols(request)) {
+    if (protocol.startsWith(BEARER_PROTOCOL_PREFIX) && protocol.length > BEARER_PROTOCOL_PREFIX.length) {
+      return protocol.slice(BEARER_PROTOCOL_PREFIX.length)
     }
   }
   return undefined
@@ -115,6 +117,10 @@ export function createHandshake (broker: RoomBroker): preValidationAsyncHookHand
         request.log.info({ origin: request.headers.origin }, 'WebSocket upgrade refused: Origin not allowed')
         throw new OriginRefusedError()
       }
+      // A client that offers subprotocols must get one back; the only one we may answer is rooms.v1
+      // (never the bearer token), so an offer without it could not complete the handshake.
+      const protocols = offeredProtocols(request)
+      if (protocols.length > 0 && !protocols.includes(SUBPROTOCOL)) throw new SubprotocolRequiredError()
       if (params.authenticate !== undefined) {
         const token = extractToken(request)
         if (token === undefined) throw new TokenMissingError()

@@ -23,10 +23,10 @@ type HandleProtocols = (protocols: Set<string>, request: unknown) => string | fa
  * Answer `rooms.v1` on our route and never echo a `bearer.<token>` subprotocol back; other
  * routes of a shared @fastify/websocket keep their own choice (ws's default: the first offered).
  */
-function selectSubprotocol (previous: HandleProtocols | undefined): HandleProtocols {
+function selectSubprotocol (previous: HandleProtocols | null | undefined): HandleProtocols {
   return function handleProtocols (protocols, request) {
     if ((request as Record<symbol, unknown>)[kRoomsUpgrade] === true) return protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
-    if (previous !== undefined) return previous(protocols, request)
+    if (typeof previous === 'function') return previous(protocols, request)
     for (const protocol of protocols) if (!protocol.startsWith('bearer.')) return protocol
     return false
   }
@@ -59,7 +59,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
       }
     })
   }
-  const wssOptions = fastify.websocketServer.options as { maxPayload?: number, handleProtocols?: HandleProtocols }
+  const wssOptions = fastify.websocketServer.options as { maxPayload?: number, handleProtocols?: HandleProtocols | null }
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
   const serverMaxPayload = wssOptions.maxPayload
 
