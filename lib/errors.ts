@@ -1,6 +1,7 @@
 // Every error the plugin raises, declared once. Refusals before the upgrade carry their HTTP
 // status; Fastify's error handler turns them into `{ statusCode, code, error, message }`.
 import createError from '@fastify/error'
+import type { ErrorCode } from '../types/index.js'
 
 export const InvalidOptionError = createError<'FST_WS_ROOMS_INVALID_OPTION', [string, string]>(
   'FST_WS_ROOMS_INVALID_OPTION', 'fastify-ws-rooms: invalid option "%s": %s')
@@ -24,3 +25,16 @@ export const TooManyRoomsError = createError<'FST_WS_ROOMS_TOO_MANY_ROOMS', [num
   'FST_WS_ROOMS_TOO_MANY_ROOMS', 'A connection may join at most %d rooms')
 export const InvalidHandlerError = createError<'FST_WS_ROOMS_INVALID_HANDLER', [string, string]>(
   'FST_WS_ROOMS_INVALID_HANDLER', 'rooms.handle("%s"): %s')
+
+/**
+ * Throw from a `rooms.handle` handler to refuse the frame with one of the contract's error codes
+ * (the client gets `{ type: 'error', code, text, id }`) instead of `internal_error`.
+ */
+export class RoomsError extends Error {
+  readonly code: ErrorCode
+  constructor (code: ErrorCode, message: string) {
+    super(message)
+    this.name = 'RoomsError'
+    this.code = code
+  }
+}

@@ -10,6 +10,7 @@ import {
   chatFrame, ChatSchema, compile, idOf, isValidRoomName, JoinSchema, LeaveSchema, parseFrame, schemaErrorText
 } from './protocol.js'
 import { CLOSE, countFrame, REFUSE } from './rate-limiter.js'
+import { RoomsError } from './errors.js'
 
 const checkJoin = compile(JoinSchema)
 const checkLeave = compile(LeaveSchema)
@@ -86,6 +87,10 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
   }
 
   function failed (conn: Connection, err: unknown, type: string, id: MessageId | undefined): undefined {
+    if (err instanceof RoomsError) {
+      broker.replyError(conn, err.code, err.message, id)
+      return undefined
+    }
     broker.log.error({ err, connectionId: conn.id, type }, 'a fastify.rooms handler threw')
     broker.replyError(conn, 'internal_error', 'Internal error', id)
     return undefined

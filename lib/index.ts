@@ -113,4 +113,5 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
 export const fastifyWsRooms = fp(plugin, { fastify: '5.x', name: 'fastify-ws-rooms' })
 export default fastifyWsRooms
 export { memoryAdapter }
+export { RoomsError } from './errors.js'
 export type * from '../types/index.js'

@@ -224,5 +224,14 @@ declare module 'fastify' {
 export declare const fastifyWsRooms: FastifyPluginAsync<WsRoomsOptions>
 export default fastifyWsRooms
 
+/**
+ * Throw from a `rooms.handle` handler to refuse the frame with one of the contract's error codes
+ * (the client gets `{ type: 'error', code, text, id }`) instead of `internal_error`.
+ */
+export declare class RoomsError extends Error {
+  readonly code: ErrorCode
+  constructor (code: ErrorCode, message: string)
+}
+
 /** The in-memory adapter (the default): one node, presence answered from memory. */
 export declare function memoryAdapter (): RoomsAdapter
