@@ -154,7 +154,7 @@ t.test('a `post` frame over the socket is stored and pushed like a REST post', a
   t.same((await history(http, 'general')).body, [ack.data])
 
   const notJoined = await a.request({ type: 'post', room: 'elsewhere', text: 'x' }, 3)
-  t.match(notJoined, { type: 'ack', id: 3, data: { error: { code: 'not_in_room' } } })
+  t.match(notJoined, { type: 'error', id: 3, code: 'not_in_room' })
   const invalid = await a.request({ type: 'post', room: 'general' }, 4)
   t.match(invalid, { type: 'error', code: 'invalid_message', id: 4 })
   t.same((await history(http, 'elsewhere')).body, [])

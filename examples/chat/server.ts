@@ -20,7 +20,7 @@ import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { extname, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import wsRooms from '../../lib/index.js'
+import wsRooms, { RoomsError } from '../../lib/index.js'
 import type { WsRoomsOptions } from '../../types/index.js'
 import { openChatStore, type ChatMessage } from './db.js'
 
@@ -148,12 +148,9 @@ export async function build (options: ChatOptions = {}): Promise<FastifyInstance
   // ---- WebSocket: a stored message sent over the socket ----
 
   app.rooms.handle('post', PostFrame, async (conn, message) => {
-    checkRoom(message.room)
-    if (!conn.rooms.has(message.room)) {
-      // A handler has no way to answer with an error frame (a throw is `internal_error`), so a
-      // refusal travels in the ack's data; nothing is stored or sent.
-      return { error: { code: 'not_in_room', text: `Not in room ${JSON.stringify(message.room)}` } }
-    }
+    // Only members post; a room the connection is in has a valid name already. RoomsError answers
+    // with the contract's error frame; nothing is stored or sent.
+    if (!conn.rooms.has(message.room)) throw new RoomsError('not_in_room', `Not in room ${JSON.stringify(message.room)}`)
     const saved = store.save({ room: message.room, user: conn.user.id, text: message.text })
     await app.rooms.broadcast(saved.room, chatFrame(saved))
     return saved
