@@ -1,0 +1,47 @@
+// examples/cluster: the chat example on two nodes (separate processes) sharing Redis and one SQLite
+// file. A message POSTed to one node reaches members on both, and either node serves the history.
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startCluster } from '../examples/cluster/start.js'
+import { connect, type TestClient } from './helpers.js'
+import { deleteKeys, get, post, SHARED_REDIS, uniquePrefix } from './fixtures/redis-helpers.js'
+
+const prefix = uniquePrefix('example')
+const dir = mkdtempSync(join(tmpdir(), 'ws-rooms-cluster-'))
+const cluster = await startCluster({
+  ports: [0, 0],
+  env: { HOST: '127.0.0.1', REDIS_URL: SHARED_REDIS, ROOMS_PREFIX: prefix, CHAT_DB: join(dir, 'chat.db'), LOG_LEVEL: 'silent' },
+  stdio: 'ignore'
+})
+const clients: TestClient[] = []
+t.teardown(async () => {
+  for (const c of clients) c.ws.terminate()
+  await cluster.stop()
+  await deleteKeys(SHARED_REDIS, prefix)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+t.test('two nodes, one chat', async (t) => {
+  const [one, two] = cluster.urls
+  t.not((await get(one, '/api/node')).nodeId, (await get(two, '/api/node')).nodeId, 'two distinct nodes')
+  const page = await fetch(two + '/')
+  t.equal(page.status, 200)
+  t.match(page.headers.get('content-type'), /text\/html/, 'each node serves the chat page')
+  await page.arrayBuffer()
+
+  const ada = await connect(one.replace('http', 'ws') + '/ws')
+  const bob = await connect(two.replace('http', 'ws') + '/ws')
+  clients.push(ada, bob)
+  for (const client of [ada, bob]) t.equal((await client.request({ type: 'join', room: 'lobby' })).type, 'ack')
+  await ada.next((m) => m.type === 'system' && m.event === 'join' && m.user.id === bob.welcome.user.id)
+
+  const saved = await post(one, '/api/messages', { room: 'lobby', user: 'ada', text: 'hello from node one' })
+  for (const client of [ada, bob]) {
+    const chat = await client.next({ type: 'chat' })
+    t.same({ id: chat.id, text: chat.text, user: chat.user }, { id: saved.id, text: 'hello from node one', user: { id: 'ada' } })
+  }
+  const history = await get(two, '/api/rooms/lobby/messages')
+  t.same(history.map((m: any) => m.text), ['hello from node one'], 'the other node serves the same history')
+})
