@@ -89,7 +89,10 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   /** Open, welcomed and rejoined: calls go straight to the socket. */
   #ready = false
   #everOpened = false
+  /** Failed attempts since the last open: bounded by maxAttempts, reported as `attempt`. */
   #failures = 0
+  /** Exponent of the backoff: reset only by a connection that stayed up, so a crash loop slows down. */
+  #backoffStep = 0
   #handshakeFailures = 0
   #nextId = 1
   readonly #pending = new Map<number, Pending>()
@@ -125,7 +128,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs, 10000)
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 10000)
     this.#maxQueuedFrames = positive('maxQueuedFrames', options.maxQueuedFrames, 100)
-    void this.#connect()
+    // Start on a microtask: listeners added right after connect() see every event.
+    queueMicrotask(() => { void this.#connect() })
   }
 
   get state (): ConnectionState { return this.#state }
@@ -380,6 +384,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#connectionId = welcome.connectionId
     this.#user = welcome.user
     this.#handshakeFailures = 0
+    this.#failures = 0
     const reconnected = this.#everOpened
     this.#everOpened = true
 
@@ -422,7 +427,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       if (attempt.opened) {
         retry = shouldReconnect(code)
         if (!retry) error = new RoomsClientError('connection_refused', `The server closed the connection with code ${code}${reason === '' ? '' : ` (${reason})`}`)
-        if (Date.now() - attempt.openedAt >= STABLE_AFTER_MS) this.#failures = 0
+        if (Date.now() - attempt.openedAt >= STABLE_AFTER_MS) this.#backoffStep = 0
       } else {
         const status = statusOfError(attempt.error)
         if (status !== undefined) {
@@ -460,7 +465,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       this.#finish(error)
       return
     }
-    const delayMs = backoffDelay(this.#failures, this.#reconnect)
+    const delayMs = backoffDelay(++this.#backoffStep, this.#reconnect)
     this.#setState('reconnecting')
     this.#events.emit('reconnecting', { attempt: this.#failures, delayMs })
     if (this.#state !== 'reconnecting') return // a listener closed the client
