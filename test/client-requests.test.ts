@@ -10,7 +10,7 @@ import { listen, openClient } from './client-helpers.js'
 
 // The runtime exports are what the public declaration file says they are.
 const exportsMatchDeclarations: typeof clientTypes = clientModule
-void exportsMatchDeclarations
+t.equal(exportsMatchDeclarations.connect, connect)
 
 async function rejection (promise: Promise<unknown>): Promise<RoomsClientError> {
   try {

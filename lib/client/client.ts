@@ -69,6 +69,13 @@ function resolveUrl (url: string | URL): URL {
   return resolved
 }
 
+/** Reports an error nothing should have thrown the way the platform reports uncaught errors. */
+function report (err: unknown): void {
+  queueMicrotask(() => { throw err })
+}
+
+// App only types the public declaration (types/client.d.ts); the runtime is the same for all.
+// eslint-disable-next-line @typescript-eslint/no-unused-vars
 export class RoomsClient<App extends AppSpec = UntypedApp> {
   readonly url: string
 
@@ -129,7 +136,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 10000)
     this.#maxQueuedFrames = positive('maxQueuedFrames', options.maxQueuedFrames, 100)
     // Start on a microtask: listeners added right after connect() see every event.
-    queueMicrotask(() => { void this.#connect() })
+    queueMicrotask(() => { this.#connect().catch(report) })
   }
 
   get state (): ConnectionState { return this.#state }
@@ -366,7 +373,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       case 'system':
         if (frame.event === 'welcome' && !attempt.welcomed) {
           attempt.welcomed = true
-          void this.#onWelcome(attempt, frame)
+          this.#onWelcome(attempt, frame).catch(report)
         }
         this.#events.emit('system', frame)
         return
@@ -471,7 +478,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     if (this.#state !== 'reconnecting') return // a listener closed the client
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
-      void this.#connect()
+      this.#connect().catch(report)
     }, delayMs)
   }
 

@@ -1,0 +1,178 @@
+// Type tests for `fastify-ws-rooms/client`, run by tstyche. Imports go through the package name,
+// so they resolve via package.json "exports" like a user's would.
+import { describe, expect, test } from 'tstyche'
+import { Type, type TObject } from '@sinclair/typebox'
+import WebSocket from 'ws'
+import connectDefault, {
+  connect,
+  PROTOCOL,
+  RoomsClient,
+  RoomsClientError,
+  shouldReconnect,
+  type ChatEvent,
+  type ClientErrorCode,
+  type CloseInfo,
+  type ConnectionState,
+  type ErrorCode,
+  type OpenInfo,
+  type ReconnectingInfo,
+  type RequestFor,
+  type RequestSpec,
+  type RoomUser,
+  type SystemEvent,
+  type WebSocketConstructorLike
+} from 'fastify-ws-rooms/client'
+
+// What an application registered on the server with `fastify.rooms.handle`:
+const History = Type.Object({ room: Type.String(), limit: Type.Optional(Type.Integer()) })
+const Post = Type.Object({ room: Type.String(), text: Type.String() })
+interface Saved { id: number, room: string, user: string, text: string, createdAt: string }
+interface TypingFrame { type: 'typing', room: string, user: RoomUser }
+interface ChatApp {
+  requests: {
+    history: RequestFor<typeof History, Saved[]>
+    post: RequestFor<typeof Post, Saved>
+    ping: RequestSpec<{}, 'pong'>
+  }
+  events: { typing: TypingFrame }
+}
+
+const untyped = connect('ws://localhost:3000/ws')
+const typed = connect<ChatApp>('/ws', { token: 'jwt.token.here' })
+
+describe('connect', () => {
+  test('the request specs come from the server\'s TypeBox schemas', () => {
+    expect(History).type.toBeAssignableTo<TObject>()
+    expect(Post).type.toBeAssignableTo<TObject>()
+    expect<ChatApp['requests']['history']['payload']>().type.toBe<{ room: string, limit?: number }>()
+  })
+
+  test('returns a RoomsClient synchronously; the default export is connect', () => {
+    expect(untyped).type.toBe<RoomsClient>()
+    expect(typed).type.toBe<RoomsClient<ChatApp>>()
+    expect(connectDefault).type.toBe(connect)
+    expect(PROTOCOL).type.toBe<'rooms.v1'>()
+    expect(shouldReconnect(1001)).type.toBe<boolean>()
+  })
+
+  test('accepts every documented option', () => {
+    expect(connect('wss://example.com/ws', {
+      token: async () => 'fresh',
+      tokenTransport: 'query',
+      protocols: ['extra.v1'],
+      WebSocket,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 5000, factor: 1.5, jitter: 0.2, maxAttempts: 10, maxHandshakeFailures: 3 },
+      requestTimeoutMs: 5000,
+      connectTimeoutMs: 5000,
+      maxQueuedFrames: 0
+    })).type.not.toRaiseError()
+    expect(connect(new URL('ws://localhost/ws'), { reconnect: false })).type.not.toRaiseError()
+  })
+
+  test('the ws package is a WebSocket implementation', () => {
+    expect(WebSocket).type.toBeAssignableTo<WebSocketConstructorLike>()
+  })
+
+  test('rejects misuse of options', () => {
+    expect(connect('ws://x', { token: 42 })).type.toRaiseError()
+    expect(connect('ws://x', { tokenTransport: 'header' })).type.toRaiseError()
+    expect(connect('ws://x', { reconnect: true })).type.toRaiseError()
+    expect(connect('ws://x', { reconnect: { factor: '2' } })).type.toRaiseError()
+    expect(connect('ws://x', { WebSocket: class {} })).type.toRaiseError()
+    expect(connect('ws://x', { protocols: 'rooms.v1' })).type.toRaiseError()
+    expect(connect(42)).type.toRaiseError()
+  })
+})
+
+describe('calls', () => {
+  test('join, leave and send resolve with nothing', () => {
+    expect(typed.join('lobby')).type.toBe<Promise<void>>()
+    expect(typed.leave('lobby', { timeoutMs: 100 })).type.toBe<Promise<void>>()
+    expect(typed.send('lobby', 'hi')).type.toBe<Promise<void>>()
+    expect(typed.ready()).type.toBe<Promise<void>>()
+    expect(typed.close(4000, 'bye')).type.toBe<Promise<void>>()
+  })
+
+  test('core calls reject wrong arguments', () => {
+    expect(typed.join(1)).type.toRaiseError()
+    expect(typed.send('lobby')).type.toRaiseError()
+    expect(typed.send('lobby', { text: 'hi' })).type.toRaiseError()
+    expect(typed.leave()).type.toRaiseError()
+  })
+
+  test('request is typed from the TypeBox schemas: payload in, ack data out', () => {
+    expect(typed.request('history', { room: 'lobby' })).type.toBe<Promise<Saved[]>>()
+    expect(typed.request('history', { room: 'lobby', limit: 10 }, { timeoutMs: 50 })).type.toBe<Promise<Saved[]>>()
+    expect(typed.request('post', { room: 'lobby', text: 'hi' })).type.toBe<Promise<Saved>>()
+    expect(typed.request('ping')).type.toBe<Promise<'pong'>>()
+  })
+
+  test('request rejects unknown types, wrong payloads and core types', () => {
+    expect(typed.request('histroy', { room: 'lobby' })).type.toRaiseError()
+    expect(typed.request('history', { room: 1 })).type.toRaiseError()
+    expect(typed.request('history', { limit: 10 })).type.toRaiseError()
+    expect(typed.request('history')).type.toRaiseError()
+    expect(typed.request('post', { room: 'lobby' })).type.toRaiseError()
+    expect(typed.request('join', { room: 'lobby' })).type.toRaiseError()
+  })
+
+  test('without an application spec, any type and payload object, unknown result', () => {
+    expect(untyped.request('anything', { x: 1 })).type.toBe<Promise<unknown>>()
+    expect(untyped.request('anything')).type.toBe<Promise<unknown>>()
+    expect(untyped.request('anything', 'text')).type.toRaiseError()
+  })
+})
+
+describe('events', () => {
+  test('built-in events have typed listeners', () => {
+    typed.on('chat', (event) => {
+      expect(event).type.toBe<ChatEvent>()
+      expect(event.user).type.toBe<RoomUser>()
+    })
+    typed.on('system', (event) => {
+      expect(event).type.toBe<SystemEvent>()
+      if (event.event === 'welcome') expect(event.connectionId).type.toBe<string>()
+    })
+    typed.on('error', (err) => {
+      expect(err).type.toBe<RoomsClientError>()
+      expect(err.code).type.toBe<ErrorCode | ClientErrorCode>()
+    })
+    typed.on('open', (info) => { expect(info).type.toBe<OpenInfo>() })
+    typed.on('close', (info) => { expect(info).type.toBe<CloseInfo>() })
+    typed.on('reconnecting', (info) => { expect(info).type.toBe<ReconnectingInfo>() })
+    typed.on('state', (state, previous) => {
+      expect(state).type.toBe<ConnectionState>()
+      expect(previous).type.toBe<ConnectionState>()
+    })
+  })
+
+  test('application events are typed by name', () => {
+    typed.on('typing', (frame) => { expect(frame).type.toBe<TypingFrame>() })
+    expect(typed.once('typing', (frame: TypingFrame) => frame.room)).type.toBe<() => void>()
+    untyped.on('whatever', (frame) => { expect(frame).type.toBe<{ type: string, [key: string]: unknown }>() })
+  })
+
+  test('misuse fails: unknown events, wrong listener types', () => {
+    expect(typed.on('typo', () => {})).type.toRaiseError()
+    expect(typed.on('chat', (event: SystemEvent) => event)).type.toRaiseError()
+    expect(typed.on('typing', (frame: ChatEvent) => frame)).type.toRaiseError()
+    expect(typed.on('state', (state: number) => state)).type.toRaiseError()
+  })
+
+  test('state and properties', () => {
+    expect(typed.state).type.toBe<ConnectionState>()
+    expect(typed.connectionId).type.toBe<string | undefined>()
+    expect(typed.user).type.toBe<RoomUser | undefined>()
+    expect(typed.rooms).type.toBe<ReadonlySet<string>>()
+    expect(typed.url).type.toBe<string>()
+  })
+})
+
+describe('errors', () => {
+  test('RoomsClientError carries a code, and the HTTP status of a refused upgrade', () => {
+    const err = new RoomsClientError('forbidden', 'refused', { status: 403 })
+    expect(err).type.toBeAssignableTo<Error>()
+    expect(err.status).type.toBe<number | undefined>()
+    expect(new RoomsClientError('nope', 'x')).type.toRaiseError()
+  })
+})
