@@ -61,7 +61,7 @@ export class RawClient {
   readonly frames: RawFrame[] = []
   /** Resolves when the TCP connection is gone. */
   readonly ended: Promise<void>
-  private buffer = Buffer.alloc(0)
+  private buffer: Buffer = Buffer.alloc(0)
   private waiters: Array<() => void> = []
 
   private constructor (socket: net.Socket, rest: Buffer) {
