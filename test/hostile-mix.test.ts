@@ -185,7 +185,7 @@ t.test('hostile clients beside honest ones', async (t) => {
   for (const c of honest) await roundTrip(c)
   for (const [i, c] of honest.entries()) {
     t.equal(c.ws.readyState, WebSocket.OPEN, `honest client ${i} is still connected`)
-    const mine = publishers.indexOf(c)
+    const mine = (publishers as TestClient[]).indexOf(c)
     for (let p = 0; p < publishers.length; p++) {
       if (p === mine) continue
       const got = c.received.filter((m) => isChat(m) && m.user.id === publishers[p].welcome.user.id).map((m) => m.text)
