@@ -2,7 +2,7 @@
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import type { RoomConnection } from '../types/index.js'
-import { captureLogs, join, roundTrip, serve, until } from './helpers.js'
+import { captureLogs, closedWithin, join, roundTrip, serve, until } from './helpers.js'
 
 const isEvent = (event: string, room?: string) => (m: any) => m?.type === 'system' && m.event === event && (room === undefined || m.room === room)
 const byConnection = (x: { connectionId: string }, y: { connectionId: string }) => x.connectionId.localeCompare(y.connectionId)
@@ -244,7 +244,7 @@ t.test("on('connect' | 'disconnect' | 'join' | 'leave') and off", async (t) => {
   await join(a, 'q')
   t.same(log.slice(3), [], 'off removes the listener')
   a.ws.close(1000)
-  await a.closed
+  await closedWithin(a)
   await until(() => log.some((l) => l.startsWith('disconnect')), 5000, 'disconnect')
   t.ok(log.includes(`disconnect ${id}`))
   t.equal(disconnectCode, 1000, 'disconnect gets the close code')
@@ -263,7 +263,7 @@ t.test('connection(id): send and close from the server', async (t) => {
   conn?.send({ type: 'private', n: 1 })
   t.strictSame(await a.next({ type: 'private' }), { type: 'private', n: 1 })
   conn?.close(4001, 'bye')
-  const closed = await a.closed
+  const closed = await closedWithin(a)
   t.equal(closed.code, 4001)
   t.equal(closed.reason, 'bye')
 })

@@ -3,7 +3,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { Type } from '@sinclair/typebox'
-import { join, roundTrip, serve, until, TestClient } from './helpers.js'
+import { closedWithin, join, roundTrip, serve, until, TestClient } from './helpers.js'
 
 const isEvent = (event: string, room?: string) => (m: any) => m?.type === 'system' && m.event === event && (room === undefined || m.room === room)
 
@@ -23,7 +23,7 @@ t.test('frame larger than maxPayload: close 1009', async (t) => {
   a.send(frameOfSize('r', 1024))
   t.equal((await b.next({ type: 'chat' })).text.length, 1024 - JSON.stringify({ type: 'message', room: 'r', text: '' }).length, 'exactly maxPayload is accepted')
   a.send(frameOfSize('r', 1025))
-  t.equal((await a.closed).code, 1009)
+  t.equal((await closedWithin(a)).code, 1009)
   t.strictSame(await b.next(isEvent('leave')), { type: 'system', event: 'leave', room: 'r', user: a.welcome.user, text: 'User left room' }, 'the others hear the offender left')
   t.same(s.app.rooms.rooms(), [{ room: 'r', size: 1 }], 'no room leaked')
   await roundTrip(b)
@@ -36,7 +36,7 @@ t.test('binary frame: close 1003', async (t) => {
   await join(a, 'r')
   await join(b, 'r')
   a.ws.send(Buffer.from(JSON.stringify({ type: 'message', room: 'r', text: 'binary' })), { binary: true })
-  t.equal((await a.closed).code, 1003)
+  t.equal((await closedWithin(a)).code, 1003)
   await b.next(isEvent('leave'))
   await roundTrip(b)
   t.same(b.received.filter((m) => m.type === 'chat'), [], 'the binary frame was not processed')
@@ -49,7 +49,7 @@ t.test('invalid UTF-8: close 1007', async (t) => {
   await join(a, 'r')
   await join(b, 'r')
   a.ws.send(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), { binary: false })
-  t.equal((await a.closed).code, 1007)
+  t.equal((await closedWithin(a)).code, 1007)
   await b.next(isEvent('leave'))
   t.same(s.app.rooms.rooms(), [{ room: 'r', size: 1 }])
   b.send({ type: 'message', room: 'r', text: 'alone' })
@@ -68,7 +68,7 @@ t.test('rateLimit: over max gets rate_limited and is not processed; over 2 × ma
     t.equal(e.type, 'error')
     t.equal(e.code, 'rate_limited', `frame ${i} is rate limited`)
   }
-  t.equal((await a.closed).code, 1008, 'frame 11 (> 2 × max) closes with 1008')
+  t.equal((await closedWithin(a)).code, 1008, 'frame 11 (> 2 × max) closes with 1008')
   await b.next(isEvent('leave'))
   const chats = b.received.filter((m) => m.type === 'chat').map((m) => m.text)
   t.same(chats, ['m2', 'm3', 'm4', 'm5'], 'rate-limited frames were not processed')
@@ -80,7 +80,7 @@ t.test('rateLimit: invalid frames count too', async (t) => {
   const s = await serve(t, { rateLimit: { max: 3, windowMs: 60_000 } })
   const a = await s.open()
   for (let i = 0; i < 7; i++) a.send('garbage')
-  t.equal((await a.closed).code, 1008)
+  t.equal((await closedWithin(a)).code, 1008)
   const codes = a.received.filter((m) => m.type === 'error').map((m) => m.code)
   t.same(codes.slice(0, 6), ['invalid_message', 'invalid_message', 'invalid_message', 'rate_limited', 'rate_limited', 'rate_limited'])
 })
@@ -116,7 +116,7 @@ t.test('slow receiver: close 1013, others still served', async (t) => {
     type: 'system', event: 'leave', room: 'r', user: slow.welcome.user, text: 'User left room'
   }, 'the others hear the slow receiver left')
   socket.resume()
-  t.equal((await slow.closed).code, 1013)
+  t.equal((await closedWithin(slow)).code, 1013)
   t.equal(fast.ws.readyState, WebSocket.OPEN, 'the fast receiver is still connected')
   const last = await fast.next((m) => m.type === 'bulk' && m.n === sent - 1, 30_000)
   t.equal(last.n, sent - 1, 'the fast receiver got every broadcast')
@@ -147,7 +147,7 @@ t.test('idle: a client that answers no ping is terminated, its rooms left', asyn
   const welcome = await idle.next({ event: 'welcome' })
   await join(idle, 'r')
   await join(healthy, 'r')
-  const closed = await idle.closed
+  const closed = await closedWithin(idle)
   t.equal(closed.code, 1006, 'terminated (no close frame)')
   t.strictSame(await healthy.next(isEvent('leave')), { type: 'system', event: 'leave', room: 'r', user: welcome.user, text: 'User left room' })
   t.same(s.app.rooms.rooms(), [{ room: 'r', size: 1 }], 'the idle client left its rooms')
@@ -184,7 +184,7 @@ t.test('a flood of bad input leaks nothing', async (t) => {
   t.equal(({} as any).polluted, undefined, 'no prototype pollution')
   t.ok(s.app.rooms.rooms().length <= 3, 'the room limit held')
   a.ws.close(1000)
-  await a.closed
+  await closedWithin(a)
   await until(() => s.app.rooms.stats().connections === 0, 5000, 'cleanup')
   t.same(s.app.rooms.rooms(), [], 'every room left after disconnect')
 })

@@ -3,7 +3,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import wsRooms from '../lib/index.js'
-import { join, refusedUpgrade, roundTrip, serve } from './helpers.js'
+import { closedWithin, join, refusedUpgrade, roundTrip, serve } from './helpers.js'
 
 const badOptions: Array<[string, Record<string, unknown>]> = [
   ['path', { path: 42 }],
@@ -147,7 +147,7 @@ t.test('default maxPayload is 65536 bytes', async (t) => {
   const chat = await b.next({ type: 'chat' })
   t.equal(chat.text.length, 65536 - JSON.stringify({ type: 'message', room: 'r', text: '' }).length, 'a 65536-byte frame is accepted')
   a.send(frameFor(65537))
-  t.equal((await a.closed).code, 1009, 'a 65537-byte frame closes with 1009')
+  t.equal((await closedWithin(a)).code, 1009, 'a 65537-byte frame closes with 1009')
 })
 
 t.test('default rateLimit is 100 frames per window', async (t) => {

@@ -1,7 +1,7 @@
 // CONTRACT §8: fastify.close() — every client gets close 1001 before the server stops, and no hang.
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect, join, startServer, type TestClient } from './helpers.js'
+import { closedWithin, connect, join, startServer, type TestClient } from './helpers.js'
 
 t.test('fastify.close(): every client gets 1001 and close resolves', async (t) => {
   const s = await startServer({})
@@ -18,7 +18,7 @@ t.test('fastify.close(): every client gets 1001 and close resolves', async (t) =
   s.app.rooms.on('disconnect', (_conn, code) => { disconnects.push(code) })
 
   await s.app.close()
-  const codes = await Promise.all(clients.map(async (c) => (await c.closed).code))
+  const codes = await Promise.all(clients.map(async (c) => (await closedWithin(c)).code))
   t.same(codes, [1001, 1001, 1001, 1001, 1001], 'every client got 1001')
   t.equal(s.app.server.listening, false, 'the server stopped')
   t.equal(s.app.rooms.stats().connections, 0, 'no connection left')
@@ -35,7 +35,7 @@ t.test('the 1001 arrives before the server stops: clients see it during close()'
   await s.app.close()
   await new Promise((resolve) => setImmediate(resolve))
   t.ok(closedBeforeCloseResolved, 'the client had its close when close() resolved')
-  t.equal((await c.closed).code, 1001)
+  t.equal((await closedWithin(c)).code, 1001)
 })
 
 t.test('a client that never answers the close does not hang close()', async (t) => {
@@ -47,9 +47,9 @@ t.test('a client that never answers the close does not hang close()', async (t) 
   ;(stuck.ws as any)._socket.pause()
   await s.app.close()
   t.pass('close() resolved')
-  t.equal((await polite.closed).code, 1001)
+  t.equal((await closedWithin(polite)).code, 1001)
   ;(stuck.ws as any)._socket.resume()
-  await stuck.closed
+  await closedWithin(stuck)
   t.equal(stuck.ws.readyState, WebSocket.CLOSED, 'the stuck client was cut')
   t.equal(s.app.rooms.stats().connections, 0)
 })

@@ -121,7 +121,7 @@ export function refusedUpgrade (url: string, options: ClientOptions & { protocol
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, rest)
     ws.on('open', () => { ws.terminate(); reject(new Error('upgrade was accepted')) })
-    ws.on('error', () => {})
+    ws.on('error', (err) => reject(err))
     ws.on('unexpected-response', (_req, res) => {
       let body = ''
       res.setEncoding('utf8')
@@ -222,4 +222,13 @@ export async function serve (
     return track(await connect(path === undefined ? server.url : server.base + path, rest))
   }
   return { ...server, open, clients, track }
+}
+
+/** The client's close, or a rejection after `timeoutMs` (so a missing close fails fast instead of hanging). */
+export function closedWithin (client: TestClient, timeoutMs = 10_000): Promise<Closed> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`the connection was not closed within ${timeoutMs} ms`)), timeoutMs)
+  })
+  return Promise.race([client.closed, timeout]).finally(() => clearTimeout(timer))
 }
