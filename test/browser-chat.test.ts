@@ -1,0 +1,141 @@
+// The chat example in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
+// playwright-core opens the page twice, both join one room, a message typed in one appears in
+// the other; HTML typed as a message stays text; the server restarts on the same port and both
+// pages reconnect, rejoin and talk again. Screenshots go to test/artifacts/.
+// No Chromium is a failure, not a skip: CI installs it (.ci/run).
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Page } from 'playwright-core'
+import type { FastifyInstance } from 'fastify'
+import { build } from '../examples/chat/server.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const artifacts = join(root, 'test', 'artifacts')
+const CHROMIUM = '/usr/bin/chromium'
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+  '--no-first-run', '--disable-component-update', '--disable-sync'
+]
+
+/**
+ * The browser client as served: dist/esm/client when it is at least as new as lib/client
+ * (`npm test` builds first), else a fresh compile of lib/client into test/artifacts (dist is
+ * left alone: other tests may be reading it).
+ */
+function browserClientDir (): string {
+  const sources = join(root, 'lib', 'client')
+  const newestSource = Math.max(...readdirSync(sources).map((f) => statSync(join(sources, f)).mtimeMs))
+  const dist = join(root, 'dist', 'esm', 'client')
+  if (existsSync(join(dist, 'index.js')) && statSync(join(dist, 'index.js')).mtimeMs >= newestSource) return dist
+  const out = join(artifacts, 'client-build')
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+  execFileSync(process.execPath, [
+    tsc, '--ignoreConfig', '--outDir', out, '--rootDir', sources, '--target', 'ES2022', '--module', 'nodenext',
+    '--moduleResolution', 'nodenext', '--lib', 'ES2023,DOM', '--strict', '--skipLibCheck', '--types', 'node',
+    join(sources, 'index.ts')
+  ], { cwd: root, stdio: 'inherit' })
+  writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n')
+  return out
+}
+
+async function start (clientDir: string, port = 0): Promise<{ app: FastifyInstance, port: number }> {
+  const app = await build({ dbPath: ':memory:', clientDir })
+  await app.listen({ port, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return { app, port: address.port }
+}
+
+async function joinRoom (page: Page, room: string): Promise<void> {
+  await page.fill('#room', room)
+  await page.click('#join')
+  await page.locator('#status[data-state="open"]').waitFor()
+  await page.locator('#text:enabled').waitFor()
+}
+
+async function say (page: Page, text: string): Promise<void> {
+  await page.fill('#text', text)
+  await page.click('#send')
+  // Posted, stored and pushed back to the sender as well.
+  await page.locator('#log li.chat.mine', { hasText: text }).last().waitFor()
+}
+
+t.test('the chat page in headless Chromium: two pages, one room, messages across, a server restart', async (t) => {
+  t.ok(existsSync(CHROMIUM), `${CHROMIUM} exists (install Debian's chromium package; .ci/run does)`)
+  mkdirSync(artifacts, { recursive: true })
+  const clientDir = browserClientDir()
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+  t.teardown(() => browser.close())
+  let server = await start(clientDir)
+  t.teardown(() => server.app.close())
+  const base = `http://127.0.0.1:${server.port}`
+
+  const problems: string[] = []
+  const context = await browser.newContext({ viewport: { width: 900, height: 700 } })
+  const pages = [await context.newPage(), await context.newPage()]
+  const sockets: string[] = []
+  for (const [i, page] of pages.entries()) {
+    page.on('pageerror', (err) => problems.push(`page ${i + 1}: ${err.message}`))
+    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`page ${i + 1} console: ${msg.text()}`) })
+    page.on('websocket', (ws) => sockets.push(ws.url()))
+  }
+  const [one, two] = pages
+
+  for (const page of pages) {
+    await page.goto(base + '/')
+    t.equal(await page.locator('#status').getAttribute('data-state'), 'idle', 'not connected before the first join')
+  }
+  await joinRoom(one, 'browser-room')
+  await joinRoom(two, 'browser-room')
+  t.match(await one.locator('#status').textContent(), /^Connected as anon-/)
+  t.same(sockets, [`ws://127.0.0.1:${server.port}/ws`, `ws://127.0.0.1:${server.port}/ws`],
+    'each page opened one socket, to the relative /ws resolved against the page')
+  await one.locator('#log li.system', { hasText: 'joined' }).waitFor()
+
+  await say(one, 'hello from page one')
+  await two.locator('#log li.chat', { hasText: 'hello from page one' }).waitFor()
+  t.equal(await two.locator('#log li.chat.mine').count(), 0, 'page two shows it as someone else\'s')
+  t.equal(await one.locator('#log li.chat', { hasText: 'hello from page one' }).count(), 1, 'the sender shows its message once')
+
+  const html = '<img src=x onerror="window.__xss = 1"><b>bold?</b>'
+  await say(two, html)
+  const received = one.locator('#log li.chat', { hasText: 'bold?' })
+  await received.waitFor()
+  t.equal(await received.evaluate((li) => li.lastChild?.textContent), html, 'HTML arrives as text')
+  t.equal(await received.locator('img, b').count(), 0, 'no element was created from it')
+  t.equal(await one.evaluate(() => (window as any).__xss), undefined, 'no script ran')
+  await two.screenshot({ path: join(artifacts, 'browser-chat.png') })
+
+  // A page loaded after the messages were posted gets them from the history endpoint.
+  const late = await context.newPage()
+  late.on('pageerror', (err) => problems.push(`late page: ${err.message}`))
+  await late.goto(base + '/')
+  await joinRoom(late, 'browser-room')
+  await late.locator('#log li.chat', { hasText: 'hello from page one' }).waitFor()
+  t.equal(await late.locator('#log li.chat').count(), 2, 'history: both messages, once each')
+  await late.close()
+
+  // Restart the server on the same port: both pages reconnect and rejoin by themselves.
+  const port = server.port
+  await server.app.close()
+  for (const page of pages) await page.locator('#status[data-state="reconnecting"]').waitFor()
+  server = await start(clientDir, port)
+  for (const page of pages) {
+    await page.locator('#log li.system', { hasText: 'Reconnected' }).waitFor()
+    await page.locator('#status[data-state="open"]').waitFor()
+  }
+  await say(two, 'after the restart')
+  await one.locator('#log li.chat', { hasText: 'after the restart' }).waitFor()
+  t.pass('a message crosses after the restart: both pages rejoined the room')
+  await one.screenshot({ path: join(artifacts, 'browser-chat-after-restart.png') })
+  t.ok(existsSync(join(artifacts, 'browser-chat.png')), 'screenshot written to test/artifacts/browser-chat.png')
+
+  // The browser logs a failed WebSocket handshake as a console error while the server is down.
+  t.same(problems.filter((p) => !/WebSocket connection to .* failed/.test(p)), [], 'no page errors')
+  await context.close()
+})
