@@ -196,6 +196,28 @@ t.test('a receiver that missed messages while its own subscriber reconnected cou
   t.equal(A.app.rooms.stats().dropped, droppedBefore.a, 'A published everything')
 })
 
+t.test('a leave that could not be written during an outage leaves no ghost in members()', async (t) => {
+  const outagesBefore = logsB.matching(OUTAGE).length
+  const backBefore = logsB.matching(BACK).length
+  const ghost = await open(B, 'ghost2')
+  await join(ghost, 'r')
+  await sender.next((m) => m.type === 'system' && m.event === 'join' && m.user.id === 'ghost2')
+  t.ok((await A.app.rooms.members('r')).some((m) => m.user.id === 'ghost2'), 'listed')
+  // Cut B's publisher and keep it out (no new connections) while ghost2 leaves.
+  const nodeId = (B.app.rooms as unknown as { nodeId: string }).nodeId
+  const line = (await redis.clients()).find((l) => l.includes(` name=fastify-ws-rooms-${nodeId}-pub `))
+  const admin = await redis.open()
+  t.teardown(() => admin.disconnect())
+  await admin.config('SET', 'maxclients', '1')
+  await admin.client('KILL', 'ID', /^id=(\d+)/.exec(line ?? '')?.[1] ?? '0')
+  await eventually(() => logsB.matching(OUTAGE).length > outagesBefore ? true : undefined, 'B to notice')
+  t.equal((await ghost.request({ type: 'leave', room: 'r' })).type, 'ack', 'the leave works locally')
+  await admin.config('SET', 'maxclients', '10000')
+  await eventually(() => logsB.matching(BACK).length > backBefore ? true : undefined, 'B to be back')
+  const users = (await A.app.rooms.members('r')).map((m) => m.user.id).sort()
+  t.same(users, ['fresh', 'local', 'remote', 'sender'], 'ghost2 is gone, B\'s other members are there')
+})
+
 t.test('fastify.close() closes every connection the adapter opened', async (t) => {
   t.ok((await redis.clients()).length >= 4, 'two connections per node while running')
   for (const c of clients) c.ws.terminate()

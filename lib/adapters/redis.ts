@@ -67,6 +67,17 @@ end
 return live
 `
 
+// Delete every entry of one node from a room's presence hash (before re-registering what it has
+// now, after an outage in which some of its leaves could not be written).
+// KEYS[1] presence hash, ARGV[1] the node's entry prefix (`nodeId \0`).
+const PURGE_SCRIPT = `
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  if string.sub(entries[i + 1], 1, #ARGV[1]) == ARGV[1] then redis.call('HDEL', KEYS[1], entries[i]) end
+end
+return 0
+`
+
 interface Params {
   client: Redis | undefined
   url: string
@@ -163,8 +174,10 @@ class RedisAdapter implements RoomsAdapter {
   /** What this node is subscribed to (or will resubscribe to when Redis is back). */
   private readonly rooms = new Set<string>()
   private readonly users = new Set<string>()
-  /** Presence removals that could not reach Redis; applied when it is back. */
-  private pendingRemovals: Array<[room: string, connectionId: string]> = []
+  /** Rooms where a presence removal could not reach Redis: purged of our entries when it is back. */
+  private dirtyRooms = new Set<string>()
+  private roomPrefix = ''
+  private userPrefix = ''
   /** Our last seq per channel. */
   private readonly sentSeq = new Map<string, number>()
   /** Last seq seen per channel, per publishing node. */
@@ -186,8 +199,8 @@ class RedisAdapter implements RoomsAdapter {
   }
 
   private get p (): Params { return this.params as Params }
-  private roomChannel (room: string): string { return `${this.p.prefix}:room:${room}` }
-  private userChannel (userId: string): string { return `${this.p.prefix}:user:${userId}` }
+  private roomChannel (room: string): string { return this.roomPrefix + room }
+  private userChannel (userId: string): string { return this.userPrefix + userId }
   private get allChannel (): string { return `${this.p.prefix}:all` }
   private presenceKey (room: string): string { return `${this.p.prefix}:presence:${room}` }
 
@@ -201,6 +214,8 @@ class RedisAdapter implements RoomsAdapter {
     if (node.nodeId.length === 0 || node.nodeId.includes(SEP)) throw new Error('redis adapter: the node id must be non-empty and free of NUL')
     this.node = node
     this.nodeKey = `${this.p.prefix}:node:${node.nodeId}`
+    this.roomPrefix = `${this.p.prefix}:room:`
+    this.userPrefix = `${this.p.prefix}:user:`
     const given = this.p.client
     const optionName = given !== undefined ? 'redisAdapter.client' : 'redisAdapter.url'
     let pub: Redis | undefined
@@ -381,18 +396,21 @@ class RedisAdapter implements RoomsAdapter {
     })
   }
 
-  /** After a reconnect: apply the removals we missed, then our heartbeat key and every local member. */
+  /**
+   * After a reconnect: forget our entries in rooms where a leave was missed, then write our
+   * heartbeat key and every local member again (Redis may have restarted empty).
+   */
   private restorePresence (): void {
     const pub = this.pub
     const node = this.node
     if (pub === undefined || node === undefined || this.closed || pub.status !== 'ready') return
     const ttl = this.p.presenceTtl
     const done: Array<Promise<unknown>> = []
-    const removals = this.pendingRemovals
-    this.pendingRemovals = []
-    for (const [room, connectionId] of removals) {
-      done.push(pub.hdel(this.presenceKey(room), connectionId).catch((err: Error) => {
-        this.pendingRemovals.push([room, connectionId])
+    const dirty = this.dirtyRooms
+    this.dirtyRooms = new Set()
+    for (const room of dirty) {
+      done.push(pub.eval(PURGE_SCRIPT, 1, this.presenceKey(room), node.nodeId + SEP).catch((err: Error) => {
+        this.dirtyRooms.add(room)
         throw err
       }))
     }
@@ -455,13 +473,11 @@ class RedisAdapter implements RoomsAdapter {
 
     let room: string | undefined
     let userId: string | undefined
-    const roomPrefix = `${this.p.prefix}:room:`
-    const userPrefix = `${this.p.prefix}:user:`
-    if (channel.startsWith(roomPrefix)) {
-      room = channel.slice(roomPrefix.length)
+    if (channel.startsWith(this.roomPrefix)) {
+      room = channel.slice(this.roomPrefix.length)
       if (!this.rooms.has(room)) return // in flight when we unsubscribed
-    } else if (channel.startsWith(userPrefix)) {
-      userId = channel.slice(userPrefix.length)
+    } else if (channel.startsWith(this.userPrefix)) {
+      userId = channel.slice(this.userPrefix.length)
       if (!this.users.has(userId)) return
     } else if (channel !== this.allChannel) {
       return
@@ -560,11 +576,11 @@ class RedisAdapter implements RoomsAdapter {
     const pub = this.pub
     if (pub === undefined || this.closed) return
     if (pub.status !== 'ready') {
-      this.pendingRemovals.push([room, connectionId])
+      this.dirtyRooms.add(room)
       return
     }
     pub.hdel(this.presenceKey(room), connectionId).catch((err: Error) => {
-      this.pendingRemovals.push([room, connectionId])
+      this.dirtyRooms.add(room)
       this.down('a presence removal failed', err)
     })
   }
