@@ -102,7 +102,10 @@ t.test('close codes decide: 1011 and 1013 reconnect; 1008, 1000 and 4xxx do not'
       t.teardown(() => server.app.close())
       const { client, events } = openClient(t, server.url)
       await client.join('r')
+      let stateAtClose
+      client.once('close', () => { stateAtClose = client.state })
       t.equal((await rejection(client.request('kick', { code }))).code, 'disconnected')
+      t.equal(stateAtClose, 'reconnecting', 'a close listener already sees the new state')
       t.match((await events.next('close'))[0], { code, willReconnect: true })
       t.same((await events.next('open', (info) => info.reconnected))[0].rooms, ['r'])
     })
@@ -115,8 +118,11 @@ t.test('close codes decide: 1011 and 1013 reconnect; 1008, 1000 and 4xxx do not'
       await client.join('r')
       let connects = 0
       server.app.rooms.on('connect', () => { connects++ })
+      let stateAtClose
+      client.once('close', () => { stateAtClose = client.state })
       const kicked = client.request('kick', { code, reason: 'bye' })
       const [info] = await events.next('close')
+      t.equal(stateAtClose, 'closed', 'a close listener already sees the final state')
       t.equal(info.code, code)
       t.equal(info.reason, 'bye')
       t.equal(info.willReconnect, false)
@@ -153,6 +159,12 @@ t.test('close() rejects what is pending or queued, resolves when the socket is c
   t.same(events.events('state').map((s) => s[0]), ['open', 'closed'])
   await client.close() // idempotent
   t.equal((await rejection(client.send('early', 'x'))).code, 'closed')
+
+  // A close code a WebSocket refuses: the socket is closed anyway, and the mistake reported.
+  const { client: wrong } = openClient(t, server.url)
+  await wrong.ready()
+  t.match(await rejection(wrong.close(1005)), { name: 'TypeError' }, 'close(1005) rejects with the socket\'s error')
+  t.equal(wrong.state, 'closed')
 
   // While reconnecting: the retry timer is cancelled and queued calls reject.
   const port = await freePort()

@@ -465,15 +465,18 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       }
     }
 
+    // The state changes first, so a 'close' listener already sees where the client is going.
     const info: { code: number, reason: string, willReconnect: boolean, error?: RoomsClientError } = { code, reason, willReconnect: retry }
     if (error !== undefined) info.error = error
-    this.#events.emit('close', info)
     if (!retry || this.#reconnect === false) {
       this.#finish(error)
+      this.#events.emit('close', info)
       return
     }
-    const delayMs = backoffDelay(++this.#backoffStep, this.#reconnect)
     this.#setState('reconnecting')
+    this.#events.emit('close', info)
+    if (this.#state !== 'reconnecting') return // a listener closed the client
+    const delayMs = backoffDelay(++this.#backoffStep, this.#reconnect)
     this.#events.emit('reconnecting', { attempt: this.#failures, delayMs })
     if (this.#state !== 'reconnecting') return // a listener closed the client
     this.#retryTimer = setTimeout(() => {
