@@ -394,7 +394,8 @@ export async function runSoak (partial: Partial<SoakOptions> = {}): Promise<Soak
   app.rooms.off('disconnect', onDisconnect)
   const listeners: Record<string, number> = {}
   for (const event of ['connect', 'disconnect', 'join', 'leave']) {
-    const n = app.rooms.listenerCount(event)
+    // RoomsApi has on/off; the broker behind it is an EventEmitter, which can count.
+    const n = (app.rooms as unknown as { listenerCount: (e: string) => number }).listenerCount(event)
     if (n > 0) listeners[`rooms.${event}`] = n
   }
   const serverListeners = { upgrade: app.server.listenerCount('upgrade'), connection: app.server.listenerCount('connection') }
