@@ -21,8 +21,8 @@
 // heartbeat. Room hashes carry the same TTL, refreshed by every node with members there, so the
 // garbage of dead nodes in rooms nobody asks about expires too.
 //
-// Faults. Redis going away (connection closed) or stalling (a heartbeat unanswered for one whole
-// interval) starts an outage: one log line, publications are counted as dropped instead of queued,
+// Faults. Redis going away (connection closed) or stalling (a heartbeat unanswered for two
+// intervals, `presenceTtl / 2`) starts an outage: one log line, publications are counted as dropped instead of queued,
 // joins are not held up. When both connections are ready again the adapter resubscribes every room
 // and user it has locally, re-registers its presence, and logs once that Redis is back.
 import { Redis, type RedisOptions } from 'ioredis'
@@ -186,6 +186,8 @@ class RedisAdapter implements RoomsAdapter {
   private outage: { since: number, dropped: number } | undefined
   private stalled = false
   private heartbeatPending = false
+  /** Ticks that found the previous heartbeat still unanswered. */
+  private missedBeats = 0
   private heartbeat: NodeJS.Timeout | undefined
   /** Both connections resynchronised (resubscribed / presence re-registered) since they last closed. */
   private pubSynced = false
@@ -262,6 +264,8 @@ class RedisAdapter implements RoomsAdapter {
       if (this.ownsPublisher) pub?.disconnect()
       this.pub = undefined
       this.sub = undefined
+      this.node = undefined
+      this.ownsPublisher = false
       const where = given !== undefined ? '' : ` at ${new URL(this.p.url).host}`
       const reason = lastError?.message ?? (err as Error).message
       throw new InvalidOptionError(optionName, `could not connect to Redis${where}: ${reason}`)
@@ -371,9 +375,10 @@ class RedisAdapter implements RoomsAdapter {
     const node = this.node
     if (pub === undefined || node === undefined || this.closed) return
     if (this.heartbeatPending) {
-      if (!this.stalled) {
+      // Two ticks, not one: a blocked event loop runs a late tick before it reads the late reply.
+      if (++this.missedBeats >= 2 && !this.stalled) {
         this.stalled = true
-        this.down(`no answer to a heartbeat within ${this.heartbeatMs} ms`)
+        this.down(`no answer to a heartbeat for ${this.missedBeats * this.heartbeatMs} ms`)
       }
       return
     }
@@ -384,13 +389,15 @@ class RedisAdapter implements RoomsAdapter {
     for (const room of node.localRooms()) pub.pexpire(this.presenceKey(room), ttl).catch(noop)
     alive.then((exists) => {
       this.heartbeatPending = false
+      this.missedBeats = 0
       this.stalled = false
       // Our key had expired (a stall longer than the TTL, or a Redis restart we did not see):
       // others may already have deleted our entries, so write them again.
-      if (exists === 0) this.restorePresence()
+      if (exists === 0 || this.dirtyRooms.size > 0) this.restorePresence()
       else this.maybeUp()
     }, (err: Error) => {
       this.heartbeatPending = false
+      this.missedBeats = 0
       this.stalled = false
       this.down('heartbeat failed', err)
     })
