@@ -13,6 +13,8 @@
 // cores with whatever else runs; the table reports how much CPU others took anyway.
 // --profile DIR writes a CPU profile of the server and of each generator process covering
 // exactly the measurement window of every run (summarize with bench/tools/profile-summary.mjs).
+// --heap-snapshots DIR: the memory scenario writes the server's heap before and after the
+// clients connect (compare with bench/tools/heap-diff.mjs).
 //
 // Environment: BENCH_QUICK=1 is --quick; BENCH_ROUNDS, BENCH_WORKERS likewise.
 import { execFileSync } from 'node:child_process'
@@ -42,6 +44,7 @@ const { values: flags } = parseArgs({
     'loadgen-args': { type: 'string', default: '' },
     out: { type: 'string' },
     profile: { type: 'string' },
+    'heap-snapshots': { type: 'string' },
     'quiet-wait': { type: 'string', default: process.env.BENCH_QUIET_WAIT ?? '20' },
     help: { type: 'boolean', default: false }
   }
@@ -171,6 +174,7 @@ const ctx = {
   startWorkers: (n, options = {}) => startWorkers(n, { ...options, execArgv: [...loadgenArgs, ...(options.execArgv ?? [])] }),
   stopWorkers: (workers) => stopWorkers(workers),
   profileDir: flags.profile ? resolve(flags.profile) : null,
+  heapSnapshotDir: flags['heap-snapshots'] ? resolve(flags['heap-snapshots']) : null,
   label: 'run',
   /** With --profile: profile the server and the workers from now until the returned stop() is called. */
   async profile (server, workers) {
@@ -266,7 +270,7 @@ async function main () {
       const order = round % 2 === 1 ? ['plugin', 'baseline'] : ['baseline', 'plugin']
       for (const name of order) {
         const quietWait = Number(flags['quiet-wait'])
-        const busyBefore = quietWait > 0 ? await waitQuiet(quietWait) : null
+        const busyBefore = quietWait > 0 && scenario.quiet !== false ? await waitQuiet(quietWait) : null
         const started = Date.now()
         const runCtx = { ...ctx, label: `${scenario.name}-${name}-r${round}` }
         const result = await scenario.run(runCtx, sides[name], params)
@@ -277,7 +281,7 @@ async function main () {
         const shown = scenario.metrics.map((m) => `${m.label} ${fmt(result.values[m.key], m.decimals ?? 0)}`).join(', ')
         const others = result.cpu?.others === null || result.cpu?.others === undefined ? '' : `, other processes ${pct(result.cpu.others)}`
         const cpu = result.cpu
-          ? ` | server cpu ${pct(result.cpu.server)} loop ${pct(result.cpu.serverElu)}; loadgen cpu ${result.cpu.workers.map(pct).join('+')} loop ${result.cpu.workerElu.map(pct).join('/')}${others} → ${result.limitedBy}`
+          ? ` | server cpu ${pct(result.cpu.server)} loop ${pct(result.cpu.serverElu)}; loadgen cpu ${(result.cpu.workers ?? []).map(pct).join('+')} loop ${(result.cpu.workerElu ?? []).map(pct).join('/')}${others} → ${result.limitedBy}`
           : ''
         process.stdout.write(`  round ${round} ${name.padEnd(8)} ${shown}${cpu}\n`)
         if (result.details?.lost) process.stdout.write(`    warning: ${result.details.lost} deliveries missing after the run\n`)
@@ -293,10 +297,10 @@ async function main () {
       summary[name] = {
         values: Object.fromEntries(scenario.metrics.map((m) => [m.key, median(list.map((r) => r.values[m.key]))])),
         cpuServer: median(list.map((r) => r.cpu?.server)),
-        cpuLoadgen: median(list.map((r) => r.cpu ? r.cpu.workers.reduce((a, b) => a + b, 0) : null)),
+        cpuLoadgen: median(list.map((r) => r.cpu?.workers ? r.cpu.workers.reduce((a, b) => a + b, 0) : null)),
         cpuOthers: median(list.map((r) => r.cpu?.others)),
         eluServer: median(list.map((r) => r.cpu?.serverElu)),
-        eluLoadgen: median(list.map((r) => r.cpu ? Math.max(...r.cpu.workerElu) : null)),
+        eluLoadgen: median(list.map((r) => r.cpu?.workerElu?.length ? Math.max(...r.cpu.workerElu) : null)),
         limitedBy: mode(list.map((r) => r.limitedBy))
       }
     }

@@ -97,6 +97,8 @@ export async function measureFanout (ctx, side, p) {
     return {
       values: {
         deliveriesPerSec,
+        // what one second of server CPU delivers: robust to other processes taking cores
+        deliveriesPerCpuSec: serverCpu > 0 ? deliveriesPerSec / (serverCpu / 100) : null,
         p50: latencies.length > 0 ? percentile(latencies, 50) / 1000 : null,
         p99: latencies.length > 0 ? percentile(latencies, 99) / 1000 : null
       },

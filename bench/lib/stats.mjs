@@ -70,10 +70,11 @@ export const SATURATED = 90
  * than a full core; it is still the bottleneck. When no loop is saturated, the flow control
  * window (latency) bounds the rate; `other load` says other processes held the cores.
  */
-export function limitedBy ({ serverElu, workerElu, server, workers, others }, cores) {
+export function limitedBy ({ serverElu, workerElu = [], server, workers = [], others }, cores) {
   if (serverElu === null || serverElu === undefined) return 'unknown'
-  const serverSat = serverElu >= SATURATED
-  const genSat = workerElu.length > 0 && Math.max(...workerElu) >= SATURATED
+  // A loop can also be held up outside its busy time (GC threads, descheduling): a full core of CPU counts too.
+  const serverSat = Math.max(serverElu, server ?? 0) >= SATURATED
+  const genSat = workerElu.some((elu, i) => Math.max(elu, workers[i] ?? 0) >= SATURATED)
   if (serverSat && genSat) return 'both'
   if (serverSat) return 'server'
   if (genSat) return 'loadgen'

@@ -9,6 +9,7 @@ export default {
   title: 'connect + auth + join',
   metrics: [
     { key: 'connectionsPerSec', label: 'connections/s', better: 'higher', target: { op: '>=', ratio: 0.9 } },
+    { key: 'connectionsPerCpuSec', label: 'connections per server CPU-second', better: 'higher' },
     { key: 'p50', label: 'p50 connect→ack (ms)', better: 'lower', decimals: 2 },
     { key: 'p99', label: 'p99 connect→ack (ms)', better: 'lower', decimals: 2 }
   ],
@@ -72,6 +73,7 @@ export default {
       return {
         values: {
           connectionsPerSec: failed === 0 ? (ok * 1e6) / wall : null,
+          connectionsPerCpuSec: failed === 0 && serverCpu > 0 ? (ok * 1e6) / wall / (serverCpu / 100) : null,
           p50: percentile(lat, 50) / 1000,
           p99: percentile(lat, 99) / 1000
         },

@@ -2,11 +2,15 @@
 // joined (rooms of 10), minus RSS after a full GC before they came, divided by N. The server
 // runs with --expose-gc and collects on request; a warm-up round of clients comes and goes
 // first so code compiled on the first connection is not charged to the N.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { sleep } from '../lib/stats.mjs'
 
 export default {
   name: 'memory',
   title: 'memory per idle connection',
+  // nothing runs while memory is read: no need to wait for a quiet machine
+  quiet: false,
   metrics: [
     { key: 'rssPerConnKB', label: 'RSS per connection (KB)', better: 'lower', decimals: 1, target: { op: '<=', ratio: 1.2 } },
     { key: 'heapPerConnKB', label: 'heap+external per conn (KB)', better: 'lower', decimals: 1 }
@@ -44,11 +48,18 @@ export default {
       await ctx.waitConnections(server, 0, 10000)
       await sleep(200)
       const g0 = await server.gc()
+      const snapshot = async (when) => {
+        if (ctx.heapSnapshotDir === null) return
+        mkdirSync(ctx.heapSnapshotDir, { recursive: true })
+        await server.request('heap-snapshot', { file: join(ctx.heapSnapshotDir, `${ctx.label}-${when}.heapsnapshot`) }, 120000)
+      }
+      await snapshot('before')
 
       await connectAll(p.clients, ctx.tokenPrefix())
       const held = await ctx.waitConnections(server, p.clients, 10000)
       await ctx.settle(workers)
       const g1 = await server.gc()
+      await snapshot('after')
 
       const heap = (m) => m.heapUsed + m.external
       return {
@@ -64,7 +75,11 @@ export default {
           rssBeforeMB: g0.mem.rss / 1048576,
           rssAfterMB: g1.mem.rss / 1048576,
           heapUsedBeforeMB: g0.mem.heapUsed / 1048576,
-          heapUsedAfterMB: g1.mem.heapUsed / 1048576
+          heapUsedAfterMB: g1.mem.heapUsed / 1048576,
+          heapTotalBeforeMB: g0.mem.heapTotal / 1048576,
+          heapTotalAfterMB: g1.mem.heapTotal / 1048576,
+          externalBeforeMB: g0.mem.external / 1048576,
+          externalAfterMB: g1.mem.external / 1048576
         }
       }
     } finally {

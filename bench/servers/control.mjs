@@ -3,6 +3,7 @@
 // IPC requests for CPU/memory usage and for a full GC (servers run with --expose-gc).
 import { performance } from 'node:perf_hooks'
 import { setImmediate as tick } from 'node:timers/promises'
+import { writeHeapSnapshot } from 'node:v8'
 import { startProfile, stopProfile } from '../lib/profiler.mjs'
 
 /**
@@ -31,6 +32,9 @@ export function serveControl ({ port, connections, close }) {
           break
         case 'profile-stop':
           data = await stopProfile(msg.args)
+          break
+        case 'heap-snapshot':
+          data = { file: writeHeapSnapshot(msg.args.file) }
           break
         case 'close':
           await close()
