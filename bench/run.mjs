@@ -8,7 +8,7 @@
 //                      [--server-args="--cpu-prof --cpu-prof-dir=DIR"] [--loadgen-args="..."]
 //                      [--profile DIR] [--out file.json]
 //
-// --quiet-wait S (default 20): before each run, wait up to S seconds for other processes on
+// --quiet-wait S (default 20, 5 with --quick): before each run, wait up to S seconds for other processes on
 // the machine to use less than a third of a core (0: do not wait). The bench shares the
 // cores with whatever else runs; the table reports how much CPU others took anyway.
 // --profile DIR writes a CPU profile of the server and of each generator process covering
@@ -45,7 +45,7 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     profile: { type: 'string' },
     'heap-snapshots': { type: 'string' },
-    'quiet-wait': { type: 'string', default: process.env.BENCH_QUIET_WAIT ?? '20' },
+    'quiet-wait': { type: 'string', default: process.env.BENCH_QUIET_WAIT },
     help: { type: 'boolean', default: false }
   }
 })
@@ -269,7 +269,7 @@ async function main () {
     for (let round = 1; round <= opts.rounds; round++) {
       const order = round % 2 === 1 ? ['plugin', 'baseline'] : ['baseline', 'plugin']
       for (const name of order) {
-        const quietWait = Number(flags['quiet-wait'])
+        const quietWait = Number(flags['quiet-wait'] ?? (opts.quick ? 5 : 20))
         const busyBefore = quietWait > 0 && scenario.quiet !== false ? await waitQuiet(quietWait) : null
         const started = Date.now()
         const runCtx = { ...ctx, label: `${scenario.name}-${name}-r${round}` }
