@@ -1,7 +1,14 @@
-// neostandard (standard style) with TypeScript support for lib/, test/, types/, examples/, bench/, scripts/.
-import neostandard from 'neostandard'
+// neostandard (standard style) with TypeScript support. Generated output is not linted:
+// build dirs, coverage, and whatever .gitignore lists (test/artifacts, bench/results, ...).
+import neostandard, { resolveIgnoresFromGitignore } from 'neostandard'
 
 export default neostandard({
   ts: true,
-  ignores: ['dist/**', 'coverage/**', 'node_modules/**', '.tap/**']
+  ignores: [
+    ...resolveIgnoresFromGitignore(),
+    'dist/**',
+    'coverage/**',
+    'node_modules/**',
+    '.tap/**'
+  ]
 })
