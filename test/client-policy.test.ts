@@ -77,7 +77,7 @@ t.test('an attempt that never gets a welcome is abandoned after connectTimeoutMs
     ws.send(JSON.stringify({ type: 'ack', id: 1, data: 'unasked' }))
   })
   const { client: mute, events: muteEvents } = openClient(t, `ws://127.0.0.1:${(wss.address() as { port: number }).port}/ws`, {
-    connectTimeoutMs: 100,
+    connectTimeoutMs: 1000,
     reconnect: { initialDelayMs: 1, maxDelayMs: 2, maxAttempts: 1 }
   })
   const messages: unknown[] = []
