@@ -190,6 +190,8 @@ export interface BroadcastOptions {
 }
 
 export interface RoomsApi {
+  /** This node's id (a prefix of every connection id it hands out; how adapters tell nodes apart). */
+  readonly nodeId: string
   /** Send `message` to every member of `room` on every node. Serialized once. */
   broadcast (room: string, message: unknown, options?: BroadcastOptions): Promise<void>
   broadcastAll (message: unknown): Promise<void>
