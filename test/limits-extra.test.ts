@@ -2,7 +2,7 @@
 // (429 at the upgrade), in total (503), `authenticate` calls in flight (503), and the time a
 // connection may stay silent before its first frame (close 1008). Each one through a real socket.
 import t from 'tap'
-import { connect, refusedUpgrade, roundTrip, serve, until } from './helpers.js'
+import { connect, join, refusedUpgrade, roundTrip, serve, until } from './helpers.js'
 
 function checkRefusal (t: any, refused: { status: number, body: any }, status: number, error: string, message: string): void {
   t.equal(refused.status, status, `HTTP ${status}`)
@@ -147,4 +147,42 @@ t.test('firstFrameTimeout: a connection that never sends a frame is closed with 
   await roundTrip(talker)
   t.equal(talker.ws.readyState, talker.ws.OPEN, 'a connection that spoke is left alone')
   await until(() => s.app.rooms.stats().connections === 1, 5000, 'the silent connection to be forgotten')
+})
+
+t.test('maxBufferedBytes: a reader that keeps up is not closed by one burst of broadcasts', async (t) => {
+  // 10 × 4 KB in one go is far below what the kernel takes at once on loopback; the reader reads
+  // everything. Counting bytes that are only waiting for the end of the tick (corked) as
+  // "unsent" would close it with 1013 as if it were slow.
+  const s = await serve(t, { maxBufferedBytes: 16_384 })
+  const reader = await s.open()
+  await join(reader, 'news')
+  const sent: Array<Promise<void>> = []
+  for (let i = 0; i < 10; i++) sent.push(s.app.rooms.broadcast('news', { type: 'news', n: i, body: 'x'.repeat(4000) }))
+  await Promise.all(sent)
+  const answered = await roundTrip(reader).then(() => true, () => false)
+  t.ok(answered, 'the reader still gets answers')
+  t.equal(reader.received.filter((m) => m.type === 'news').length, 10, 'every broadcast arrived')
+  t.equal(reader.ws.readyState, reader.ws.OPEN, 'the reader is still connected')
+  t.equal(s.app.rooms.stats().slowConsumersClosed, 0, 'nobody was counted as a slow consumer')
+})
+
+t.test('a receiver closed for being slow counts against maxConnectionsPerIp while its socket is held', async (t) => {
+  // The 1013 close waits behind data the receiver does not read; until ws gives up on it (30 s),
+  // the server still holds the socket and its buffered bytes. Releasing its per-IP slot at once
+  // lets one address hold more sockets than the cap by cycling slow receivers.
+  const s = await serve(t, { maxConnectionsPerIp: 2, maxBufferedBytes: 65_536 })
+  const sloth = await s.open()
+  await join(sloth, 'firehose')
+  sloth.ws.pause()
+  const blob = { type: 'blob', data: 'x'.repeat(16_000) }
+  for (let i = 0; i < 4000 && s.app.rooms.stats().slowConsumersClosed === 0; i++) {
+    await s.app.rooms.broadcast('firehose', blob)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(s.app.rooms.stats().slowConsumersClosed, 1, 'the paused receiver was closed as a slow consumer')
+  const held = await new Promise<number>((resolve, reject) => s.app.server.getConnections((err, n) => err ? reject(err) : resolve(n)))
+  const attempts = await Promise.allSettled([connect(s.url), connect(s.url)])
+  for (const r of attempts) if (r.status === 'fulfilled') s.track(r.value)
+  const accepted = attempts.filter((r) => r.status === 'fulfilled').length
+  t.ok(held + accepted <= 2, `sockets held for 127.0.0.1 stay within the cap of 2 (still held: ${held}, newly accepted: ${accepted})`)
 })
