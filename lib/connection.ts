@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomConnection, RoomUser } from '../types/index.js'
-import { frameText, writeCoalesced } from './frame-writer.js'
+import { type CoalescedWriter, frameText, writeCoalesced } from './frame-writer.js'
 import type { RateLimitState } from './rate-limiter.js'
 
 /** What every connection shares with its node: limits, counters, and what to do with a slow receiver. */
@@ -14,7 +14,7 @@ export interface ConnectionHost {
   slowConsumer (conn: Connection): void
 }
 
-export class Connection implements RoomConnection, RateLimitState {
+export class Connection implements RoomConnection, RateLimitState, CoalescedWriter {
   readonly id: string
   readonly user: RoomUser
   /** The user serialized once, spliced into every frame that names them. */
@@ -34,7 +34,7 @@ export class Connection implements RoomConnection, RateLimitState {
   backlog: string[] | null = null
   private readonly host: ConnectionHost
   /** The raw TCP socket, or null when permessage-deflate is on and frames must go through `ws`. */
-  private readonly socket: Socket | null
+  readonly socket: Socket | null
 
   constructor (id: string, user: RoomUser, ws: WebSocket, request: FastifyRequest, host: ConnectionHost, now: number) {
     this.id = id
@@ -56,12 +56,16 @@ export class Connection implements RoomConnection, RateLimitState {
     host.messagesOut++
     const socket = this.socket
     if (socket !== null) {
-      writeCoalesced(socket, frame)
-      if (socket.writableLength > host.maxBufferedBytes) host.slowConsumer(this)
+      writeCoalesced(this, frame)
     } else {
       this.ws.send(payload)
       if (this.ws.bufferedAmount > host.maxBufferedBytes) host.slowConsumer(this)
     }
+  }
+
+  /** Called once per tick after this socket's coalesced writes were handed to the kernel. */
+  flushed (): void {
+    if (this.open && this.socket!.writableLength > this.host.maxBufferedBytes) this.host.slowConsumer(this)
   }
 
   /** Send one serialized JSON message to this connection. */

@@ -24,25 +24,40 @@ export function frameText (payload: string): Buffer {
   return frame
 }
 
-let corked: Socket[] = []
-let spare: Socket[] = []
+/** Something that owns a socket and wants to look at it once its writes of the tick have gone out. */
+export interface CoalescedWriter {
+  readonly socket: Socket | null
+  flushed (): void
+}
+
+let corked: CoalescedWriter[] = []
+let spare: CoalescedWriter[] = []
 let flushScheduled = false
 
 function flush (): void {
   flushScheduled = false
-  // Swap lists first: an uncork can run code (write callbacks) that corks a socket again.
+  // Swap lists first: flushed() can run code that writes (and corks) again.
   const list = corked
   corked = spare
   spare = list
-  for (let i = 0; i < list.length; i++) list[i].uncork()
+  for (let i = 0; i < list.length; i++) {
+    const writer = list[i]
+    writer.socket!.uncork()
+    writer.flushed()
+  }
   list.length = 0
 }
 
-/** Write a framed message, coalescing with every other write to this socket in the same tick. */
-export function writeCoalesced (socket: Socket, frame: Buffer): void {
+/**
+ * Write a framed message, coalescing with every other write to this socket in the same tick.
+ * What is still unsent is judged after the uncork (in `flushed`), once the kernel took what it
+ * could, so a burst to a receiver that reads is not mistaken for a slow one.
+ */
+export function writeCoalesced (writer: CoalescedWriter, frame: Buffer): void {
+  const socket = writer.socket!
   if (socket.writableCorked === 0) {
     socket.cork()
-    corked.push(socket)
+    corked.push(writer)
     if (!flushScheduled) {
       flushScheduled = true
       process.nextTick(flush)
