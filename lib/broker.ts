@@ -32,7 +32,9 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   /** Application message types from `handle()`, by type; null prototype so no frame reaches Object's keys. */
   readonly handlers: Record<string, MessageHandler> = Object.create(null)
   readonly connections = new Map<string, Connection>()
-  readonly connectionsPerIp = new Map<string, number>()
+  /** Sockets admitted past the capacity checks and not yet closed, in total and by IP. */
+  admittedSockets = 0
+  readonly admittedPerIp = new Map<string, number>()
 
   messagesIn = 0
   messagesOut = 0
@@ -62,10 +64,24 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /** Register an accepted connection (the caller has already sent the welcome frame). */
+  /**
+   * Count a socket against `maxConnections` / `maxConnectionsPerIp` from the handshake until the
+   * socket itself closes: refused upgrades, upgrades still authenticating, and receivers closed
+   * for being slow whose socket lingers all hold their slot, so none of them can be used to pass the limits.
+   */
+  admit (ip: string, socket: { once (event: 'close', listener: () => void): unknown }): void {
+    this.admittedSockets++
+    this.admittedPerIp.set(ip, (this.admittedPerIp.get(ip) ?? 0) + 1)
+    socket.once('close', () => {
+      this.admittedSockets--
+      const left = (this.admittedPerIp.get(ip) ?? 1) - 1
+      if (left <= 0) this.admittedPerIp.delete(ip)
+      else this.admittedPerIp.set(ip, left)
+    })
+  }
+
   add (conn: Connection): void {
-    const ip = conn.request.ip
     this.connections.set(conn.id, conn)
-    this.connectionsPerIp.set(ip, (this.connectionsPerIp.get(ip) ?? 0) + 1)
     const userId = conn.user.id
     let mine = this.byUser.get(userId)
     if (mine === undefined) {
@@ -81,10 +97,6 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   remove (conn: Connection, code: number): void {
     conn.open = false
     if (!this.connections.delete(conn.id)) return
-    const ip = conn.request.ip
-    const perIp = (this.connectionsPerIp.get(ip) ?? 1) - 1
-    if (perIp <= 0) this.connectionsPerIp.delete(ip)
-    else this.connectionsPerIp.set(ip, perIp)
     for (const room of conn.rooms) this.leaveLocal(conn, room)
     const mine = this.byUser.get(conn.user.id)
     if (mine !== undefined) {

@@ -107,12 +107,14 @@ export function createHandshake (broker: RoomBroker): preValidationAsyncHookHand
 
   return async function roomsHandshake (request) {
     try {
-      if (params.maxConnections > 0 && broker.connections.size >= params.maxConnections) {
+      if (params.maxConnections > 0 && broker.admittedSockets >= params.maxConnections) {
         throw new ServerFullError()
       }
-      if (params.maxConnectionsPerIp > 0 && (broker.connectionsPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
+      if (params.maxConnectionsPerIp > 0 && (broker.admittedPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
         throw new TooManyConnectionsFromIpError()
       }
+      const socket = request.raw.socket as typeof request.raw.socket | undefined
+      if (socket !== undefined && socket !== null) broker.admit(request.ip, socket)
       if (!(await originAllowed(request))) {
         request.log.info({ origin: request.headers.origin }, 'WebSocket upgrade refused: Origin not allowed')
         throw new OriginRefusedError()
