@@ -51,7 +51,8 @@ export async function startCluster (options: ClusterOptions = {}): Promise<Clust
   try {
     const listening = ports.map(async (port, i) => {
       const child = fork(NODE_SCRIPT, [], {
-        execArgv: ['--import', 'tsx'],
+        // The parent's TypeScript loader when it has one (tap's, so coverage maps line up), else tsx.
+        execArgv: process.execArgv.length > 0 ? process.execArgv : ['--import', 'tsx'],
         env: { ...process.env, ...options.env, PORT: String(port) },
         stdio: ['ignore', 'pipe', 'pipe', 'ipc']
       })
