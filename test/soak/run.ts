@@ -366,26 +366,40 @@ export async function runSoak (partial: Partial<SoakOptions> = {}): Promise<Soak
   }
 
   // ---- delivery: exactly once to whole-time members, at most once to anyone in the room at some point ----
+  // One sweep per room over its messages in send order, keeping the intervals open at that time.
   let required = 0
   let missing = 0
   let duplicates = 0
   let stray = ledger.stray
+  const byRoom = new Map<string, number[]>()
   for (let no = 0; no < ledger.messages.length; no++) {
-    const m = ledger.messages[no]
-    const got = new Map<number, number>()
-    for (const r of ledger.receivers[no]) got.set(r, (got.get(r) ?? 0) + 1)
-    for (const [, count] of got) if (count > 1) duplicates += count - 1
-    const intervals = ledger.intervals.get(m.room) ?? []
-    const everMember = new Set<number>()
-    for (const iv of intervals) {
-      if (iv.session === m.session) continue
-      everMember.add(iv.session)
-      const whole = iv.from < m.sentAt && Number.isFinite(m.ackAt) && iv.to > m.ackAt && iv.end !== 'drop'
-      if (!whole) continue
-      required++
-      if ((got.get(iv.session) ?? 0) === 0) missing++
+    const room = ledger.messages[no].room
+    let list = byRoom.get(room)
+    if (list === undefined) byRoom.set(room, (list = []))
+    list.push(no)
+  }
+  for (const [room, numbers] of byRoom) {
+    const intervals = [...(ledger.intervals.get(room) ?? [])].sort((x, y) => x.from - y.from)
+    const everMember = new Set(intervals.map((iv) => iv.session))
+    let next = 0
+    let active: Interval[] = []
+    for (const no of numbers) {
+      const m = ledger.messages[no]
+      while (next < intervals.length && intervals[next].from < m.sentAt) active.push(intervals[next++])
+      active = active.filter((iv) => iv.to > m.sentAt)
+      const got = new Map<number, number>()
+      for (const r of ledger.receivers[no]) got.set(r, (got.get(r) ?? 0) + 1)
+      for (const [r, count] of got) {
+        if (count > 1) duplicates += count - 1
+        if (!everMember.has(r)) stray++
+      }
+      if (!Number.isFinite(m.ackAt)) continue
+      for (const iv of active) {
+        if (iv.session === m.session || iv.to <= m.ackAt || iv.end === 'drop') continue
+        required++
+        if ((got.get(iv.session) ?? 0) === 0) missing++
+      }
     }
-    for (const r of got.keys()) if (!everMember.has(r)) stray++
   }
   if (missing > 0) problems.push(`${missing} required deliveries missing`)
   if (duplicates > 0) problems.push(`${duplicates} duplicate deliveries`)
