@@ -5,7 +5,13 @@ import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomConnection, RoomUser } from '../types/index.js'
 import { type CoalescedWriter, frameText, writeCoalesced } from './frame-writer.js'
-import type { RateLimitState } from './rate-limiter.js'
+import type { RateLimitState, RateVerdict } from './rate-limiter.js'
+
+/** A frame waiting its turn, with the rate limiter's verdict from when it arrived. */
+export interface WaitingFrame {
+  text: string
+  verdict: RateVerdict
+}
 
 /** What every connection shares with its node: limits, counters, and what to do with a slow receiver. */
 export interface ConnectionHost {
@@ -31,7 +37,9 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   /** False from the moment the server starts closing it: nothing more is written. */
   open = true
   /** Frames that arrived while an earlier frame's async work ran; null when idle. */
-  backlog: string[] | null = null
+  backlog: WaitingFrame[] | null = null
+  /** A rate-limit close waits in the backlog behind earlier frames: read nothing more. */
+  closeQueued = false
   private readonly host: ConnectionHost
   /** The raw TCP socket, or null when permessage-deflate is on and frames must go through `ws`. */
   readonly socket: Socket | null

@@ -5,11 +5,11 @@
 import type { RawData } from 'ws'
 import type { ErrorCode, MessageId } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
-import type { Connection } from './connection.js'
+import type { Connection, WaitingFrame } from './connection.js'
 import {
   chatFrame, ChatSchema, compile, idOf, isValidRoomName, JoinSchema, LeaveSchema, parseFrame, schemaErrorText
 } from './protocol.js'
-import { CLOSE, countFrame, REFUSE } from './rate-limiter.js'
+import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limiter.js'
 import { RoomsError } from './errors.js'
 
 const checkJoin = compile(JoinSchema)
@@ -73,12 +73,21 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     }
     if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
       return (result as Promise<unknown>).then(
-        (value) => { broker.replyAck(conn, id, value) },
+        (value) => { ackResult(conn, value, message.type, id) },
         (err: unknown) => { failed(conn, err, message.type, id) }
       )
     }
-    broker.replyAck(conn, id, result)
+    ackResult(conn, result, message.type, id)
     return undefined
+  }
+
+  /** Ack with the handler's result; one that JSON cannot carry (a BigInt, a cycle, too deep) is the handler's error. */
+  function ackResult (conn: Connection, value: unknown, type: string, id: MessageId | undefined): void {
+    try {
+      broker.replyAck(conn, id, value)
+    } catch (err) {
+      failed(conn, err, type, id)
+    }
   }
 
   function invalid (conn: Connection, check: { Errors: any }, message: Record<string, unknown>): undefined {
@@ -111,12 +120,25 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     }
   }
 
+  /** A frame in its turn, with the rate limiter's verdict from when it arrived: handle, refuse, or close. */
+  function handleInTurn (conn: Connection, text: string, verdict: RateVerdict): Promise<void> | undefined {
+    if (verdict === ALLOW) return handleText(conn, text)
+    if (verdict === REFUSE) {
+      const parsed = parseFrame(text)
+      broker.replyError(conn, 'rate_limited', 'Rate limit exceeded', parsed.ok ? idOf(parsed.message) : parsed.id)
+    } else {
+      conn.close(1008, 'Rate limit exceeded')
+    }
+    return undefined
+  }
+
   /** Handle frames that waited behind an async one, until the backlog is empty or another one waits. */
   function drain (conn: Connection): void {
-    const backlog = conn.backlog as string[]
+    const backlog = conn.backlog as WaitingFrame[]
     let next = 0
     while (next < backlog.length && conn.open) {
-      const pending = handleText(conn, backlog[next++])
+      const { text, verdict } = backlog[next++]
+      const pending = handleInTurn(conn, text, verdict)
       if (pending !== undefined) {
         backlog.splice(0, next)
         pending.then(() => drain(conn), () => drain(conn))
@@ -127,7 +149,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
   }
 
   return function onFrame (conn: Connection, data: RawData, isBinary: boolean): void {
-    if (!conn.open) return
+    if (!conn.open || conn.closeQueued) return
     const now = Date.now()
     conn.lastSeen = now
     conn.spoke = true
@@ -142,25 +164,19 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       conn.close(1009, 'Frame too large')
       return
     }
-    if (rateLimitMax > 0) {
-      const verdict = countFrame(conn, now, rateLimitMax, rateLimitWindowMs)
-      if (verdict !== 0) {
-        broker.rateLimited++
-        if (verdict === CLOSE) {
-          conn.close(1008, 'Rate limit exceeded')
-        } else if (verdict === REFUSE) {
-          const parsed = parseFrame(text)
-          broker.replyError(conn, 'rate_limited', 'Rate limit exceeded', parsed.ok ? idOf(parsed.message) : parsed.id)
-        }
+    // Counted on arrival, applied in turn: replies and the 1008 close keep the order of the frames.
+    const verdict = rateLimitMax > 0 ? countFrame(conn, now, rateLimitMax, rateLimitWindowMs) : ALLOW
+    if (verdict !== ALLOW) broker.rateLimited++
+    if (conn.backlog !== null) {
+      if (conn.backlog.length >= MAX_BACKLOG) {
+        conn.close(1008, 'Too many frames waiting')
         return
       }
-    }
-    if (conn.backlog !== null) {
-      if (conn.backlog.length >= MAX_BACKLOG) conn.close(1008, 'Too many frames waiting')
-      else conn.backlog.push(text)
+      conn.backlog.push({ text, verdict })
+      if (verdict === CLOSE) conn.closeQueued = true
       return
     }
-    const pending = handleText(conn, text)
+    const pending = handleInTurn(conn, text, verdict)
     if (pending !== undefined) {
       conn.backlog = []
       pending.then(() => drain(conn), () => drain(conn))
