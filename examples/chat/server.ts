@@ -19,8 +19,9 @@ import { Type, type Static } from '@sinclair/typebox'
 import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { extname, resolve, sep } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import wsRooms, { RoomsError } from '../../lib/index.js'
+import { isMain, listenUntilSignalled } from '../main.js'
 import type { WsRoomsOptions } from '../../types/index.js'
 import { openChatStore, type ChatMessage } from './db.js'
 
@@ -168,24 +169,4 @@ export async function build (options: ChatOptions = {}): Promise<FastifyInstance
   return app
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const app = await build({ logger: true })
-  const port = Number(process.env.PORT ?? 3000)
-  const host = process.env.HOST ?? 'localhost'
-  try {
-    await app.listen({ port, host })
-  } catch (err) {
-    app.log.error(err, 'could not start')
-    await app.close()
-    process.exit(1)
-  }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      app.log.info({ signal }, 'shutting down')
-      app.close().then(() => process.exit(0), (err: unknown) => {
-        app.log.error(err, 'error while closing')
-        process.exit(1)
-      })
-    })
-  }
-}
+if (isMain(import.meta.url)) await listenUntilSignalled(await build({ logger: true }), 3000)

@@ -9,8 +9,8 @@
 //   ← {"type":"ack","id":1,"data":{"text":"hello"}}
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { pathToFileURL } from 'node:url'
 import wsRooms from '../../lib/index.js'
+import { isMain, listenUntilSignalled } from '../main.js'
 import type { WsRoomsOptions } from '../../types/index.js'
 
 export interface EchoOptions {
@@ -48,23 +48,4 @@ export async function build (options: EchoOptions = {}): Promise<FastifyInstance
   return app
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const app = await build({ logger: true })
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? 'localhost'
-  try {
-    await app.listen({ port, host })
-  } catch (err) {
-    app.log.error(err, 'could not start')
-    process.exit(1)
-  }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      app.log.info({ signal }, 'shutting down')
-      app.close().then(() => process.exit(0), (err: unknown) => {
-        app.log.error(err, 'error while closing')
-        process.exit(1)
-      })
-    })
-  }
-}
+if (isMain(import.meta.url)) await listenUntilSignalled(await build({ logger: true }), 8080)

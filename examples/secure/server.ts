@@ -15,9 +15,10 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { randomBytes } from 'node:crypto'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { fileURLToPath } from 'node:url'
 import type { Server } from 'node:https'
 import wsRooms from '../../lib/index.js'
+import { isMain, listenUntilSignalled } from '../main.js'
 import type { WsRoomsOptions } from '../../types/index.js'
 import { loadOrCreateCertificate } from './tls.js'
 import { signToken, verifyToken } from './token.js'
@@ -111,24 +112,4 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
   return app
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const app = await build({ logger: true })
-  const port = Number(process.env.PORT ?? 8443)
-  const host = process.env.HOST ?? 'localhost'
-  try {
-    await app.listen({ port, host })
-  } catch (err) {
-    app.log.error(err, 'could not start')
-    await app.close()
-    process.exit(1)
-  }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      app.log.info({ signal }, 'shutting down')
-      app.close().then(() => process.exit(0), (err: unknown) => {
-        app.log.error(err, 'error while closing')
-        process.exit(1)
-      })
-    })
-  }
-}
+if (isMain(import.meta.url)) await listenUntilSignalled(await build({ logger: true }), 8443)
