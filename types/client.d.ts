@@ -1,7 +1,7 @@
 // Public type surface of `fastify-ws-rooms/client`: a typed WebSocket client for the rooms
 // protocol (CONTRACT §3–§5). No DOM or Node types are referenced here, so it compiles in a
-// browser project, a Node project using `ws`, or both. lib/client imports its types from here.
-import type { Static, TObject } from '@sinclair/typebox'
+// browser project, a Node project using `ws`, or both; the wire types come from ./protocol.d.ts,
+// so nothing of fastify is pulled in. lib/client imports its types from here.
 import type {
   ChatEvent,
   ErrorCode,
@@ -9,22 +9,27 @@ import type {
   RoomUser,
   ServerMessage,
   SystemEvent
-} from './index.js'
+} from './protocol.js'
+import type { ObjectSchema, StaticObject } from './schema.js'
 
 export type {
   AckMessage,
   ChatEvent,
+  ChatMessageIn,
   ClientMessage,
+  CloseCode,
   ErrorCode,
   ErrorMessage,
   JoinEvent,
+  JoinMessage,
   LeaveEvent,
+  LeaveMessage,
   MessageId,
   RoomUser,
   ServerMessage,
   SystemEvent,
   WelcomeEvent
-} from './index.js'
+} from './protocol.js'
 
 // ---- The socket the client drives (browser WebSocket, `ws`, undici, ...) ----
 
@@ -208,8 +213,11 @@ export interface RequestSpec<P extends object = Record<string, unknown>, R = unk
   result: R
 }
 
-/** A request type described by the TypeBox schema given to `fastify.rooms.handle` on the server. */
-export type RequestFor<S extends TObject, R = unknown> = RequestSpec<Static<S>, R>
+/**
+ * A request type described by the TypeBox schema given to `fastify.rooms.handle` on the server
+ * (a `TObject` from TypeBox's ESM or CommonJS build).
+ */
+export type RequestFor<S extends ObjectSchema, R = unknown> = RequestSpec<StaticObject<S>, R>
 
 /**
  * What an application adds to the protocol: `requests` maps a type name to a `RequestSpec`,

@@ -1,52 +1,30 @@
 // Public type surface of fastify-ws-rooms (CONTRACT §1–§8). The runtime in lib/ imports
 // its types from here, so what users compile against is what the plugin is written against.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { Static, TObject } from '@sinclair/typebox'
+import type { TObject } from '@sinclair/typebox'
+import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
+import type { ObjectSchema, StaticObject } from './schema.js'
 
-/** Who is on the other end of a connection: whatever `authenticate` returned (an `id` is required). */
-export interface RoomUser {
-  id: string
-  [key: string]: unknown
-}
-
-export type MessageId = string | number
-
-// ---- Wire protocol: client → server (CONTRACT §4) ----
-
-export interface JoinMessage { type: 'join', room: string, id?: MessageId }
-export interface LeaveMessage { type: 'leave', room: string, id?: MessageId }
-export interface ChatMessageIn { type: 'message', room: string, text: string, id?: MessageId }
-export type ClientMessage = JoinMessage | LeaveMessage | ChatMessageIn
-
-// ---- Wire protocol: server → client (CONTRACT §5) ----
-
-export interface WelcomeEvent {
-  type: 'system'
-  event: 'welcome'
-  text: 'Connected to WebSocket server'
-  connectionId: string
-  user: RoomUser
-}
-export interface JoinEvent { type: 'system', event: 'join', room: string, user: RoomUser, text: 'User joined room' }
-export interface LeaveEvent { type: 'system', event: 'leave', room: string, user: RoomUser, text: 'User left room' }
-export type SystemEvent = WelcomeEvent | JoinEvent | LeaveEvent
-export interface ChatEvent { type: 'chat', room: string, user: RoomUser, text: string }
-export interface AckMessage { type: 'ack', id: MessageId, data?: unknown }
-
-export type ErrorCode =
-  | 'invalid_message'
-  | 'rate_limited'
-  | 'forbidden'
-  | 'not_in_room'
-  | 'too_many_rooms'
-  | 'invalid_room'
-  | 'internal_error'
-
-export interface ErrorMessage { type: 'error', code: ErrorCode, text: string, id?: MessageId }
-export type ServerMessage = SystemEvent | ChatEvent | AckMessage | ErrorMessage
-
-/** Close codes the server uses (CONTRACT §8). */
-export type CloseCode = 1001 | 1003 | 1007 | 1008 | 1009 | 1011 | 1013
+// ---- Wire protocol (CONTRACT §4, §5, §8): defined in ./protocol.d.ts (no fastify, no typebox), ----
+// ---- shared with the client's types, and re-exported here unchanged.                            ----
+export type {
+  AckMessage,
+  ChatEvent,
+  ChatMessageIn,
+  ClientMessage,
+  CloseCode,
+  ErrorCode,
+  ErrorMessage,
+  JoinEvent,
+  JoinMessage,
+  LeaveEvent,
+  LeaveMessage,
+  MessageId,
+  RoomUser,
+  ServerMessage,
+  SystemEvent,
+  WelcomeEvent
+} from './protocol.js'
 
 // ---- Adapters (CONTRACT §7) ----
 
@@ -161,8 +139,11 @@ export interface RoomConnection {
   close (code?: number, reason?: string): void
 }
 
-/** A frame of an application type registered with `rooms.handle`: the schema's fields plus `type` and `id`. */
-export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: MessageId }
+/**
+ * A frame of an application type registered with `rooms.handle`: the schema's fields plus `type` and `id`.
+ * `S` is a TypeBox `TObject`, from TypeBox's ESM or CommonJS build.
+ */
+export type HandledMessage<S extends ObjectSchema> = StaticObject<S> & { type: string, id?: MessageId }
 
 export type RoomsEventName = 'connect' | 'disconnect' | 'join' | 'leave'
 
@@ -207,7 +188,10 @@ export interface RoomsApi {
   stats (): RoomsStats
   /** A connection of this node by id. */
   connection (connectionId: string): RoomConnection | undefined
-  /** Add an application message type, validated by a TypeBox object schema. */
+  /**
+   * Add an application message type, validated by a TypeBox object schema (`Type.Object(...)`).
+   * (CommonJS consumers get an overload taking a schema from TypeBox's CommonJS build: index.d.cts.)
+   */
   handle<S extends TObject> (
     type: string,
     schema: S,

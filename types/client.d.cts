@@ -1,0 +1,64 @@
+// CommonJS view of `fastify-ws-rooms/client`: dist/cjs/client.cjs exports `connect` itself, with
+// the named exports (and `.default`) on it. The types are the ESM declarations (./client.d.ts),
+// referenced, never restated; like those, nothing here depends on fastify, Node or the DOM.
+import type * as esm from './client.js' with { 'resolution-mode': 'import' }
+import type { ObjectSchema } from './schema.js' with { 'resolution-mode': 'import' }
+
+declare namespace connect {
+  // Wire protocol (./protocol.d.ts)
+  export type RoomUser = esm.RoomUser
+  export type MessageId = esm.MessageId
+  export type JoinMessage = esm.JoinMessage
+  export type LeaveMessage = esm.LeaveMessage
+  export type ChatMessageIn = esm.ChatMessageIn
+  export type ClientMessage = esm.ClientMessage
+  export type WelcomeEvent = esm.WelcomeEvent
+  export type JoinEvent = esm.JoinEvent
+  export type LeaveEvent = esm.LeaveEvent
+  export type SystemEvent = esm.SystemEvent
+  export type ChatEvent = esm.ChatEvent
+  export type AckMessage = esm.AckMessage
+  export type ErrorCode = esm.ErrorCode
+  export type ErrorMessage = esm.ErrorMessage
+  export type ServerMessage = esm.ServerMessage
+  export type CloseCode = esm.CloseCode
+  // Socket and options
+  export type WebSocketLike = esm.WebSocketLike
+  export type WebSocketConstructorLike = esm.WebSocketConstructorLike
+  export type ReconnectOptions = esm.ReconnectOptions
+  export type ConnectOptions = esm.ConnectOptions
+  export type RequestOptions = esm.RequestOptions
+  // Errors, state, events
+  export type ClientErrorCode = esm.ClientErrorCode
+  export type ConnectionState = esm.ConnectionState
+  export type OpenInfo = esm.OpenInfo
+  export type CloseInfo = esm.CloseInfo
+  export type ReconnectingInfo = esm.ReconnectingInfo
+  export type ClientEvents = esm.ClientEvents
+  export type ClientEventName = esm.ClientEventName
+  // Application types
+  export type AppFrame = esm.AppFrame
+  export type RequestSpec<P extends object = Record<string, unknown>, R = unknown> = esm.RequestSpec<P, R>
+  export type RequestFor<S extends ObjectSchema, R = unknown> = esm.RequestFor<S, R>
+  export type AppSpec = esm.AppSpec
+  export type UntypedApp = esm.UntypedApp
+  export type RequestName<App> = esm.RequestName<App>
+  export type RequestPayload<App, K extends PropertyKey> = esm.RequestPayload<App, K>
+  export type RequestResult<App, K extends PropertyKey> = esm.RequestResult<App, K>
+  export type AppEventName<App> = esm.AppEventName<App>
+  export type AppEventFrame<App, K extends PropertyKey> = esm.AppEventFrame<App, K>
+  // Values
+  export const RoomsClient: typeof esm.RoomsClient
+  export type RoomsClient<App extends esm.AppSpec = esm.UntypedApp> = esm.RoomsClient<App>
+  export const RoomsClientError: typeof esm.RoomsClientError
+  export type RoomsClientError = esm.RoomsClientError
+  export const PROTOCOL: typeof esm.PROTOCOL
+  export const shouldReconnect: typeof esm.shouldReconnect
+  export const connect: typeof esm.connect
+  export { connect as default }
+}
+
+/** Open a client: `const connect = require('fastify-ws-rooms/client')`; also `.connect` and `.default`. */
+declare function connect<App extends esm.AppSpec = esm.UntypedApp> (...args: Parameters<typeof esm.connect>): esm.RoomsClient<App>
+
+export = connect

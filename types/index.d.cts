@@ -1,0 +1,72 @@
+// CommonJS view of the public types, for `require` consumers (`.cts`, or `.ts` in a CommonJS
+// package, with module node16/nodenext). The runtime of dist/cjs/index.cjs is the plugin function
+// itself with the named exports hanging off it (`module.exports = Object.assign(plugin, mod)`), so
+// the declarations use `export =` of a function merged with a namespace, as Fastify's own plugins
+// do. Every type is the ESM declaration (./index.d.ts), referenced, never restated; loading it
+// also brings the `declare module 'fastify'` augmentation (`fastify.rooms`) along.
+import type * as esm from './index.js' with { 'resolution-mode': 'import' }
+import type { ObjectSchema } from './schema.js' with { 'resolution-mode': 'import' }
+import type { TObject as TObjectCjs } from '@sinclair/typebox'
+
+type Plugin = typeof esm.fastifyWsRooms
+
+declare namespace fastifyWsRooms {
+  // Wire protocol (./protocol.d.ts)
+  export type RoomUser = esm.RoomUser
+  export type MessageId = esm.MessageId
+  export type JoinMessage = esm.JoinMessage
+  export type LeaveMessage = esm.LeaveMessage
+  export type ChatMessageIn = esm.ChatMessageIn
+  export type ClientMessage = esm.ClientMessage
+  export type WelcomeEvent = esm.WelcomeEvent
+  export type JoinEvent = esm.JoinEvent
+  export type LeaveEvent = esm.LeaveEvent
+  export type SystemEvent = esm.SystemEvent
+  export type ChatEvent = esm.ChatEvent
+  export type AckMessage = esm.AckMessage
+  export type ErrorCode = esm.ErrorCode
+  export type ErrorMessage = esm.ErrorMessage
+  export type ServerMessage = esm.ServerMessage
+  export type CloseCode = esm.CloseCode
+  // Adapters
+  export type RoomMember = esm.RoomMember
+  export type AdapterNode = esm.AdapterNode
+  export type RoomsAdapter = esm.RoomsAdapter
+  // Options
+  export type OriginCheck = esm.OriginCheck
+  export type RateLimitOptions = esm.RateLimitOptions
+  export type WsRoomsOptions = esm.WsRoomsOptions
+  // fastify.rooms
+  export type RoomConnection = esm.RoomConnection
+  export type HandledMessage<S extends ObjectSchema> = esm.HandledMessage<S>
+  export type RoomsEventName = esm.RoomsEventName
+  export type RoomsEvents = esm.RoomsEvents
+  export type RoomsStats = esm.RoomsStats
+  export type BroadcastOptions = esm.BroadcastOptions
+  export type RoomsApi = esm.RoomsApi
+  // Values
+  export const fastifyWsRooms: Plugin
+  export { fastifyWsRooms as default }
+  export const memoryAdapter: typeof esm.memoryAdapter
+  export const RoomsError: typeof esm.RoomsError
+  export type RoomsError = esm.RoomsError
+}
+
+// TypeBox's CommonJS build declares its own `TObject`, which the ESM declaration of
+// `rooms.handle` (typed against TypeBox's ESM build) does not accept. A CommonJS file gets its
+// schemas from the CommonJS build, so for programs that load this file `RoomsApi` gains an
+// overload taking those. (Interface merging through a module augmentation of the ESM file.)
+declare module './index.js' {
+  interface RoomsApi {
+    handle<S extends TObjectCjs> (
+      type: string,
+      schema: S,
+      handler: (conn: esm.RoomConnection, message: esm.HandledMessage<S>) => unknown
+    ): void
+  }
+}
+
+/** The plugin: `app.register(require('fastify-ws-rooms'), options)`. */
+declare function fastifyWsRooms (...args: Parameters<Plugin>): ReturnType<Plugin>
+
+export = fastifyWsRooms
