@@ -41,8 +41,8 @@ t.test('maxConnectionsPerIp: 0 turns the limit off', async (t) => {
 })
 
 t.test('maxConnectionsPerIp holds when authenticate is async and upgrades arrive at once', async (t) => {
-  // The per-IP count is taken before `authenticate` and bumped only when the socket is accepted,
-  // so upgrades whose authentication overlaps must not all slip through the same free slot.
+  // Upgrades whose `authenticate` calls overlap must not all slip through the same free slot:
+  // a socket counts from the handshake on, not only once it is accepted.
   const s = await serve(t, {
     maxConnectionsPerIp: 3,
     authenticate: async (token) => {
