@@ -1,10 +1,27 @@
 // Packed-package test: `npm pack` the repo, install the tarball into a fresh project the way a
-// user would, and run three consumers against it (ESM, CommonJS, TypeScript compiled with
-// module nodenext). Each registers the plugin on port 0 and exchanges frames over a real `ws`
-// client. Prints one PASS/FAIL line and exits non-zero on failure.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+// user would, and check every entry point from there:
+// - `fastify-ws-rooms`: ESM import and CommonJS require (callable), each exchanging frames with a
+//   plugin server over a raw `ws` socket;
+// - `fastify-ws-rooms/client`: ESM import and CommonJS require, each a round trip of the typed
+//   client (the `ws` package as its WebSocket) against a plugin server;
+// - `fastify-ws-rooms/redis`: ESM import and CommonJS require with ioredis installed; with a Redis
+//   at 127.0.0.1:6379 (unless PACK_TEST_REDIS=0), a message crosses two Fastify instances through
+//   it under a unique prefix, otherwise the adapter is only constructed;
+// - TypeScript: an ESM (.mts) and a CommonJS (.cts) consumer compiled with the repo's tsc (module
+//   nodenext, strict), using `app.rooms` and the client typed, then run; the ESM one is compiled
+//   before ioredis is installed (users of the in-memory default never install it);
+// - the declarations themselves, fully type-checked through the TypeScript API (the consumers
+//   compile with skipLibCheck, for speed): each CommonJS .d.cts exposes the same names as its ESM
+//   .d.ts, types/protocol.d.ts imports nothing, and the client's types compile without fastify or
+//   ws, both in a browser project (DOM, no Node types) and in a Node project (no DOM).
+// dist/ is used as it is when it is complete and newer than its sources; otherwise (or with
+// PACK_TEST_FRESH=1) the package is built and packed in a staging copy, and the shared dist/ is
+// never deleted (other tests may be reading it). Prints one PASS/FAIL line; exits 1 on failure.
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,25 +31,30 @@ const require = createRequire(join(repo, 'package.json'))
 const tsc = require.resolve('typescript/bin/tsc')
 const versionOf = (name) => JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')).version
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+const started = Date.now()
 
-function run (cmd, args, cwd, what) {
-  const result = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000, env: { ...process.env, npm_config_loglevel: 'error', npm_config_update_notifier: 'false' } })
+function run (cmd, args, cwd, what, env = {}) {
+  const result = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 120_000,
+    env: { ...process.env, npm_config_loglevel: 'error', npm_config_update_notifier: 'false', ...env }
+  })
   if (result.status !== 0) {
-    throw new Error(`${what} failed (${result.error?.message ?? `exit ${result.status}`})\n${result.stdout}\n${result.stderr}`)
+    throw new Error(`${what} failed (${result.error?.message ?? (result.signal !== null ? `killed by ${result.signal}` : `exit ${result.status}`)})\n${result.stdout}\n${result.stderr}`)
   }
   return result.stdout
 }
 
-// The part every consumer runs: two clients join a room, one messages the other (ack + chat),
-// and a custom `echo` type (TypeBox schema) answers with ack data.
-const exercise = `
-async function exercise (Fastify, WebSocket, Type, plugin, label) {
-  const app = Fastify({ logger: false })
-  await app.register(plugin, { path: '/ws' })
-  app.rooms.handle('echo', Type.Object({ text: Type.String() }), (conn, msg) => ({ echoed: msg.text, by: conn.user.id }))
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const url = 'ws://127.0.0.1:' + app.server.address().port + '/ws'
-  const open = () => new Promise((resolve, reject) => {
+// ---- What the JavaScript consumers share (pasted into each, ESM or CommonJS) ----
+
+const shared = `
+function expect (cond, what) { if (!cond) throw new Error(what) }
+
+// A raw ws socket with a frame queue: next(match) resolves with the first frame matching.
+function openRaw (WebSocket, url) {
+  return new Promise((resolve, reject) => {
     const ws = new WebSocket(url)
     const frames = []
     const waiters = []
@@ -50,38 +72,116 @@ async function exercise (Fastify, WebSocket, Type, plugin, label) {
     ws.on('error', reject)
     ws.once('open', async () => { ws.welcome = await ws.next((m) => m.event === 'welcome'); resolve(ws) })
   })
-  const a = await open()
-  const b = await open()
+}
+
+// The root entry: two raw clients join a room, one messages the other (ack + chat), and a custom
+// echo type (TypeBox schema) answers with ack data.
+async function exercise (Fastify, WebSocket, Type, plugin, label) {
+  const app = Fastify({ logger: false })
+  await app.register(plugin, { path: '/ws' })
+  app.rooms.handle('echo', Type.Object({ text: Type.String() }), (conn, msg) => ({ echoed: msg.text, by: conn.user.id }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = 'ws://127.0.0.1:' + app.server.address().port + '/ws'
+  const a = await openRaw(WebSocket, url)
+  const b = await openRaw(WebSocket, url)
   const send = (ws, frame) => ws.send(JSON.stringify(frame))
-  const expect = (cond, what) => { if (!cond) throw new Error(label + ': ' + what) }
   send(a, { type: 'join', room: 'lobby', id: 1 })
-  expect((await a.next((m) => m.id === 1)).type === 'ack', 'join ack for a')
+  expect((await a.next((m) => m.id === 1)).type === 'ack', label + ': join ack for a')
   send(b, { type: 'join', room: 'lobby', id: 2 })
-  expect((await b.next((m) => m.id === 2)).type === 'ack', 'join ack for b')
+  expect((await b.next((m) => m.id === 2)).type === 'ack', label + ': join ack for b')
   send(b, { type: 'message', room: 'lobby', text: 'hello from ' + label, id: 3 })
   const ack = await b.next((m) => m.id === 3)
-  expect(ack.type === 'ack', 'message ack, got ' + JSON.stringify(ack))
+  expect(ack.type === 'ack', label + ': message ack, got ' + JSON.stringify(ack))
   const chat = await a.next((m) => m.type === 'chat')
-  expect(chat.text === 'hello from ' + label && chat.room === 'lobby' && chat.user.id === b.welcome.user.id, 'chat frame, got ' + JSON.stringify(chat))
+  expect(chat.text === 'hello from ' + label && chat.room === 'lobby' && chat.user.id === b.welcome.user.id, label + ': chat frame, got ' + JSON.stringify(chat))
   send(a, { type: 'echo', text: 'ping', id: 4 })
   const echo = await a.next((m) => m.id === 4)
-  expect(echo.type === 'ack' && echo.data.echoed === 'ping', 'echo ack data, got ' + JSON.stringify(echo))
+  expect(echo.type === 'ack' && echo.data.echoed === 'ping', label + ': echo ack data, got ' + JSON.stringify(echo))
   a.close()
   b.close()
   await app.close()
 }
+
+// The client subpath: two typed clients (ws as their WebSocket, tokens by subprotocol) join a
+// room, chat, and make a request answered by a rooms.handle handler.
+async function clientExercise (Fastify, WebSocket, Type, plugin, connect, label) {
+  const app = Fastify({ logger: false })
+  await app.register(plugin, { authenticate: (token) => (token.length > 0 ? { id: 'user-' + token } : null) })
+  app.rooms.handle('echo', Type.Object({ text: Type.String() }), (conn, msg) => ({ echoed: msg.text, by: conn.user.id }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = 'ws://127.0.0.1:' + app.server.address().port + '/ws'
+  const ann = connect(url, { WebSocket, token: 'ann', reconnect: false })
+  const bob = connect(url, { WebSocket, token: async () => 'bob', reconnect: false })
+  try {
+    await ann.ready()
+    await bob.ready()
+    expect(ann.state === 'open' && ann.user.id === 'user-ann', label + ': welcome, got ' + JSON.stringify(ann.user))
+    await ann.join('lobby')
+    await bob.join('lobby')
+    const chat = new Promise((resolve) => { ann.on('chat', resolve) })
+    await bob.send('lobby', 'hello from ' + label)
+    const got = await chat
+    expect(got.text === 'hello from ' + label && got.room === 'lobby' && got.user.id === 'user-bob', label + ': chat, got ' + JSON.stringify(got))
+    const data = await ann.request('echo', { text: 'ping' })
+    expect(data.echoed === 'ping' && data.by === 'user-ann', label + ': request result, got ' + JSON.stringify(data))
+  } finally {
+    await ann.close()
+    await bob.close()
+    await app.close()
+  }
+}
+
+// The redis subpath: two Fastify instances sharing one Redis (unique prefix); a message sent on
+// one reaches a member on the other.
+async function crossNode (Fastify, WebSocket, plugin, redisAdapter, label) {
+  const prefix = process.env.PACK_TEST_PREFIX + '-' + label.replace(/[^a-z]/gi, '')
+  const apps = []
+  const sockets = []
+  try {
+    for (let i = 0; i < 2; i++) {
+      const app = Fastify({ logger: false })
+      apps.push(app)
+      await app.register(plugin, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379', prefix }) })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+    }
+    const [a, b] = await Promise.all(apps.map((app) => openRaw(WebSocket, 'ws://127.0.0.1:' + app.server.address().port + '/ws')))
+    sockets.push(a, b)
+    a.send(JSON.stringify({ type: 'join', room: 'lobby', id: 1 }))
+    expect((await a.next((m) => m.id === 1)).type === 'ack', label + ': join ack on node 1')
+    b.send(JSON.stringify({ type: 'join', room: 'lobby', id: 2 }))
+    expect((await b.next((m) => m.id === 2)).type === 'ack', label + ': join ack on node 2')
+    b.send(JSON.stringify({ type: 'message', room: 'lobby', text: 'across from ' + label, id: 3 }))
+    const chat = await a.next((m) => m.type === 'chat')
+    expect(chat.text === 'across from ' + label && chat.user.id === b.welcome.user.id, label + ': chat across nodes, got ' + JSON.stringify(chat))
+    const members = await apps[0].rooms.members('lobby')
+    expect(members.length === 2, label + ': members() across nodes, got ' + JSON.stringify(members))
+  } finally {
+    for (const ws of sockets) ws.close()
+    for (const app of apps) await app.close()
+  }
+}
+
+// Constructing an adapter opens nothing; it has the RoomsAdapter methods.
+function checkAdapter (adapter, label) {
+  for (const m of ['init', 'publishToRoom', 'publishToUser', 'publishToAll', 'subscribeRoom', 'unsubscribeRoom', 'members', 'close']) {
+    expect(typeof adapter[m] === 'function', label + ': the adapter lacks ' + m + '()')
+  }
+}
 `
+
+const watchdog = (label) => `setTimeout(() => { console.error('${label}: timed out'); process.exit(1) }, 30000).unref()`
 
 const consumers = {
   'esm.mjs': `import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { Type } from '@sinclair/typebox'
-import wsRooms, { fastifyWsRooms, memoryAdapter } from 'fastify-ws-rooms'
-${exercise}
-setTimeout(() => { console.error('esm: timed out'); process.exit(1) }, 20000).unref()
-if (typeof wsRooms !== 'function') throw new Error('esm: default export is not a function')
-if (wsRooms !== fastifyWsRooms) throw new Error('esm: default and fastifyWsRooms differ')
-if (typeof memoryAdapter !== 'function') throw new Error('esm: memoryAdapter missing')
+import wsRooms, { fastifyWsRooms, memoryAdapter, RoomsError } from 'fastify-ws-rooms'
+${shared}
+${watchdog('esm')}
+expect(typeof wsRooms === 'function', 'esm: default export is not a function')
+expect(wsRooms === fastifyWsRooms, 'esm: default and fastifyWsRooms differ')
+expect(typeof memoryAdapter === 'function', 'esm: memoryAdapter missing')
+expect(typeof RoomsError === 'function', 'esm: RoomsError missing')
 await exercise(Fastify, WebSocket, Type, wsRooms, 'esm default')
 await exercise(Fastify, WebSocket, Type, fastifyWsRooms, 'esm named')
 console.log('esm ok')
@@ -91,24 +191,89 @@ const Fastify = require('fastify')
 const WebSocket = require('ws')
 const { Type } = require('@sinclair/typebox')
 const wsRooms = require('fastify-ws-rooms')
-${exercise}
-setTimeout(() => { console.error('cjs: timed out'); process.exit(1) }, 20000).unref()
+${shared}
+${watchdog('cjs')}
 ;(async () => {
-  if (typeof wsRooms !== 'function') throw new Error('cjs: require() is not callable')
-  if (typeof wsRooms.default !== 'function') throw new Error('cjs: .default is not a function')
-  if (wsRooms.fastifyWsRooms !== wsRooms.default) throw new Error('cjs: .fastifyWsRooms differs from .default')
-  if (typeof wsRooms.memoryAdapter !== 'function') throw new Error('cjs: .memoryAdapter missing')
+  expect(typeof wsRooms === 'function', 'cjs: require() is not callable')
+  expect(typeof wsRooms.default === 'function', 'cjs: .default is not a function')
+  expect(wsRooms.fastifyWsRooms === wsRooms.default, 'cjs: .fastifyWsRooms differs from .default')
+  expect(typeof wsRooms.memoryAdapter === 'function', 'cjs: .memoryAdapter missing')
+  expect(typeof wsRooms.RoomsError === 'function', 'cjs: .RoomsError missing')
   await exercise(Fastify, WebSocket, Type, wsRooms, 'cjs require')
   await exercise(Fastify, WebSocket, Type, wsRooms.default, 'cjs default')
   console.log('cjs ok')
 })().catch((err) => { console.error(err); process.exit(1) })
 `,
-  'ts-consumer.mts': `import Fastify from 'fastify'
+  'client-esm.mjs': `import Fastify from 'fastify'
 import WebSocket from 'ws'
 import { Type } from '@sinclair/typebox'
-import wsRooms, { type ServerMessage, type WsRoomsOptions } from 'fastify-ws-rooms'
+import wsRooms from 'fastify-ws-rooms'
+import connectDefault, { connect, RoomsClient, RoomsClientError, PROTOCOL, shouldReconnect } from 'fastify-ws-rooms/client'
+${shared}
+${watchdog('client-esm')}
+expect(typeof connect === 'function' && connectDefault === connect, 'client-esm: connect / default export')
+expect(typeof RoomsClient === 'function' && typeof RoomsClientError === 'function', 'client-esm: RoomsClient / RoomsClientError missing')
+expect(PROTOCOL === 'rooms.v1' && shouldReconnect(1001) === true, 'client-esm: PROTOCOL / shouldReconnect')
+await clientExercise(Fastify, WebSocket, Type, wsRooms, connect, 'client esm')
+console.log('client-esm ok')
+`,
+  'client-cjs.cjs': `'use strict'
+const Fastify = require('fastify')
+const WebSocket = require('ws')
+const { Type } = require('@sinclair/typebox')
+const wsRooms = require('fastify-ws-rooms')
+const connect = require('fastify-ws-rooms/client')
+${shared}
+${watchdog('client-cjs')}
+;(async () => {
+  expect(typeof connect === 'function', 'client-cjs: require() is not callable')
+  expect(connect.connect === connect && connect.default === connect, 'client-cjs: .connect / .default')
+  expect(typeof connect.RoomsClient === 'function' && typeof connect.RoomsClientError === 'function', 'client-cjs: .RoomsClient / .RoomsClientError missing')
+  expect(connect.PROTOCOL === 'rooms.v1', 'client-cjs: .PROTOCOL')
+  await clientExercise(Fastify, WebSocket, Type, wsRooms, connect, 'client cjs')
+  console.log('client-cjs ok')
+})().catch((err) => { console.error(err); process.exit(1) })
+`,
+  'redis-esm.mjs': `import Fastify from 'fastify'
+import WebSocket from 'ws'
+import wsRooms from 'fastify-ws-rooms'
+import { redisAdapter } from 'fastify-ws-rooms/redis'
+${shared}
+${watchdog('redis-esm')}
+expect(typeof redisAdapter === 'function', 'redis-esm: redisAdapter is not a function')
+checkAdapter(redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: 'unused' }), 'redis-esm')
+if (process.env.PACK_TEST_REDIS === '1') await crossNode(Fastify, WebSocket, wsRooms, redisAdapter, 'redis esm')
+console.log('redis-esm ok')
+`,
+  'redis-cjs.cjs': `'use strict'
+const Fastify = require('fastify')
+const WebSocket = require('ws')
+const wsRooms = require('fastify-ws-rooms')
+const redisAdapter = require('fastify-ws-rooms/redis')
+${shared}
+${watchdog('redis-cjs')}
+;(async () => {
+  expect(typeof redisAdapter === 'function', 'redis-cjs: require() is not callable')
+  expect(redisAdapter.redisAdapter === redisAdapter, 'redis-cjs: .redisAdapter')
+  checkAdapter(redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: 'unused' }), 'redis-cjs')
+  if (process.env.PACK_TEST_REDIS === '1') await crossNode(Fastify, WebSocket, wsRooms, redisAdapter, 'redis cjs')
+  console.log('redis-cjs ok')
+})().catch((err) => { console.error(err); process.exit(1) })
+`,
 
-setTimeout(() => { console.error('ts: timed out'); process.exit(1) }, 20000).unref()
+  // ---- TypeScript consumers. The @ts-expect-error lines (never run) prove the types are real:
+  // if anything resolved to `any`, the directive would be unused and tsc would fail. ----
+
+  'ts-esm.mts': `import Fastify from 'fastify'
+import WebSocket from 'ws'
+import { Type } from '@sinclair/typebox'
+import wsRooms, { type RoomsStats, type ServerMessage, type WsRoomsOptions } from 'fastify-ws-rooms'
+import { connect, type RequestFor, type RoomsClient } from 'fastify-ws-rooms/client'
+
+setTimeout(() => { console.error('ts-esm: timed out'); process.exit(1) }, 30000).unref()
+
+const Echo = Type.Object({ text: Type.String() })
+interface EchoApp { requests: { echo: RequestFor<typeof Echo, { echoed: string, by: string }> } }
 
 const options: WsRoomsOptions = {
   authenticate: (token) => (token.length > 0 ? { id: 'user-' + token } : null),
@@ -116,61 +281,122 @@ const options: WsRoomsOptions = {
 }
 const app = Fastify({ logger: false })
 await app.register(wsRooms, options)
-app.rooms.handle('echo', Type.Object({ text: Type.String() }), (conn, msg) => ({ echoed: msg.text.toUpperCase(), by: conn.user.id }))
+app.rooms.handle('echo', Echo, (conn, msg) => ({ echoed: msg.text.toUpperCase(), by: conn.user.id }))
+const joined: string[] = []
+app.rooms.on('join', (_conn, room) => { joined.push(room) })
 await app.listen({ port: 0, host: '127.0.0.1' })
 const address = app.server.address()
-if (address === null || typeof address === 'string') throw new Error('no port')
-const port: number = address.port
+if (address === null || typeof address === 'string') throw new Error('ts-esm: no port')
+const url = 'ws://127.0.0.1:' + String(address.port) + '/ws'
 
-function open (token: string): Promise<{ ws: WebSocket, next: (match: (m: ServerMessage) => boolean) => Promise<ServerMessage> }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket('ws://127.0.0.1:' + String(port) + '/ws', ['rooms.v1', 'bearer.' + token])
-    const frames: ServerMessage[] = []
-    const waiters: Array<{ match: (m: ServerMessage) => boolean, resolve: (m: ServerMessage) => void }> = []
-    ws.on('message', (data) => {
-      const m = JSON.parse(data.toString()) as ServerMessage
-      const i = waiters.findIndex((w) => w.match(m))
-      if (i >= 0) waiters.splice(i, 1)[0].resolve(m)
-      else frames.push(m)
-    })
-    const next = (match: (m: ServerMessage) => boolean): Promise<ServerMessage> => {
-      const i = frames.findIndex(match)
-      if (i >= 0) return Promise.resolve(frames.splice(i, 1)[0])
-      return new Promise((resolve) => { waiters.push({ match, resolve }) })
-    }
-    ws.on('error', reject)
-    ws.once('open', () => {
-      if (ws.protocol !== 'rooms.v1') reject(new Error('ts: subprotocol ' + ws.protocol))
-      else resolve({ ws, next })
-    })
-  })
+// A raw socket, frames typed as ServerMessage.
+const raw = new WebSocket(url, ['rooms.v1', 'bearer.raw'])
+const welcome = await new Promise<ServerMessage>((resolve, reject) => {
+  raw.once('message', (data) => { resolve(JSON.parse(data.toString()) as ServerMessage) })
+  raw.once('error', reject)
+})
+if (welcome.type !== 'system' || welcome.event !== 'welcome' || welcome.user.id !== 'user-raw') throw new Error('ts-esm: welcome ' + JSON.stringify(welcome))
+if (raw.protocol !== 'rooms.v1') throw new Error('ts-esm: subprotocol ' + raw.protocol)
+raw.close()
+
+// The typed client.
+const ann: RoomsClient<EchoApp> = connect<EchoApp>(url, { WebSocket, token: 'ann', reconnect: false })
+const bob = connect<EchoApp>(url, { WebSocket, token: 'bob', reconnect: false })
+await ann.ready()
+await bob.ready()
+await ann.join('lobby')
+await bob.join('lobby')
+const chat = new Promise<string>((resolve) => { ann.on('chat', (event) => { resolve(event.user.id + ': ' + event.text) }) })
+await bob.send('lobby', 'typed hello')
+if (await chat !== 'user-bob: typed hello') throw new Error('ts-esm: chat')
+const echoed: { echoed: string, by: string } = await ann.request('echo', { text: 'quiet' })
+if (echoed.echoed !== 'QUIET' || echoed.by !== 'user-ann') throw new Error('ts-esm: echo ' + JSON.stringify(echoed))
+const stats: RoomsStats = app.rooms.stats()
+if (stats.connections !== 2 || joined.length !== 2) throw new Error('ts-esm: stats ' + JSON.stringify(stats) + ' joins ' + joined.join())
+await ann.close()
+await bob.close()
+await app.close()
+console.log('ts-esm ok')
+
+export function typeErrors (): void {
+  // @ts-expect-error an unknown option
+  void app.register(wsRooms, { port: 3000 })
+  // @ts-expect-error not on RoomsApi
+  app.rooms.nope()
+  // @ts-expect-error not in the schema
+  app.rooms.handle('echo', Echo, (_conn, msg) => msg.nope)
+  // @ts-expect-error the payload does not match the schema
+  void ann.request('echo', { text: 1 })
+}
+`,
+  'ts-cjs.cts': `import Fastify = require('fastify')
+import WebSocket = require('ws')
+import { Type } from '@sinclair/typebox'
+import wsRooms = require('fastify-ws-rooms')
+import redisAdapter = require('fastify-ws-rooms/redis')
+import connect = require('fastify-ws-rooms/client')
+
+const Echo = Type.Object({ text: Type.String() })
+interface EchoApp { requests: { echo: connect.RequestFor<typeof Echo, { echoed: string, by: string }> } }
+
+async function main (): Promise<void> {
+  const options: wsRooms.WsRoomsOptions = {
+    authenticate: (token) => (token.length > 0 ? { id: 'user-' + token } : null)
+  }
+  const adapter: wsRooms.RoomsAdapter = redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: process.env.PACK_TEST_PREFIX + '-ts' })
+  if (process.env.PACK_TEST_REDIS === '1') options.adapter = adapter
+  const app = Fastify({ logger: false })
+  await app.register(wsRooms, options)
+  app.rooms.handle('echo', Echo, (conn, msg) => ({ echoed: msg.text.toUpperCase(), by: conn.user.id }))
+  const joined: string[] = []
+  app.rooms.on('join', (_conn, room) => { joined.push(room) })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('ts-cjs: no port')
+  const url = 'ws://127.0.0.1:' + String(address.port) + '/ws'
+
+  const ann: connect.RoomsClient<EchoApp> = connect<EchoApp>(url, { WebSocket, token: 'ann', reconnect: false })
+  const bob = connect.connect<EchoApp>(url, { WebSocket, token: () => 'bob', reconnect: false })
+  try {
+    await ann.ready()
+    await bob.ready()
+    await ann.join('lobby')
+    await bob.join('lobby')
+    const chat = new Promise<connect.ChatEvent>((resolve) => { ann.on('chat', resolve) })
+    await bob.send('lobby', 'typed hello')
+    const event = await chat
+    if (event.text !== 'typed hello' || event.user.id !== 'user-bob') throw new Error('ts-cjs: chat ' + JSON.stringify(event))
+    const echoed: { echoed: string, by: string } = await ann.request('echo', { text: 'quiet' })
+    if (echoed.echoed !== 'QUIET' || echoed.by !== 'user-ann') throw new Error('ts-cjs: echo ' + JSON.stringify(echoed))
+    const members: wsRooms.RoomMember[] = await app.rooms.members('lobby')
+    const stats: wsRooms.RoomsStats = app.rooms.stats()
+    if (members.length !== 2 || stats.connections !== 2 || joined.length !== 2) throw new Error('ts-cjs: members ' + JSON.stringify(members) + ' stats ' + JSON.stringify(stats))
+  } finally {
+    await ann.close()
+    await bob.close()
+    await app.close()
+  }
 }
 
-const a = await open('ann')
-const b = await open('bob')
-const welcome = await a.next((m) => m.type === 'system' && m.event === 'welcome')
-if (welcome.type !== 'system' || welcome.user.id !== 'user-ann') throw new Error('ts: welcome ' + JSON.stringify(welcome))
-a.ws.send(JSON.stringify({ type: 'join', room: 'lobby', id: 1 }))
-await a.next((m) => m.type === 'ack' && m.id === 1)
-b.ws.send(JSON.stringify({ type: 'join', room: 'lobby', id: 2 }))
-await b.next((m) => m.type === 'ack' && m.id === 2)
-b.ws.send(JSON.stringify({ type: 'message', room: 'lobby', text: 'typed hello', id: 3 }))
-await b.next((m) => m.type === 'ack' && m.id === 3)
-const chat = await a.next((m) => m.type === 'chat')
-if (chat.type !== 'chat' || chat.text !== 'typed hello' || chat.user.id !== 'user-bob') throw new Error('ts: chat ' + JSON.stringify(chat))
-a.ws.send(JSON.stringify({ type: 'echo', text: 'quiet', id: 4 }))
-const echo = await a.next((m) => m.type === 'ack' && m.id === 4)
-if (echo.type !== 'ack' || JSON.stringify(echo.data) !== JSON.stringify({ echoed: 'QUIET', by: 'user-ann' })) throw new Error('ts: echo ' + JSON.stringify(echo))
-const stats = app.rooms.stats()
-if (stats.connections !== 2) throw new Error('ts: stats ' + JSON.stringify(stats))
-a.ws.close()
-b.ws.close()
-await app.close()
-console.log('ts ok')
+export function typeErrors (app: Fastify.FastifyInstance, client: connect.RoomsClient<EchoApp>): void {
+  // @ts-expect-error an unknown option
+  void app.register(wsRooms, { port: 3000 })
+  // @ts-expect-error not on RoomsApi
+  app.rooms.nope()
+  // @ts-expect-error not in the schema
+  app.rooms.handle('echo', Echo, (_conn, msg) => msg.nope)
+  // @ts-expect-error not a redisAdapter option
+  redisAdapter({ urll: 'redis://127.0.0.1:6379' })
+  // @ts-expect-error the payload does not match the schema
+  void client.request('echo', { text: 1 })
+}
+
+setTimeout(() => { console.error('ts-cjs: timed out'); process.exit(1) }, 30000).unref()
+main().then(() => { console.log('ts-cjs ok') }, (err: unknown) => { console.error(err); process.exit(1) })
 `
 }
 
-const tsconfig = {
+const tsconfigFor = (file) => ({
   compilerOptions: {
     target: 'ES2022',
     module: 'nodenext',
@@ -180,51 +406,172 @@ const tsconfig = {
     outDir: 'out',
     types: ['node']
   },
-  files: ['ts-consumer.mts']
+  files: [file]
+})
+
+// ---- Checks of the installed declarations, through the TypeScript API ----
+
+function checkDeclarations (pkgDir) {
+  const ts = require('typescript')
+  const types = join(pkgDir, 'types')
+  const base = { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true }
+  // Diagnostics of the package's own declaration files (and the program's global ones), fully
+  // checked; the rest of node_modules is only read.
+  const diagnosticsOf = (program) => [
+    ...program.getOptionsDiagnostics(),
+    ...program.getGlobalDiagnostics(),
+    ...program.getSourceFiles().filter((f) => f.fileName.startsWith(types)).flatMap((f) => [
+      ...program.getSyntacticDiagnostics(f),
+      ...program.getSemanticDiagnostics(f)
+    ])
+  ].map((d) =>
+    `${d.file ? d.file.fileName.slice(pkgDir.length + 1) + ': ' : ''}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`)
+  const ours = (program) => program.getSourceFiles().map((f) => f.fileName).filter((f) => !f.includes('/typescript/lib/'))
+
+  // Every subpath: the CommonJS declarations expose exactly the names of the ESM ones, and all of
+  // them type-check (the consumers compile with skipLibCheck; this checks our files, fully).
+  const pairs = ['index', 'redis', 'client']
+  const roots = pairs.flatMap((name) => [join(types, `${name}.d.ts`), join(types, `${name}.d.cts`)])
+  const program = ts.createProgram(roots, { ...base, types: ['node'] })
+  const problems = diagnosticsOf(program)
+  if (problems.length > 0) throw new Error('the declarations do not compile:\n' + problems.join('\n'))
+  const checker = program.getTypeChecker()
+  const namesOf = (file) => checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(file))).map((s) => s.name).sort()
+  for (const name of pairs) {
+    const esm = namesOf(join(types, `${name}.d.ts`))
+    const cjs = namesOf(join(types, `${name}.d.cts`))
+    const missing = esm.filter((n) => !cjs.includes(n))
+    const extra = cjs.filter((n) => !esm.includes(n))
+    if (missing.length > 0 || extra.length > 0) {
+      throw new Error(`types/${name}.d.cts and types/${name}.d.ts differ: missing in .d.cts [${missing.join(', ')}], only in .d.cts [${extra.join(', ')}]`)
+    }
+  }
+
+  // The wire protocol stands alone; the client's types need neither fastify nor ws, and compile in
+  // a browser project (DOM, no Node types) and in a Node project (Node types, no DOM).
+  const protocol = ts.createProgram([join(types, 'protocol.d.ts')], { ...base, lib: ['lib.es2022.d.ts'], types: [] })
+  const protocolFiles = ours(protocol)
+  const list = (files) => files.slice(0, 5).map((f) => f.slice(f.lastIndexOf('node_modules/') + 13)).join(', ') + (files.length > 5 ? ` and ${files.length - 5} more` : '')
+  if (protocolFiles.length !== 1) throw new Error('types/protocol.d.ts imports other files: ' + list(protocolFiles.filter((f) => !f.endsWith('/types/protocol.d.ts'))))
+  let clientFiles = 0
+  for (const [setting, options] of [['a browser project (DOM, no Node types)', { lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: [] }], ['a Node project (no DOM)', { lib: ['lib.es2022.d.ts'], types: ['node'] }]]) {
+    const client = ts.createProgram([join(types, 'client.d.ts'), join(types, 'client.d.cts')], { ...base, ...options })
+    const clientProblems = diagnosticsOf(client)
+    if (clientProblems.length > 0) throw new Error(`the client declarations do not compile in ${setting}:\n` + clientProblems.join('\n'))
+    const server = ours(client).filter((f) => /\/node_modules\/(fastify|@fastify|ws|@types\/ws|ioredis)\//.test(f) || f.endsWith('/types/index.d.ts'))
+    if (server.length > 0) throw new Error('the client declarations pull in server-side types: ' + list(server))
+    clientFiles = ours(client).filter((f) => f.includes('/fastify-ws-rooms/')).length
+  }
+  return `declarations: each .d.cts exposes the names of its .d.ts (${pairs.join(', ')}); protocol.d.ts imports nothing; the client's ${clientFiles} declaration files compile for a browser and for Node without fastify or ws`
 }
 
+// ---- Helpers ----
+
+function newestMtime (path) {
+  if (!existsSync(path)) return 0
+  const stat = statSync(path)
+  if (!stat.isDirectory()) return stat.mtimeMs
+  let newest = 0
+  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)))
+  return newest
+}
+
+function exportTargets (value) {
+  if (typeof value === 'string') return [value]
+  return Object.values(value).flatMap(exportTargets)
+}
+
+function redisReachable () {
+  if (process.env.PACK_TEST_REDIS === '0') return Promise.resolve(false)
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port: 6379 })
+    const done = (ok) => { clearTimeout(timer); socket.destroy(); resolve(ok) }
+    const timer = setTimeout(() => done(false), 1000)
+    socket.once('connect', () => socket.write('PING\r\n'))
+    socket.once('data', (data) => done(data.toString().startsWith('+PONG')))
+    socket.once('error', () => done(false))
+  })
+}
+
+// ---- The run ----
+
+const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'))
+const targets = [...new Set(exportTargets(pkg.exports).map((t) => t.replace(/^\.\//, '')))]
 const work = mkdtempSync(join(tmpdir(), 'fastify-ws-rooms-pack-'))
+const prefix = 'pack-test-' + randomBytes(6).toString('hex')
 let failed = null
 const steps = []
 try {
-  if (!existsSync(join(repo, 'dist/esm/index.js')) || !existsSync(join(repo, 'dist/cjs/index.cjs'))) {
-    console.log('# dist/ missing: building')
-    run(process.execPath, [join(repo, 'scripts/build.mjs')], repo, 'build')
+  // 1. Where to pack from: the repo when its dist/ is complete and fresh, else a staging copy.
+  const distFiles = targets.filter((t) => t.startsWith('dist/')).map((t) => join(repo, t))
+  const sources = ['lib', 'scripts/build.mjs', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.cjs.json'].map((p) => newestMtime(join(repo, p)))
+  const distFresh = distFiles.every(existsSync) && Math.min(...distFiles.map((f) => statSync(f).mtimeMs)) >= Math.max(...sources)
+  let packFrom = repo
+  if (!distFresh || process.env.PACK_TEST_FRESH === '1') {
+    packFrom = join(work, 'stage')
+    mkdirSync(packFrom)
+    for (const entry of ['lib', 'types', 'scripts/build.mjs', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.cjs.json', 'package.json', 'README.md', 'SECURITY.md', 'LICENSE']) {
+      if (existsSync(join(repo, entry))) cpSync(join(repo, entry), join(packFrom, entry), { recursive: true })
+    }
+    symlinkSync(join(repo, 'node_modules'), join(packFrom, 'node_modules'), 'dir')
+    run(process.execPath, ['scripts/build.mjs'], packFrom, 'build (staging copy)')
+    steps.push(`built in a staging copy (${process.env.PACK_TEST_FRESH === '1' ? 'PACK_TEST_FRESH=1' : 'dist/ missing or older than its sources'}; the shared dist/ untouched)`)
   }
 
-  const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', work], repo, 'npm pack'))
+  // 2. The tarball: every export target and every file a declaration imports is in; nothing else.
+  const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', work], packFrom, 'npm pack'))
   const tarball = join(work, packed[0].filename)
   const files = packed[0].files.map((f) => f.path)
-  for (const needed of ['package.json', 'dist/esm/index.js', 'dist/cjs/index.cjs', 'types/index.d.ts']) {
-    if (!files.includes(needed)) throw new Error(`the tarball lacks ${needed}`)
+  const needed = new Set(['package.json', ...targets])
+  for (const file of files.filter((f) => /^types\/.*\.d\.c?ts$/.test(f))) {
+    const text = readFileSync(join(packFrom, file), 'utf8')
+    for (const [, spec] of text.matchAll(/from '\.\/([^']+)\.js'/g)) needed.add(`types/${spec}.d.ts`)
   }
-  const stray = files.filter((f) => /^(lib|test|scripts|examples|bench|\.ci)\//.test(f) || f.endsWith('.tst.ts'))
+  const lacking = [...needed].filter((f) => !files.includes(f))
+  if (lacking.length > 0) throw new Error(`the tarball lacks ${lacking.join(', ')}`)
+  const stray = files.filter((f) => /^(lib|test|scripts|examples|bench|\.ci)\//.test(f) || f.includes('.tst.'))
   if (stray.length > 0) throw new Error(`the tarball ships files users do not need: ${stray.join(', ')}`)
-  steps.push(`packed ${packed[0].filename} (${files.length} files)`)
+  steps.push(`packed ${packed[0].filename} (${files.length} files, all ${needed.size} export targets and declaration imports present)`)
 
+  // 3. A user's project, without ioredis first.
   const app = join(work, 'app')
-  execFileSync('mkdir', ['-p', app])
+  mkdirSync(app)
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2))
-  run(npm, [
-    'install', '--prefer-offline', '--no-audit', '--no-fund', '--no-save',
-    tarball,
-    `fastify@${versionOf('fastify')}`,
-    `@types/node@${versionOf('@types/node')}`,
-    `@types/ws@${versionOf('@types/ws')}`
-  ], app, 'npm install')
+  const install = (specs, what) => run(npm, ['install', '--prefer-offline', '--no-audit', '--no-fund', ...specs], app, what)
+  install([tarball, `fastify@${versionOf('fastify')}`, `@types/node@${versionOf('@types/node')}`, `@types/ws@${versionOf('@types/ws')}`], 'npm install')
   if (existsSync(join(app, 'node_modules/ioredis'))) throw new Error('ioredis was installed: it must be an optional peer dependency')
   steps.push('installed without ioredis')
 
   for (const [file, source] of Object.entries(consumers)) writeFileSync(join(app, file), source)
-  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2))
+  writeFileSync(join(app, 'tsconfig.esm.json'), JSON.stringify(tsconfigFor('ts-esm.mts'), null, 2))
+  writeFileSync(join(app, 'tsconfig.cjs.json'), JSON.stringify(tsconfigFor('ts-cjs.cts'), null, 2))
+  const env = { PACK_TEST_PREFIX: prefix }
 
-  run(process.execPath, ['esm.mjs'], app, 'ESM consumer')
-  steps.push('ESM import default + { fastifyWsRooms }')
-  run(process.execPath, ['cjs.cjs'], app, 'CommonJS consumer')
-  steps.push('CJS require() callable + .default')
-  run(process.execPath, [tsc, '-p', 'tsconfig.json'], app, 'tsc (module nodenext) on the TypeScript consumer')
-  run(process.execPath, ['out/ts-consumer.mjs'], app, 'TypeScript consumer')
-  steps.push('TypeScript (nodenext) compiled and ran')
+  run(process.execPath, ['esm.mjs'], app, 'ESM consumer', env)
+  steps.push('ESM: import default + { fastifyWsRooms, memoryAdapter, RoomsError }, frames over ws')
+  run(process.execPath, ['cjs.cjs'], app, 'CommonJS consumer', env)
+  steps.push('CJS: require() callable + .default, frames over ws')
+  run(process.execPath, ['client-esm.mjs'], app, 'client ESM consumer', env)
+  steps.push('client ESM: import { connect } + default, round trip with ws as WebSocket')
+  run(process.execPath, ['client-cjs.cjs'], app, 'client CommonJS consumer', env)
+  steps.push('client CJS: require() callable + .connect/.default, round trip with ws as WebSocket')
+  run(process.execPath, [tsc, '-p', 'tsconfig.esm.json'], app, 'tsc (module nodenext) on the ESM TypeScript consumer, without ioredis')
+  run(process.execPath, ['out/ts-esm.mjs'], app, 'ESM TypeScript consumer', env)
+  steps.push('TypeScript ESM (.mts, nodenext, no ioredis): compiled, app.rooms and the client typed, ran')
+
+  // 4. With ioredis: the redis subpath, the CommonJS TypeScript consumer, the declarations.
+  install([`ioredis@${versionOf('ioredis')}`], 'npm install ioredis')
+  const withRedis = await redisReachable()
+  const redisEnv = { ...env, PACK_TEST_REDIS: withRedis ? '1' : '0' }
+  run(process.execPath, ['redis-esm.mjs'], app, 'redis ESM consumer', redisEnv)
+  run(process.execPath, ['redis-cjs.cjs'], app, 'redis CommonJS consumer', redisEnv)
+  steps.push(withRedis
+    ? 'redis ESM + CJS (callable require): a message crossed two Fastify instances through 127.0.0.1:6379'
+    : 'redis ESM + CJS (callable require): adapters constructed (no Redis at 127.0.0.1:6379: no cross-node exchange)')
+  run(process.execPath, [tsc, '-p', 'tsconfig.cjs.json'], app, 'tsc (module nodenext) on the CommonJS TypeScript consumer')
+  run(process.execPath, ['out/ts-cjs.cjs'], app, 'CommonJS TypeScript consumer', redisEnv)
+  steps.push(`TypeScript CJS (.cts, nodenext, import = require): compiled, app.rooms and the client typed, ran${withRedis ? ' on the Redis adapter' : ''}`)
+  steps.push(checkDeclarations(join(app, 'node_modules/fastify-ws-rooms')))
 } catch (err) {
   failed = err
 } finally {
@@ -232,10 +579,11 @@ try {
 }
 
 for (const step of steps) console.log(`# ok: ${step}`)
+const seconds = ((Date.now() - started) / 1000).toFixed(1)
 if (failed) {
   console.error(String(failed.stack ?? failed))
-  console.log('FAIL: packed-package test')
+  console.log(`FAIL: packed-package test (${seconds} s)`)
   process.exitCode = 1
 } else {
-  console.log('PASS: packed-package test (ESM, CommonJS, TypeScript consumers)')
+  console.log(`PASS: packed-package test (root, /client, /redis; ESM, CommonJS, TypeScript .mts and .cts) in ${seconds} s`)
 }

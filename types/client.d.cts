@@ -1,8 +1,10 @@
 // CommonJS view of `fastify-ws-rooms/client`: dist/cjs/client.cjs exports `connect` itself, with
 // the named exports (and `.default`) on it. The types are the ESM declarations (./client.d.ts),
-// referenced, never restated; like those, nothing here depends on fastify, Node or the DOM.
+// referenced, never restated (only `RequestFor` is typed against TypeBox's CommonJS build, see
+// index.d.cts); like those, nothing here depends on fastify, Node or the DOM.
 import type * as esm from './client.js' with { 'resolution-mode': 'import' }
-import type { ObjectSchema } from './schema.js' with { 'resolution-mode': 'import' }
+// Resolved as `require` resolves it, like the user's own `require('@sinclair/typebox')`:
+import type { Static, TObject } from '@sinclair/typebox'
 
 declare namespace connect {
   // Wire protocol (./protocol.d.ts)
@@ -39,7 +41,8 @@ declare namespace connect {
   // Application types
   export type AppFrame = esm.AppFrame
   export type RequestSpec<P extends object = Record<string, unknown>, R = unknown> = esm.RequestSpec<P, R>
-  export type RequestFor<S extends ObjectSchema, R = unknown> = esm.RequestFor<S, R>
+  /** As in client.d.ts, for a schema of TypeBox's CommonJS build (what `require` gives; see index.d.cts). */
+  export type RequestFor<S extends TObject, R = unknown> = esm.RequestSpec<Static<S>, R>
   export type AppSpec = esm.AppSpec
   export type UntypedApp = esm.UntypedApp
   export type RequestName<App> = esm.RequestName<App>

@@ -2,6 +2,7 @@
 // protocol (CONTRACT §3–§5). No DOM or Node types are referenced here, so it compiles in a
 // browser project, a Node project using `ws`, or both; the wire types come from ./protocol.d.ts,
 // so nothing of fastify is pulled in. lib/client imports its types from here.
+import type { Static, TObject } from '@sinclair/typebox'
 import type {
   ChatEvent,
   ErrorCode,
@@ -10,7 +11,6 @@ import type {
   ServerMessage,
   SystemEvent
 } from './protocol.js'
-import type { ObjectSchema, StaticObject } from './schema.js'
 
 export type {
   AckMessage,
@@ -213,11 +213,8 @@ export interface RequestSpec<P extends object = Record<string, unknown>, R = unk
   result: R
 }
 
-/**
- * A request type described by the TypeBox schema given to `fastify.rooms.handle` on the server
- * (a `TObject` from TypeBox's ESM or CommonJS build).
- */
-export type RequestFor<S extends ObjectSchema, R = unknown> = RequestSpec<StaticObject<S>, R>
+/** A request type described by the TypeBox schema given to `fastify.rooms.handle` on the server. */
+export type RequestFor<S extends TObject, R = unknown> = RequestSpec<Static<S>, R>
 
 /**
  * What an application adds to the protocol: `requests` maps a type name to a `RequestSpec`,

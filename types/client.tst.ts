@@ -176,3 +176,13 @@ describe('errors', () => {
     expect(new RoomsClientError('nope', 'x')).type.toRaiseError()
   })
 })
+
+describe('wire types', () => {
+  test('are the server\'s: one definition (types/protocol.d.ts) behind both entry points', () => {
+    expect<RoomUser>().type.toBe<import('fastify-ws-rooms').RoomUser>()
+    expect<ErrorCode>().type.toBe<import('fastify-ws-rooms').ErrorCode>()
+    expect<import('fastify-ws-rooms/client').ServerMessage>().type.toBe<import('fastify-ws-rooms').ServerMessage>()
+    expect<import('fastify-ws-rooms/client').ClientMessage>().type.toBe<import('fastify-ws-rooms').ClientMessage>()
+    expect<import('fastify-ws-rooms/client').CloseCode>().type.toBe<import('fastify-ws-rooms').CloseCode>()
+  })
+})

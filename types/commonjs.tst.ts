@@ -74,6 +74,8 @@ describe('require(\'fastify-ws-rooms\')', () => {
       expect(msg.text).type.toRaiseError("Property 'text' does not exist")
     })
     expect(app.rooms.handle('vote', TypeCjs.String(), () => undefined)).type.toRaiseError()
+    type Vote = import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } }).HandledMessage<typeof schema>
+    expect<Vote>().type.toBe<{ room: string, votes: number } & { type: string, id?: string | number }>()
   })
 })
 

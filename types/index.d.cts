@@ -2,11 +2,12 @@
 // package, with module node16/nodenext). The runtime of dist/cjs/index.cjs is the plugin function
 // itself with the named exports hanging off it (`module.exports = Object.assign(plugin, mod)`), so
 // the declarations use `export =` of a function merged with a namespace, as Fastify's own plugins
-// do. Every type is the ESM declaration (./index.d.ts), referenced, never restated; loading it
-// also brings the `declare module 'fastify'` augmentation (`fastify.rooms`) along.
+// do. Every type is the ESM declaration (./index.d.ts), referenced, never restated (only
+// `HandledMessage` is typed against TypeBox's CommonJS build, see below); loading it also brings
+// the `declare module 'fastify'` augmentation (`fastify.rooms`) along.
 import type * as esm from './index.js' with { 'resolution-mode': 'import' }
-import type { ObjectSchema } from './schema.js' with { 'resolution-mode': 'import' }
-import type { TObject as TObjectCjs } from '@sinclair/typebox'
+// Resolved as `require` resolves it, like the user's own `require('@sinclair/typebox')`:
+import type { Static, TObject } from '@sinclair/typebox'
 
 type Plugin = typeof esm.fastifyWsRooms
 
@@ -38,7 +39,8 @@ declare namespace fastifyWsRooms {
   export type WsRoomsOptions = esm.WsRoomsOptions
   // fastify.rooms
   export type RoomConnection = esm.RoomConnection
-  export type HandledMessage<S extends ObjectSchema> = esm.HandledMessage<S>
+  /** As in index.d.ts, for a schema of TypeBox's CommonJS build (what `require` gives). */
+  export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: esm.MessageId }
   export type RoomsEventName = esm.RoomsEventName
   export type RoomsEvents = esm.RoomsEvents
   export type RoomsStats = esm.RoomsStats
@@ -52,16 +54,17 @@ declare namespace fastifyWsRooms {
   export type RoomsError = esm.RoomsError
 }
 
-// TypeBox's CommonJS build declares its own `TObject`, which the ESM declaration of
-// `rooms.handle` (typed against TypeBox's ESM build) does not accept. A CommonJS file gets its
-// schemas from the CommonJS build, so for programs that load this file `RoomsApi` gains an
-// overload taking those. (Interface merging through a module augmentation of the ESM file.)
+// TypeBox ships two builds whose declarations are distinct (its `Kind` symbol is declared once in
+// each), so a schema made by the CommonJS build, the one a CommonJS file gets, is not assignable
+// to the ESM `TObject` that `rooms.handle` is declared with in index.d.ts. Programs that load this
+// file get an overload of `RoomsApi.handle` for those schemas (interface merging through a module
+// augmentation of the ESM declaration file); ESM programs, and lib/, never see it.
 declare module './index.js' {
   interface RoomsApi {
-    handle<S extends TObjectCjs> (
+    handle<S extends TObject> (
       type: string,
       schema: S,
-      handler: (conn: esm.RoomConnection, message: esm.HandledMessage<S>) => unknown
+      handler: (conn: esm.RoomConnection, message: fastifyWsRooms.HandledMessage<S>) => unknown
     ): void
   }
 }

@@ -1,12 +1,12 @@
 // Public type surface of fastify-ws-rooms (CONTRACT §1–§8). The runtime in lib/ imports
 // its types from here, so what users compile against is what the plugin is written against.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { TObject } from '@sinclair/typebox'
+import type { Static, TObject } from '@sinclair/typebox'
 import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
-import type { ObjectSchema, StaticObject } from './schema.js'
 
-// ---- Wire protocol (CONTRACT §4, §5, §8): defined in ./protocol.d.ts (no fastify, no typebox), ----
-// ---- shared with the client's types, and re-exported here unchanged.                            ----
+// ---- Wire protocol (CONTRACT §4, §5, §8) ----
+// Defined in ./protocol.d.ts (which imports nothing, so the client's types share it without
+// pulling in fastify), and re-exported here unchanged.
 export type {
   AckMessage,
   ChatEvent,
@@ -139,11 +139,8 @@ export interface RoomConnection {
   close (code?: number, reason?: string): void
 }
 
-/**
- * A frame of an application type registered with `rooms.handle`: the schema's fields plus `type` and `id`.
- * `S` is a TypeBox `TObject`, from TypeBox's ESM or CommonJS build.
- */
-export type HandledMessage<S extends ObjectSchema> = StaticObject<S> & { type: string, id?: MessageId }
+/** A frame of an application type registered with `rooms.handle`: the schema's fields plus `type` and `id`. */
+export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: MessageId }
 
 export type RoomsEventName = 'connect' | 'disconnect' | 'join' | 'leave'
 
@@ -190,7 +187,7 @@ export interface RoomsApi {
   connection (connectionId: string): RoomConnection | undefined
   /**
    * Add an application message type, validated by a TypeBox object schema (`Type.Object(...)`).
-   * (CommonJS consumers get an overload taking a schema from TypeBox's CommonJS build: index.d.cts.)
+   * (A CommonJS program also gets an overload taking a schema of TypeBox's CommonJS build: index.d.cts.)
    */
   handle<S extends TObject> (
     type: string,
