@@ -11,7 +11,7 @@ import type {
   WebSocketConstructorLike,
   WebSocketLike
 } from '../../types/client.js'
-import type { RoomUser, WelcomeEvent } from '../../types/index.js'
+import type { RoomUser, WelcomeEvent } from '../../types/protocol.js'
 import { Emitter } from './emitter.js'
 import { RoomsClientError } from './errors.js'
 import {
