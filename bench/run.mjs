@@ -11,6 +11,8 @@
 // --quiet-wait S (default 20, 5 with --quick): before each run, wait up to S seconds for other processes on
 // the machine to use less than a third of a core (0: do not wait). The bench shares the
 // cores with whatever else runs; the table reports how much CPU others took anyway.
+// --nice N runs the servers and generators at that scheduling priority (e.g. --nice=-5 as
+// root), so that on a shared machine other jobs take fewer cycles from the measurement.
 // --profile DIR writes a CPU profile of the server and of each generator process covering
 // exactly the measurement window of every run (summarize with bench/tools/profile-summary.mjs).
 // --heap-snapshots DIR: the memory scenario writes the server's heap before and after the
@@ -23,7 +25,7 @@ import os from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { killAll, startServer, startWorkers, stopWorkers } from './lib/procs.mjs'
+import { killAll, setSchedulingPriority, startServer, startWorkers, stopWorkers } from './lib/procs.mjs'
 import { SATURATED, limitedBy, machineCpu, machinePercent, median, mode, sleep } from './lib/stats.mjs'
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
@@ -46,6 +48,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'string' },
     'heap-snapshots': { type: 'string' },
     'quiet-wait': { type: 'string', default: process.env.BENCH_QUIET_WAIT },
+    nice: { type: 'string', default: process.env.BENCH_NICE },
     help: { type: 'boolean', default: false }
   }
 })
@@ -58,6 +61,7 @@ if (flags.help) {
 const cores = os.availableParallelism?.() ?? os.cpus().length
 const opts = {
   quick: flags.quick,
+  nice: flags.nice === undefined ? null : Number(flags.nice),
   rounds: Number(flags.rounds ?? (flags.quick ? 1 : 3)),
   // One generator process per core: on a small machine the generator shares the cores with
   // the server, and more processes than cores only adds switching.
@@ -65,6 +69,7 @@ const opts = {
   measureMs: flags['measure-ms'] ? Number(flags['measure-ms']) : undefined,
   window: flags.window ? Number(flags.window) : undefined
 }
+if (flags.nice !== undefined) setSchedulingPriority(Number(flags.nice))
 const outFile = resolve(flags.out ?? join(benchDir, 'results', 'latest.json'))
 
 const baselineScript = pathToFileURL(join(benchDir, 'baseline', 'server.mjs'))
@@ -252,7 +257,8 @@ async function main () {
     loadAverageAtStart: os.loadavg()
   }
   process.stdout.write(`fastify-ws-rooms bench: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, ` +
-    `${opts.rounds} round(s), ${opts.workers} generator process(es)${opts.quick ? ', quick mode' : ''}\n`)
+    `${opts.rounds} round(s), ${opts.workers} generator process(es)${opts.quick ? ', quick mode' : ''}` +
+    `${opts.nice === null ? '' : `, nice ${opts.nice}`}\n`)
   if (pluginScript.href === baselineScript.href) process.stdout.write('note: --plugin-server baseline, both sides run the baseline (harness check)\n')
   // The server holds every client's socket; a worker holds its share.
   const needed = Math.max(...scenarios.map((s) => { const p = s.params(opts); return p.clients ?? p.receivers ?? 1000 })) + 200
@@ -308,8 +314,14 @@ async function main () {
       const a = summary.plugin.values[m.key]
       const b = summary.baseline.values[m.key]
       const ratio = a !== null && b !== null && b !== 0 ? a / b : null
+      // round i of each side ran back to back, under much the same load from outside the bench
+      const paired = rounds.plugin.map((r, i) => {
+        const pa = r.values[m.key]
+        const pb = rounds.baseline[i]?.values[m.key]
+        return typeof pa === 'number' && typeof pb === 'number' && pb !== 0 ? pa / pb : null
+      }).filter((x) => x !== null)
       const met = m.target && ratio !== null ? (m.target.op === '>=' ? ratio >= m.target.ratio : ratio <= m.target.ratio) : null
-      return { ...m, plugin: a, baseline: b, ratio, met }
+      return { ...m, plugin: a, baseline: b, ratio, met, roundRatios: paired }
     })
     results.scenarios.push({ name: scenario.name, title: scenario.title, params: summarizeParams(params), metrics, summary, rounds })
   }
@@ -328,7 +340,7 @@ function summarizeParams (params) {
 }
 
 function printTable (results) {
-  const rows = [['scenario', 'metric', 'plugin', 'baseline', 'plugin/baseline', 'target', 'met']]
+  const rows = [['scenario', 'metric', 'plugin', 'baseline', 'plugin/baseline', 'per-round ratios', 'target', 'met']]
   for (const s of results.scenarios) {
     s.metrics.forEach((m, i) => {
       rows.push([
@@ -337,6 +349,7 @@ function printTable (results) {
         fmt(m.plugin, m.decimals ?? 0),
         fmt(m.baseline, m.decimals ?? 0),
         m.ratio === null ? 'n/a' : `${m.ratio.toFixed(2)}×`,
+        m.roundRatios.length > 1 ? `${Math.min(...m.roundRatios).toFixed(2)}–${Math.max(...m.roundRatios).toFixed(2)}` : '',
         targetText(m.target),
         m.met === null ? '' : m.met ? 'yes' : 'NO'
       ])

@@ -2,9 +2,16 @@
 // channel, each remembered by pid until it has exited, so that an error, a timeout or Ctrl-C
 // in the runner never leaves one behind.
 import { fork } from 'node:child_process'
+import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 const live = new Map() // pid -> ChildProcess
+let schedulingPriority = null
+
+/** Run every child started from now on at this nice value (-20..19; below 0 needs privileges). */
+export function setSchedulingPriority (value) {
+  schedulingPriority = value
+}
 
 export function killAll (signal = 'SIGKILL') {
   for (const pid of live.keys()) {
@@ -23,6 +30,13 @@ function spawnTracked (script, { args = [], env = {}, execArgv = [] } = {}) {
     serialization: 'advanced'
   })
   live.set(child.pid, child)
+  if (schedulingPriority !== null) {
+    try {
+      os.setPriority(child.pid, schedulingPriority)
+    } catch (err) {
+      process.stderr.write(`could not set priority ${schedulingPriority} on pid ${child.pid}: ${err.message}\n`)
+    }
+  }
   let stderr = ''
   child.stderr.on('data', (chunk) => {
     stderr = (stderr + chunk).slice(-4000)
