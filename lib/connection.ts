@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomConnection, RoomUser } from '../types/index.js'
-import { type CoalescedWriter, frameText, writeCoalesced } from './frame-writer.js'
+import { type CoalescedWriter, frameText, holdUntilNextTick, writeCoalesced } from './frame-writer.js'
 import type { RateLimitState, RateVerdict } from './rate-limiter.js'
 
 /** A frame waiting its turn, with the rate limiter's verdict from when it arrived. */
@@ -38,6 +38,8 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   open = true
   /** Frames that arrived while an earlier frame's async work ran; null when idle. */
   backlog: WaitingFrame[] | null = null
+  /** Part of this tick's flush (see frame-writer). */
+  flushPending = false
   /** A rate-limit close waits in the backlog behind earlier frames: read nothing more. */
   closeQueued = false
   private readonly host: ConnectionHost
@@ -64,16 +66,18 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
     host.messagesOut++
     const socket = this.socket
     if (socket !== null) {
-      writeCoalesced(this, frame)
+      writeCoalesced(this as this & { socket: Socket }, frame)
     } else {
       this.ws.send(payload)
-      if (this.ws.bufferedAmount > host.maxBufferedBytes) host.slowConsumer(this)
+      holdUntilNextTick(this)
     }
   }
 
   /** Called once per tick after this socket's coalesced writes were handed to the kernel. */
   flushed (): void {
-    if (this.open && this.socket!.writableLength > this.host.maxBufferedBytes) this.host.slowConsumer(this)
+    // With compression, ws.bufferedAmount also counts messages still queued for deflate.
+    const unsent = this.socket !== null ? this.socket.writableLength : this.ws.bufferedAmount
+    if (this.open && unsent > this.host.maxBufferedBytes) this.host.slowConsumer(this)
   }
 
   /** Send one serialized JSON message to this connection. */

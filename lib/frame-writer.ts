@@ -24,28 +24,47 @@ export function frameText (payload: string): Buffer {
   return frame
 }
 
-/** Something that owns a socket and wants to look at it once its writes of the tick have gone out. */
+/**
+ * Something that writes to one socket and wants to look at it once its writes of the tick went
+ * out. `socket` is null when frames go through ws.send (permessage-deflate): nothing to cork,
+ * but the end-of-tick look still happens.
+ */
 export interface CoalescedWriter {
   readonly socket: Socket | null
+  /** True between its first write of a tick and the flush. */
+  flushPending: boolean
   flushed (): void
 }
 
-let corked: CoalescedWriter[] = []
+let pending: CoalescedWriter[] = []
 let spare: CoalescedWriter[] = []
 let flushScheduled = false
 
 function flush (): void {
   flushScheduled = false
-  // Swap lists first: flushed() can run code that writes (and corks) again.
-  const list = corked
-  corked = spare
+  // Swap lists first: flushed() can run code that writes again.
+  const list = pending
+  pending = spare
   spare = list
   for (let i = 0; i < list.length; i++) {
     const writer = list[i]
-    writer.socket!.uncork()
+    writer.flushPending = false
+    writer.socket?.uncork()
     writer.flushed()
   }
   list.length = 0
+}
+
+/** Join this tick's flush: cork the socket (if there is one) until the next tick. */
+export function holdUntilNextTick (writer: CoalescedWriter): void {
+  if (writer.flushPending) return
+  writer.flushPending = true
+  writer.socket?.cork()
+  pending.push(writer)
+  if (!flushScheduled) {
+    flushScheduled = true
+    process.nextTick(flush)
+  }
 }
 
 /**
@@ -53,15 +72,7 @@ function flush (): void {
  * What is still unsent is judged after the uncork (in `flushed`), once the kernel took what it
  * could, so a burst to a receiver that reads is not mistaken for a slow one.
  */
-export function writeCoalesced (writer: CoalescedWriter, frame: Buffer): void {
-  const socket = writer.socket!
-  if (socket.writableCorked === 0) {
-    socket.cork()
-    corked.push(writer)
-    if (!flushScheduled) {
-      flushScheduled = true
-      process.nextTick(flush)
-    }
-  }
-  socket.write(frame)
+export function writeCoalesced (writer: CoalescedWriter & { readonly socket: Socket }, frame: Buffer): void {
+  holdUntilNextTick(writer)
+  writer.socket.write(frame)
 }
