@@ -339,10 +339,6 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return [...this.roomMembers.keys()]
   }
 
-  localUsers (): string[] {
-    return [...this.byUser.keys()]
-  }
-
   countDropped (count = 1): void {
     this.dropped += count
   }
