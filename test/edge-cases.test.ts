@@ -1,0 +1,83 @@
+// Refusal and lifecycle paths the contract files do not reach: malformed Origin headers, an
+// authenticate that returns no id, origin lists with paths, a user's own handleProtocols,
+// upgrades that arrive during shutdown, and a backlog that grows behind a handler that never ends.
+import t from 'tap'
+import Fastify from 'fastify'
+import websocket from '@fastify/websocket'
+import { Type } from '@sinclair/typebox'
+import WebSocket from 'ws'
+import wsRooms from '../lib/index.js'
+import { captureLogs, closedWithin, connect, refusedUpgrade, serve } from './helpers.js'
+
+t.test('a malformed Origin header is refused under the same-origin default', async (t) => {
+  const s = await serve(t)
+  t.equal((await refusedUpgrade(s.url, { headers: { origin: 'not a url' } })).status, 403)
+  t.equal((await refusedUpgrade(s.url, { headers: { origin: 'null' } })).status, 403)
+  t.ok(await s.open({ headers: { origin: `http://127.0.0.1:${s.port}` } }), 'the same origin is accepted')
+})
+
+t.test('authenticate returning an object without a string id is refused (403) and logged', async (t) => {
+  const logs = captureLogs()
+  const s = await serve(t, { authenticate: () => ({ name: 'no id' }) as never }, undefined, { logger: { level: 'error', stream: logs.stream } })
+  t.equal((await refusedUpgrade(`${s.url}?token=abc`)).status, 403)
+  t.ok(logs.records().some((r) => /string id/.test(r.msg)), 'the misuse is logged')
+  t.notOk(logs.lines.some((l) => l.includes('abc')), 'without the token')
+})
+
+t.test('allowedOrigins entries must be bare origins', async (t) => {
+  for (const [entry, pattern] of [
+    ['https://example.com/', /did you mean "https:\/\/example.com"/],
+    ['example.com', /is not an origin like/],
+    ['', /non-empty origin string/]
+  ] as const) {
+    const app = Fastify()
+    app.register(wsRooms, { allowedOrigins: [entry] })
+    await t.rejects(app.ready(), { code: 'FST_WS_ROOMS_INVALID_OPTION', message: pattern }, JSON.stringify(entry))
+    await app.close()
+  }
+})
+
+t.test("a user's own handleProtocols keeps choosing for their routes", async (t) => {
+  const app = Fastify()
+  await app.register(websocket, { options: { handleProtocols: (protocols: Set<string>) => protocols.has('b') ? 'b' : false } })
+  app.get('/mine', { websocket: true }, (socket) => { socket.close(1000) })
+  await app.register(wsRooms)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/mine`, ['a', 'b'])
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  t.equal(ws.protocol, 'b')
+  const rooms = await connect(`ws://127.0.0.1:${port}/ws`, { protocols: ['rooms.v1'] })
+  t.equal(rooms.ws.protocol, 'rooms.v1')
+  rooms.ws.terminate()
+})
+
+t.test('an upgrade that completes during shutdown is closed with 1001', async (t) => {
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const app = Fastify()
+  await app.register(wsRooms, { authenticate: async (token) => { await gate; return { id: token } } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?token=late`)
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
+  ws.on('error', () => {})
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const closing = app.close()
+  release()
+  t.equal(await closed, 1001)
+  await closing
+})
+
+t.test('frames piling up behind a handler that never settles close the connection (1008), others go on', async (t) => {
+  const s = await serve(t, { rateLimit: false }, (app) => {
+    app.rooms.handle('stall', Type.Object({}), () => new Promise(() => {}))
+  })
+  const staller = await s.open()
+  const other = await s.open()
+  staller.send({ type: 'stall' })
+  for (let i = 0; i < 1100; i++) staller.send({ type: 'join', room: 'r' })
+  t.equal((await closedWithin(staller)).code, 1008)
+  t.same(await other.request({ type: 'join', room: 'r' }, 1), { type: 'ack', id: 1 })
+})
