@@ -19,7 +19,7 @@ export default {
       warmupClients: 200,
       workers: opts.workers,
       // connections in progress at once, over all workers
-      concurrency: 64
+      concurrency: 128
     }
   },
   async run (ctx, side, p) {
