@@ -172,7 +172,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     if (authorize && authorizeJoin !== undefined) {
       let allowed: boolean
       try {
-        allowed = await authorizeJoin(conn.user, room, conn.request)
+        allowed = await authorizeJoin(conn.user, room, conn.request!) // retained whenever authorizeJoin is set
       } catch (err) {
         this.log.error({ err, connectionId: conn.id, room }, 'authorizeJoin threw')
         return 'internal_error'

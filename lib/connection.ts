@@ -26,7 +26,8 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   /** The user serialized once, spliced into every frame that names them. */
   readonly userJson: string
   readonly rooms = new Set<string>()
-  readonly request: FastifyRequest
+  readonly ip: string
+  readonly request: FastifyRequest | undefined
   readonly ws: WebSocket
   windowStart = 0
   framesInWindow = 0
@@ -46,11 +47,12 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   /** The raw TCP socket, or null when permessage-deflate is on and frames must go through `ws`. */
   readonly socket: Socket | null
 
-  constructor (id: string, user: RoomUser, ws: WebSocket, request: FastifyRequest, host: ConnectionHost, now: number) {
+  constructor (id: string, user: RoomUser, ws: WebSocket, ip: string, request: FastifyRequest | undefined, host: ConnectionHost, now: number) {
     this.id = id
     this.user = user
     this.userJson = JSON.stringify(user)
     this.ws = ws
+    this.ip = ip
     this.request = request
     this.host = host
     this.lastSeen = now

@@ -32,6 +32,21 @@ function selectSubprotocol (previous: HandleProtocols | null | undefined): Handl
   }
 }
 
+/**
+ * What the upgrade leaves attached to a long-lived socket that nobody needs after it: the
+ * ServerResponse @fastify/websocket assigned to the TCP socket (never finished, since the reply
+ * was hijacked) and, when the websocket plugin is ours, its per-socket error closure that holds
+ * the request and reply. Dropping them keeps an idle connection's memory close to a bare ws's.
+ */
+function releaseUpgradeLeftovers (request: FastifyRequest, ws: WebSocket, errorListener: ((error: Error) => void) | undefined): void {
+  const socket = request.raw.socket as (typeof request.raw.socket & { _httpMessage?: { detachSocket?: (s: unknown) => void } | null }) | null
+  socket?._httpMessage?.detachSocket?.(socket)
+  if (errorListener !== undefined) {
+    ws.removeAllListeners('error')
+    ws.on('error', errorListener)
+  }
+}
+
 const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms (fastify: FastifyInstance, options) {
   const params = normaliseOptions(options)
   const broker = new RoomBroker(fastify.log, params)
@@ -46,7 +61,8 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   })
   fastify.addHook('onClose', async () => { await broker.adapter.close() })
 
-  if (!fastify.hasDecorator('websocketServer')) {
+  const ownsWebsocket = !fastify.hasDecorator('websocketServer')
+  if (ownsWebsocket) {
     await fastify.register(websocket, {
       options: { maxPayload: params.maxPayload, clientTracking: false },
       // ws has already answered a protocol error with its close code (1002, 1007, 1009); let that close finish.
@@ -69,6 +85,11 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   const onFrame = createFrameHandler(broker)
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
     onFrame(this[kConnection], data, isBinary)
+  }
+  // Replaces @fastify/websocket's per-socket error closure when the websocket plugin is ours:
+  // ws has already answered a protocol error with its close code (1002, 1007, 1009).
+  function onSocketError (this: RoomsSocket, error: Error): void {
+    fastify.log.debug({ err: error, connectionId: this[kConnection].id }, 'WebSocket error')
   }
   function onPong (this: RoomsSocket): void {
     this[kConnection].lastSeen = Date.now()
@@ -99,12 +120,14 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     if (serverMaxPayload !== params.maxPayload && ws._receiver !== undefined) ws._receiver._maxPayload = params.maxPayload
     const id = broker.newConnectionId()
     const user = (request as unknown as Record<symbol, RoomUser | null>)[kRoomsUser] ?? { id: `anon-${id}` }
-    const conn = new Connection(id, user, ws, request, broker, Date.now())
+    // The request is dropped after the upgrade unless asked for: it is most of an idle connection's memory.
+    const conn = new Connection(id, user, ws, request.ip, params.retainRequest ? request : undefined, broker, Date.now())
     ws[kConnection] = conn
     // Shared listeners that find their connection on the socket: no closures per connection.
     ws.on('message', onMessage as (data: WebSocket.RawData, isBinary: boolean) => void)
     ws.on('pong', onPong as () => void)
     ws.on('close', onClose as (code: number) => void)
+    releaseUpgradeLeftovers(request, ws, ownsWebsocket ? onSocketError as (error: Error) => void : undefined)
     conn.sendPayload(welcomeFrame(id, conn.userJson))
     broker.add(conn)
   })

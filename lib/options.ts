@@ -25,12 +25,14 @@ export interface RoomsParams {
   maxPendingAuthentications: number
   firstFrameTimeout: number
   closeTimeout: number
+  retainRequest: boolean
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
-  'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'firstFrameTimeout', 'closeTimeout'
+  'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'firstFrameTimeout', 'closeTimeout',
+  'retainRequest'
 ])
 // Options Fastify itself passes to every plugin.
 const FASTIFY_OPTIONS = new Set<string>(['prefix', 'logLevel', 'logSerializers'])
@@ -124,6 +126,14 @@ export function normaliseOptions (input: unknown): RoomsParams {
     rateLimitWindowMs = rateLimit.windowMs
   }
 
+  const retainRequest = options.retainRequest ?? options.authorizeJoin !== undefined
+  if (typeof retainRequest !== 'boolean') {
+    throw new InvalidOptionError('retainRequest', `expected a boolean, got ${describe(retainRequest)}`)
+  }
+  if (!retainRequest && options.authorizeJoin !== undefined) {
+    throw new InvalidOptionError('retainRequest', 'authorizeJoin is given the upgrade request, so it cannot be false with authorizeJoin')
+  }
+
   const adapter = options.adapter
   if (adapter !== undefined) {
     if (adapter === null || typeof adapter !== 'object') {
@@ -154,6 +164,7 @@ export function normaliseOptions (input: unknown): RoomsParams {
     maxConnections: integer(options, 'maxConnections', 10_000, 0),
     maxPendingAuthentications: integer(options, 'maxPendingAuthentications', 1000, 0),
     firstFrameTimeout: integer(options, 'firstFrameTimeout', 30_000, 0),
-    closeTimeout: integer(options, 'closeTimeout', 2000, 0)
+    closeTimeout: integer(options, 'closeTimeout', 2000, 0),
+    retainRequest
   }
 }

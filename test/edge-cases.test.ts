@@ -32,7 +32,7 @@ t.test('allowedOrigins entries must be bare origins', async (t) => {
   ] as const) {
     const app = Fastify()
     app.register(wsRooms, { allowedOrigins: [entry] })
-    await t.rejects(app.ready(), { code: 'FST_WS_ROOMS_INVALID_OPTION', message: pattern }, JSON.stringify(entry))
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: pattern }, JSON.stringify(entry))
     await app.close()
   }
 })
@@ -80,4 +80,26 @@ t.test('frames piling up behind a handler that never settles close the connectio
   for (let i = 0; i < 1100; i++) staller.send({ type: 'join', room: 'r' })
   t.equal((await closedWithin(staller)).code, 1008)
   t.same(await other.request({ type: 'join', room: 'r' }, 1), { type: 'ack', id: 1 })
+})
+
+t.test('retainRequest: the upgrade request is kept only when asked for or for authorizeJoin', async (t) => {
+  const seen: Array<[string, unknown, string]> = []
+  const record = (name: string) => (app: any) => {
+    app.rooms.on('connect', (conn: any) => { seen.push([name, conn.request?.headers['x-probe'], conn.ip]) })
+  }
+  const plain = await serve(t, {}, record('plain'))
+  await plain.open({ headers: { 'x-probe': 'a' } })
+  const kept = await serve(t, { retainRequest: true }, record('kept'))
+  await kept.open({ headers: { 'x-probe': 'b' } })
+  let authorizeSaw: unknown
+  const authorized = await serve(t, { authorizeJoin: (_user, _room, request) => { authorizeSaw = request.headers['x-probe']; return true } }, record('authorizeJoin'))
+  const c = await authorized.open({ headers: { 'x-probe': 'c' } })
+  t.same(await c.request({ type: 'join', room: 'r' }, 1), { type: 'ack', id: 1 })
+  t.same(seen, [['plain', undefined, '127.0.0.1'], ['kept', 'b', '127.0.0.1'], ['authorizeJoin', 'c', '127.0.0.1']])
+  t.equal(authorizeSaw, 'c', 'authorizeJoin is given the upgrade request')
+
+  const app = Fastify()
+  app.register(wsRooms, { retainRequest: false, authorizeJoin: () => true })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: /"retainRequest"/ })
+  await app.close()
 })

@@ -120,6 +120,11 @@ export interface WsRoomsOptions {
   maxPendingAuthentications?: number
   /** A connection that has not sent its first frame within this many ms is closed with 1008. Default 30000. `0` disables. */
   firstFrameTimeout?: number
+  /**
+   * Keep each connection's upgrade request as `conn.request` (about 6 KB per connection).
+   * Default: only when `authorizeJoin` is set, which receives it.
+   */
+  retainRequest?: boolean
   /** How long `fastify.close()` waits for clients to answer the 1001 close before cutting them. Default 2000. */
   closeTimeout?: number
 }
@@ -132,8 +137,14 @@ export interface RoomConnection {
   readonly user: RoomUser
   /** Rooms this connection is in on this node. */
   readonly rooms: ReadonlySet<string>
-  /** The upgrade request (headers, ip, ...). */
-  readonly request: FastifyRequest
+  /** The client's address (`request.ip` at the upgrade: honours Fastify's `trustProxy`). */
+  readonly ip: string
+  /**
+   * The upgrade request, kept only with `retainRequest: true` or an `authorizeJoin` (which is
+   * given it): it costs about 6 KB per connection. Put what handlers need into the user that
+   * `authenticate` returns instead.
+   */
+  readonly request: FastifyRequest | undefined
   /** Send one JSON message to this connection only. */
   send (message: unknown): void
   close (code?: number, reason?: string): void

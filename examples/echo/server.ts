@@ -39,7 +39,7 @@ export async function build (options: EchoOptions = {}): Promise<FastifyInstance
 
   // The tutorial's console lines, through Fastify's logger (the text itself is not logged).
   app.rooms.on('connect', (conn) => {
-    app.log.info({ connectionId: conn.id, ip: conn.request.ip }, 'client connected')
+    app.log.info({ connectionId: conn.id, ip: conn.ip }, 'client connected')
   })
   app.rooms.on('disconnect', (conn, code) => {
     app.log.info({ connectionId: conn.id, code }, 'client disconnected')
