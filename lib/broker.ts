@@ -258,11 +258,6 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     for (const conn of this.connections.values()) conn.deliver(frame, payload)
   }
 
-  /** Send a reply frame (ack / error) to one connection. */
-  reply (conn: Connection, payload: string): void {
-    conn.sendPayload(payload)
-  }
-
   replyError (conn: Connection, code: ErrorCode, text: string, id: MessageId | undefined): void {
     conn.sendPayload(errorFrame(code, text, id))
   }

@@ -65,11 +65,6 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   if (ownsWebsocket) {
     await fastify.register(websocket, {
       options: { maxPayload: params.maxPayload, clientTracking: false },
-      // ws has already answered a protocol error with its close code (1002, 1007, 1009); let that close finish.
-      errorHandler (error, socket) {
-        fastify.log.debug({ err: error }, 'WebSocket error')
-        if (socket.readyState === socket.CONNECTING) socket.terminate()
-      },
       preClose (done) {
         this.websocketServer.close(() => done())
       }

@@ -103,3 +103,14 @@ t.test('retainRequest: the upgrade request is kept only when asked for or for au
   await t.rejects(async () => { await app.ready() }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: /"retainRequest"/ })
   await app.close()
 })
+
+t.test('rooms.handle refuses misuse at once, naming the type', async (t) => {
+  const s = await serve(t)
+  const ok = Type.Object({})
+  t.throws(() => s.app.rooms.handle('', ok, () => {}), { code: 'FST_WS_ROOMS_INVALID_HANDLER', message: /non-empty string/ })
+  t.throws(() => s.app.rooms.handle('join', ok, () => {}), { message: /"join".*built in/ })
+  t.throws(() => s.app.rooms.handle('x', Type.String() as never, () => {}), { message: /"x".*Type\.Object/ })
+  t.throws(() => s.app.rooms.handle('x', ok, 'not a function' as never), { message: /"x".*must be a function/ })
+  s.app.rooms.handle('x', ok, () => {})
+  t.throws(() => s.app.rooms.handle('x', ok, () => {}), { message: /"x".*exists already/ })
+})
