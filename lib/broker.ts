@@ -161,28 +161,35 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /**
-   * Join `conn` to `room`. Resolves with undefined once the join took effect (subscribed, so a
-   * message published to the room from any node reaches it), or with the error code refusing it.
+   * Join `conn` to `room`: undefined once the join took effect (subscribed, so a message
+   * published to the room from any node reaches it), or the error code refusing it. Answers
+   * synchronously when nothing on the way is async (no `authorizeJoin`, a synchronous adapter),
+   * so a join on one node costs no promise.
    */
-  async tryJoin (conn: Connection, room: string, authorize: boolean): Promise<ErrorCode | undefined> {
+  tryJoin (conn: Connection, room: string, authorize: boolean): ErrorCode | undefined | Promise<ErrorCode | undefined> {
     if (!isValidRoomName(room, this.params.maxRoomNameLength)) return 'invalid_room'
     if (conn.rooms.has(room)) return undefined
     if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
-    const authorizeJoin = this.params.authorizeJoin
-    if (authorize && authorizeJoin !== undefined) {
-      let allowed: boolean
-      try {
-        allowed = await authorizeJoin(conn.user, room, conn.request!) // retained whenever authorizeJoin is set
-      } catch (err) {
-        this.log.error({ err, connectionId: conn.id, room }, 'authorizeJoin threw')
-        return 'internal_error'
-      }
-      if (allowed !== true) return 'forbidden'
-      // The world may have moved while we waited.
-      if (!conn.open || conn.rooms.has(room)) return undefined
-      if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
-    }
+    if (authorize && this.params.authorizeJoin !== undefined) return this.authorizeThenJoin(conn, room)
+    return this.addMember(conn, room)
+  }
 
+  private async authorizeThenJoin (conn: Connection, room: string): Promise<ErrorCode | undefined> {
+    let allowed: boolean
+    try {
+      allowed = await this.params.authorizeJoin!(conn.user, room, conn.request!) // retained whenever authorizeJoin is set
+    } catch (err) {
+      this.log.error({ err, connectionId: conn.id, room }, 'authorizeJoin threw')
+      return 'internal_error'
+    }
+    if (allowed !== true) return 'forbidden'
+    // The world may have moved while we waited.
+    if (!conn.open || conn.rooms.has(room)) return undefined
+    if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
+    return await this.addMember(conn, room)
+  }
+
+  private addMember (conn: Connection, room: string): undefined | Promise<undefined> {
     conn.rooms.add(room)
     let local = this.roomMembers.get(room)
     const first = local === undefined
@@ -191,17 +198,41 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
       this.roomMembers.set(room, local)
     }
     local.add(conn)
-    try {
-      if (first) await this.adapter.subscribeRoom(room)
-      await this.adapter.addPresence(room, { connectionId: conn.id, user: conn.user })
-    } catch (err) {
-      // Local delivery works without the adapter; the adapter resubscribes when it recovers.
-      this.log.error({ err, room }, 'rooms adapter could not subscribe or register presence')
-    }
+    const subscribed = first ? this.adapterStep(this.adapter.subscribeRoom, room) : undefined
+    if (subscribed !== undefined) return subscribed.then(() => this.registerMember(conn, room))
+    return this.registerMember(conn, room)
+  }
+
+  private registerMember (conn: Connection, room: string): undefined | Promise<undefined> {
+    const registered = this.adapterStep(this.adapter.addPresence, room, { connectionId: conn.id, user: conn.user })
+    if (registered !== undefined) return registered.then(() => this.announceJoin(conn, room))
+    return this.announceJoin(conn, room)
+  }
+
+  private announceJoin (conn: Connection, room: string): undefined {
     if (!conn.open || !conn.rooms.has(room)) return undefined
     this.publish(room, joinEventFrame(room, conn.userJson))
     this.emitSafe('join', conn, room)
     return undefined
+  }
+
+  /**
+   * One adapter step of a join: undefined when it was synchronous, else a promise that always
+   * resolves. A failure is logged and the join goes on: local delivery works without the
+   * adapter, which resubscribes when it recovers.
+   */
+  private adapterStep<A extends unknown[]> (step: (this: RoomsAdapter, ...args: A) => void | Promise<void>, ...args: A): Promise<void> | undefined {
+    let result: void | Promise<void>
+    try {
+      result = step.apply(this.adapter, args)
+    } catch (err) {
+      this.log.error({ err, room: args[0] }, 'rooms adapter could not subscribe or register presence')
+      return undefined
+    }
+    if (result === undefined || typeof (result as Promise<void>).then !== 'function') return undefined
+    return (result as Promise<void>).catch((err: unknown) => {
+      this.log.error({ err, room: args[0] }, 'rooms adapter could not subscribe or register presence')
+    })
   }
 
   /** Take `conn` out of `room` and tell the remaining members, on every node. */

@@ -44,7 +44,10 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       case 'join': {
         if (!checkJoin.Check(message)) return invalid(conn, checkJoin, message)
         const { room, id } = message
-        return broker.tryJoin(conn, room, true).then((code) => { settle(conn, code, room, id) })
+        const joined = broker.tryJoin(conn, room, true)
+        if (typeof joined === 'object') return joined.then((code) => { settle(conn, code, room, id) })
+        settle(conn, joined, room, id)
+        return undefined
       }
       case 'leave': {
         if (!checkLeave.Check(message)) return invalid(conn, checkLeave, message)

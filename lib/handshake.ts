@@ -1,7 +1,7 @@
 // The checks before the upgrade, run in `preValidation` so the WebSocket handler stays
 // synchronous: capacity, Origin (cross-site WebSocket hijacking), then the token and
 // `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
-import type { FastifyRequest, preValidationAsyncHookHandler } from 'fastify'
+import type { FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import {
@@ -69,70 +69,110 @@ function redact (err: unknown, token: string): unknown {
   }
 }
 
-export function createHandshake (broker: RoomBroker): preValidationAsyncHookHandler {
+function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
+  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
+}
+
+/**
+ * The `preValidation` hook. Written with `done` rather than as an async function: with a sync
+ * `authenticate` and a static origin rule no promise is made, which keeps the cost of a
+ * connection close to a bare ws server's. User callbacks may still return promises.
+ */
+export function createHandshake (broker: RoomBroker): preValidationHookHandler {
   const params = broker.params
   const origins = params.origins
   let pendingAuthentications = 0
 
-  async function originAllowed (request: FastifyRequest): Promise<boolean> {
+  function originAllowed (request: FastifyRequest): boolean | Promise<boolean> {
     const origin = request.headers.origin
     if (origins === null) return true
     if (origins === undefined) return isSameOrigin(origin, request)
-    if (typeof origins === 'function') return (await origins(origin, request)) === true
+    if (typeof origins === 'function') return origins(origin, request)
     if (origin === undefined) return params.allowMissingOrigin
     return origins.has(origin)
   }
 
-  async function authenticate (request: FastifyRequest, token: string): Promise<RoomUser> {
-    if (params.maxPendingAuthentications > 0 && pendingAuthentications >= params.maxPendingAuthentications) {
-      throw new AuthenticationBusyError()
-    }
-    pendingAuthentications++
-    let user: RoomUser | null | undefined
-    try {
-      user = await params.authenticate!(token, request)
-    } catch (err) {
-      request.log.info({ err: redact(err, token) }, 'authenticate threw; upgrade refused')
-      throw new TokenRefusedError()
-    } finally {
-      pendingAuthentications--
-    }
-    if (user === null || user === undefined) throw new TokenRefusedError()
+  /** The user `authenticate` returned, or undefined when it refused (null, or not an object with a string id). */
+  function validUser (request: FastifyRequest, user: RoomUser | null | undefined): RoomUser | undefined {
+    if (user === null || user === undefined) return undefined
     if (typeof user !== 'object' || typeof user.id !== 'string') {
       request.log.error('authenticate must return an object with a string id, or null; upgrade refused')
-      throw new TokenRefusedError()
+      return undefined
     }
     return user
   }
 
-  return async function roomsHandshake (request) {
-    try {
-      if (params.maxConnections > 0 && broker.admittedSockets >= params.maxConnections) {
-        throw new ServerFullError()
-      }
-      if (params.maxConnectionsPerIp > 0 && (broker.admittedPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
-        throw new TooManyConnectionsFromIpError()
-      }
-      const socket = request.raw.socket as typeof request.raw.socket | undefined
-      if (socket !== undefined && socket !== null) broker.admit(request.ip, socket)
-      if (!(await originAllowed(request))) {
+  return function roomsHandshake (request, _reply, done) {
+    function refuse (err: unknown): void {
+      broker.rejectedUpgrades++
+      done(err as Error)
+    }
+
+    // done() runs the rest of the request synchronously: never call it inside a try.
+    function accept (user: RoomUser | undefined): void {
+      if (user !== undefined) (request as unknown as Record<symbol, unknown>)[kRoomsUser] = user
+      ;(request.raw as unknown as Record<symbol, unknown>)[kRoomsUpgrade] = true
+      done()
+    }
+
+    function authenticated (user: RoomUser | null | undefined): void {
+      const valid = validUser(request, user)
+      if (valid === undefined) refuse(new TokenRefusedError())
+      else accept(valid)
+    }
+
+    function authenticationThrew (token: string, err: unknown): void {
+      request.log.info({ err: redact(err, token) }, 'authenticate threw; upgrade refused')
+      refuse(new TokenRefusedError())
+    }
+
+    function afterOrigin (allowed: boolean): void {
+      if (allowed !== true) {
         request.log.info({ origin: request.headers.origin }, 'WebSocket upgrade refused: Origin not allowed')
-        throw new OriginRefusedError()
+        return refuse(new OriginRefusedError())
       }
       // A client that offers subprotocols must get one back; the only one we may answer is rooms.v1
       // (never the bearer token), so an offer without it could not complete the handshake.
       const protocols = offeredProtocols(request)
-      if (protocols.length > 0 && !protocols.includes(SUBPROTOCOL)) throw new SubprotocolRequiredError()
-      if (params.authenticate !== undefined) {
-        const token = extractToken(request)
-        if (token === undefined) throw new TokenMissingError()
-        ;(request as unknown as Record<symbol, unknown>)[kRoomsUser] = await authenticate(request, token)
+      if (protocols.length > 0 && !protocols.includes(SUBPROTOCOL)) return refuse(new SubprotocolRequiredError())
+      const authenticate = params.authenticate
+      if (authenticate === undefined) return accept(undefined)
+      const token = extractToken(request)
+      if (token === undefined) return refuse(new TokenMissingError())
+      if (params.maxPendingAuthentications > 0 && pendingAuthentications >= params.maxPendingAuthentications) {
+        return refuse(new AuthenticationBusyError())
       }
-    } catch (err) {
-      broker.rejectedUpgrades++
-      throw err
+      let result: ReturnType<typeof authenticate>
+      try {
+        result = authenticate(token, request)
+      } catch (err) {
+        return authenticationThrew(token, err)
+      }
+      if (!isPromise(result)) return authenticated(result)
+      pendingAuthentications++
+      result.then((user) => {
+        pendingAuthentications--
+        authenticated(user)
+      }, (err: unknown) => {
+        pendingAuthentications--
+        authenticationThrew(token, err)
+      })
     }
-    (request.raw as unknown as Record<symbol, unknown>)[kRoomsUpgrade] = true
+
+    if (params.maxConnections > 0 && broker.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
+    if (params.maxConnectionsPerIp > 0 && (broker.admittedPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
+      return refuse(new TooManyConnectionsFromIpError())
+    }
+    const socket = request.raw.socket as typeof request.raw.socket | undefined
+    if (socket !== undefined && socket !== null) broker.admit(request.ip, socket)
+    let allowed: boolean | Promise<boolean>
+    try {
+      allowed = originAllowed(request)
+    } catch (err) {
+      return refuse(err)
+    }
+    if (isPromise(allowed)) allowed.then(afterOrigin, refuse)
+    else afterOrigin(allowed)
   }
 }
 
