@@ -158,7 +158,7 @@ async function setup ({ port, groups: groupSpecs, concurrency, phase, tokenPrefi
     }
     await pool(jobs.length, concurrency, async (n) => {
       const { group, i } = jobs[n]
-      const client = await connectAndJoin({ port, token: `${tokenPrefix}-w${WORKER}-g${group.index}-r${i}`, room: group.room, counter: recv })
+      const client = await connectAndJoin({ port: group.port ?? port, token: `${tokenPrefix}-w${WORKER}-g${group.index}-r${i}`, room: group.room, counter: recv })
       group.receiverClients.push(client)
       return null
     })
@@ -180,7 +180,7 @@ async function setup ({ port, groups: groupSpecs, concurrency, phase, tokenPrefi
     await pool(groups.length, concurrency, async (g) => {
       const group = groups[g]
       if (group.publishers === 0) return
-      const client = await connectAndJoin({ port, token: `${tokenPrefix}-w${WORKER}-g${g}-pacer`, room: group.room, counter: recv })
+      const client = await connectAndJoin({ port: group.port ?? port, token: `${tokenPrefix}-w${WORKER}-g${g}-pacer`, room: group.room, counter: recv })
       client.isPacer = true
       client.tag = `g${g}`
       client.inspect = true
@@ -192,7 +192,7 @@ async function setup ({ port, groups: groupSpecs, concurrency, phase, tokenPrefi
     for (const group of groups) for (let p = 0; p < group.publishers; p++) jobs.push({ group, p })
     await pool(jobs.length, concurrency, async (n) => {
       const { group, p } = jobs[n]
-      const client = await connectAndJoin({ port, token: `${tokenPrefix}-w${WORKER}-g${group.index}-p${p}`, room: group.room, counter: pub })
+      const client = await connectAndJoin({ port: group.port ?? port, token: `${tokenPrefix}-w${WORKER}-g${group.index}-p${p}`, room: group.room, counter: pub })
       client.tag = `g${group.index}`
       const key = `w${WORKER}g${group.index}p${p}`
       publishers.set(key, {

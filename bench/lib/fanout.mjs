@@ -17,14 +17,20 @@ import { cpuPercent, cpuSplit, eluPercent, machineCpu, machinePercent, percentil
  * @param {number} p.warmupMs
  * @param {number} p.measureMs
  * @param {number} p.concurrency    connections opened at once per worker during setup
+ * @param {number} [p.nodes]        servers to start (default 1); a group's `node` picks its server
+ * @param {(node: number) => object} [p.serverEnv]  environment of each server (e.g. a shared Redis)
  */
 export async function measureFanout (ctx, side, p) {
-  const server = await ctx.startServer(side)
+  const nodes = p.nodes ?? 1
+  const servers = []
+  for (let n = 0; n < nodes; n++) servers.push(await ctx.startServer(side, { env: p.serverEnv?.(n) ?? {} }))
+  const server = servers[0]
+  const groupsWithPorts = p.groups.map((g) => (g.node === undefined || nodes === 1 ? g : { ...g, port: servers[g.node].port }))
   let workers = []
   try {
     workers = await ctx.startWorkers(p.workers)
     const shares = workers.map(() => [])
-    p.groups.forEach((group, i) => shares[i % workers.length].push(group))
+    groupsWithPorts.forEach((group, i) => shares[i % workers.length].push(group))
     const setupTimeout = 120000
     const tokenPrefix = ctx.tokenPrefix()
     for (const phase of ['receivers', 'tail']) {
@@ -41,8 +47,10 @@ export async function measureFanout (ctx, side, p) {
     const stopProfile = await ctx.profile(server, workers)
     const m0 = machineCpu()
     const [s0, ...w0] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'start' }))])
+    const others0 = await Promise.all(servers.slice(1).map((s) => s.usage()))
     await sleep(p.measureMs)
     const [s1, ...w1] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'take' }))])
+    const others1 = await Promise.all(servers.slice(1).map((s) => s.usage()))
     const m1 = machineCpu()
     await stopProfile()
 
@@ -62,7 +70,9 @@ export async function measureFanout (ctx, side, p) {
       for (const v of w1[i].samples) latencies.push(v)
     }
     const serverWall = s1.t - s0.t
-    const serverCpu = cpuPercent(s0.cpu, s1.cpu, serverWall)
+    // With several nodes, "server CPU" is all of them together.
+    const serverCpu = cpuPercent(s0.cpu, s1.cpu, serverWall) +
+      others0.reduce((sum, u0, i) => sum + cpuPercent(u0.cpu, others1[i].cpu, others1[i].t - u0.t), 0)
 
     // Every message a publisher sent reaches every receiver of its room (receivers never publish).
     const receiversByRoom = new Map()
@@ -115,6 +125,6 @@ export async function measureFanout (ctx, side, p) {
     }
   } finally {
     await ctx.stopWorkers(workers)
-    await server.close()
+    for (const s of servers) await s.close()
   }
 }
