@@ -12,24 +12,7 @@ import type {
   SystemEvent
 } from './protocol.js'
 
-export type {
-  AckMessage,
-  ChatEvent,
-  ChatMessageIn,
-  ClientMessage,
-  CloseCode,
-  ErrorCode,
-  ErrorMessage,
-  JoinEvent,
-  JoinMessage,
-  LeaveEvent,
-  LeaveMessage,
-  MessageId,
-  RoomUser,
-  ServerMessage,
-  SystemEvent,
-  WelcomeEvent
-} from './protocol.js'
+export type * from './protocol.js'
 
 // ---- The socket the client drives (browser WebSocket, `ws`, undici, ...) ----
 

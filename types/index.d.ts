@@ -7,24 +7,7 @@ import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
 // ---- Wire protocol (CONTRACT §4, §5, §8) ----
 // Defined in ./protocol.d.ts (which imports nothing, so the client's types share it without
 // pulling in fastify), and re-exported here unchanged.
-export type {
-  AckMessage,
-  ChatEvent,
-  ChatMessageIn,
-  ClientMessage,
-  CloseCode,
-  ErrorCode,
-  ErrorMessage,
-  JoinEvent,
-  JoinMessage,
-  LeaveEvent,
-  LeaveMessage,
-  MessageId,
-  RoomUser,
-  ServerMessage,
-  SystemEvent,
-  WelcomeEvent
-} from './protocol.js'
+export type * from './protocol.js'
 
 // ---- Adapters (CONTRACT §7) ----
 
