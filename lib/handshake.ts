@@ -82,6 +82,8 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
   const params = broker.params
   const origins = params.origins
   let pendingAuthentications = 0
+  // Sockets are counted only for a limit that needs them.
+  const countSockets = params.maxConnections > 0 || params.maxConnectionsPerIp > 0
 
   function originAllowed (request: FastifyRequest): boolean | Promise<boolean> {
     const origin = request.headers.origin
@@ -164,7 +166,7 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
       return refuse(new TooManyConnectionsFromIpError())
     }
     const socket = request.raw.socket as typeof request.raw.socket | undefined
-    if (socket !== undefined && socket !== null) broker.admit(request.ip, socket)
+    if (countSockets && socket !== undefined && socket !== null) broker.admit(request.ip, socket)
     let allowed: boolean | Promise<boolean>
     try {
       allowed = originAllowed(request)
