@@ -29,11 +29,8 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { AdapterNode, RoomMember, RoomsAdapter } from '../../types/index.js'
 import type { RedisAdapterOptions } from '../../types/redis.js'
 import { InvalidOptionError } from '../errors.js'
+import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
 
-const DEFAULT_URL = 'redis://127.0.0.1:6379'
-const DEFAULT_PREFIX = 'fastify-ws-rooms'
-const DEFAULT_PRESENCE_TTL = 10_000
-const KNOWN_OPTIONS = new Set(['client', 'url', 'prefix', 'presenceTtl'])
 /** Channels one SUBSCRIBE carries when resubscribing many at once. */
 const SUBSCRIBE_BATCH = 1000
 /** Per-channel publish counters kept before starting over (receivers treat a lower seq as a restart). */
@@ -78,70 +75,17 @@ end
 return 0
 `
 
-interface Params {
-  client: Redis | undefined
-  url: string
-  prefix: string
-  presenceTtl: number
-}
-
 const TIMED_OUT = Symbol('timed out')
 
 export function redisAdapter (options: RedisAdapterOptions = {}): RoomsAdapter {
   // Bad options fail `register` (init), like the plugin's own options, and open nothing before.
-  let params: Params | Error
+  let params: RedisParams | Error
   try {
-    params = normalise(options)
+    params = normaliseRedisOptions(options)
   } catch (err) {
     params = err as Error
   }
   return new RedisAdapter(params)
-}
-
-function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`
-}
-
-function normalise (input: unknown): Params {
-  if (input === null || typeof input !== 'object') {
-    throw new InvalidOptionError('redisAdapter', `expected an options object, got ${describe(input)}`)
-  }
-  const options = input as Record<string, unknown>
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new InvalidOptionError(`redisAdapter.${key}`, 'unknown option (known: client, url, prefix, presenceTtl)')
-  }
-  const { client, url, prefix = DEFAULT_PREFIX, presenceTtl = DEFAULT_PRESENCE_TTL } = options
-  if (client !== undefined && url !== undefined) {
-    throw new InvalidOptionError('redisAdapter.client', 'pass either `client` or `url`, not both')
-  }
-  if (client !== undefined) {
-    const c = client as Partial<Redis> | null
-    if (c === null || typeof c !== 'object' || typeof c.duplicate !== 'function' || typeof c.publish !== 'function' || typeof c.status !== 'string') {
-      throw new InvalidOptionError('redisAdapter.client', `expected an ioredis Redis instance, got ${describe(client)}`)
-    }
-    if ((c as { isCluster?: boolean }).isCluster === true) {
-      throw new InvalidOptionError('redisAdapter.client', 'an ioredis Cluster is not supported; pass a Redis instance')
-    }
-  }
-  if (url !== undefined) {
-    if (typeof url !== 'string') throw new InvalidOptionError('redisAdapter.url', `expected a redis:// or rediss:// URL, got ${describe(url)}`)
-    let parsed: URL
-    try { parsed = new URL(url) } catch {
-      throw new InvalidOptionError('redisAdapter.url', `${describe(url)} is not a URL like "redis://127.0.0.1:6379"`)
-    }
-    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-      throw new InvalidOptionError('redisAdapter.url', `expected the redis: or rediss: scheme, got "${parsed.protocol}"`)
-    }
-  }
-  if (typeof prefix !== 'string' || prefix.length === 0 || /[\s\u0000-\u001f\u007f]/.test(prefix)) { // eslint-disable-line no-control-regex
-    throw new InvalidOptionError('redisAdapter.prefix', `expected a non-empty string without spaces or control characters, got ${describe(prefix)}`)
-  }
-  if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 200) {
-    throw new InvalidOptionError('redisAdapter.presenceTtl', `expected an integer number of milliseconds >= 200, got ${describe(presenceTtl)}`)
-  }
-  return { client: client as Redis | undefined, url: (url as string | undefined) ?? DEFAULT_URL, prefix, presenceTtl }
 }
 
 /** Resolve with `promise`, or with TIMED_OUT after `ms` (the promise keeps running). */
@@ -163,7 +107,7 @@ function ended (conn: Redis): Promise<void> {
 }
 
 class RedisAdapter implements RoomsAdapter {
-  private readonly params: Params | Error
+  private readonly params: RedisParams | Error
   private node: AdapterNode | undefined
   private pub: Redis | undefined
   private sub: Redis | undefined
@@ -195,12 +139,12 @@ class RedisAdapter implements RoomsAdapter {
   private closed = false
   private readonly listeners: Array<[Redis, string, (...args: any[]) => void]> = []
 
-  constructor (params: Params | Error) {
+  constructor (params: RedisParams | Error) {
     this.params = params
     if (!(params instanceof Error)) this.heartbeatMs = Math.max(50, Math.floor(params.presenceTtl / 4))
   }
 
-  private get p (): Params { return this.params as Params }
+  private get p (): RedisParams { return this.params as RedisParams }
   private roomChannel (room: string): string { return this.roomPrefix + room }
   private userChannel (userId: string): string { return this.userPrefix + userId }
   private get allChannel (): string { return `${this.p.prefix}:all` }
