@@ -47,7 +47,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   closing = false
 
   private readonly roomMembers = new Map<string, Set<Connection>>()
-  private readonly byUser = new Map<string, Set<Connection>>()
+  /** A user's connections on this node: most users have one, kept without a Set. */
+  private readonly byUser = new Map<string, Connection | Set<Connection>>()
   private nextConnection = 0
 
   constructor (log: FastifyBaseLogger, params: RoomsParams) {
@@ -83,13 +84,15 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   add (conn: Connection): void {
     this.connections.set(conn.id, conn)
     const userId = conn.user.id
-    let mine = this.byUser.get(userId)
+    const mine = this.byUser.get(userId)
     if (mine === undefined) {
-      mine = new Set()
-      this.byUser.set(userId, mine)
+      this.byUser.set(userId, conn)
       this.adapterCall('subscribeUser', this.adapter.subscribeUser(userId))
+    } else if (mine instanceof Set) {
+      mine.add(conn)
+    } else {
+      this.byUser.set(userId, new Set([mine, conn]))
     }
-    mine.add(conn)
     this.emitSafe('connect', conn)
   }
 
@@ -98,13 +101,14 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     conn.open = false
     if (!this.connections.delete(conn.id)) return
     for (const room of conn.rooms) this.leaveLocal(conn, room)
-    const mine = this.byUser.get(conn.user.id)
-    if (mine !== undefined) {
+    const userId = conn.user.id
+    const mine = this.byUser.get(userId)
+    if (mine === conn) {
+      this.byUser.delete(userId)
+      this.adapterCall('unsubscribeUser', this.adapter.unsubscribeUser(userId))
+    } else if (mine instanceof Set) {
       mine.delete(conn)
-      if (mine.size === 0) {
-        this.byUser.delete(conn.user.id)
-        this.adapterCall('unsubscribeUser', this.adapter.unsubscribeUser(conn.user.id))
-      }
+      if (mine.size === 1) this.byUser.set(userId, mine.values().next().value as Connection)
     }
     this.emitSafe('disconnect', conn, code)
   }
@@ -280,7 +284,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     const mine = this.byUser.get(userId)
     if (mine === undefined) return
     const frame = frameText(payload)
-    for (const conn of mine) conn.deliver(frame, payload)
+    if (mine instanceof Set) for (const conn of mine) conn.deliver(frame, payload)
+    else mine.deliver(frame, payload)
   }
 
   deliverToAll (payload: string): void {

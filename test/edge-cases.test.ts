@@ -7,7 +7,7 @@ import websocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
 import WebSocket from 'ws'
 import wsRooms from '../lib/index.js'
-import { captureLogs, closedWithin, connect, refusedUpgrade, serve } from './helpers.js'
+import { captureLogs, closedWithin, connect, refusedUpgrade, roundTrip, serve, until } from './helpers.js'
 
 t.test('a malformed Origin header is refused under the same-origin default', async (t) => {
   const s = await serve(t)
@@ -113,4 +113,22 @@ t.test('rooms.handle refuses misuse at once, naming the type', async (t) => {
   t.throws(() => s.app.rooms.handle('x', ok, 'not a function' as never), { message: /"x".*must be a function/ })
   s.app.rooms.handle('x', ok, () => {})
   t.throws(() => s.app.rooms.handle('x', ok, () => {}), { message: /"x".*exists already/ })
+})
+
+t.test('sendToUser follows a user through several connections opening and closing', async (t) => {
+  const s = await serve(t, { authenticate: (token) => ({ id: token.split(':')[0] }) })
+  const [a, b, c] = [await s.open({ headers: { authorization: 'Bearer ann:1' } }), await s.open({ headers: { authorization: 'Bearer ann:2' } }), await s.open({ headers: { authorization: 'Bearer ann:3' } })]
+  await s.app.rooms.sendToUser('ann', { type: 'dm', n: 1 })
+  for (const x of [a, b, c]) t.same(await x.next({ type: 'dm' }), { type: 'dm', n: 1 })
+  await a.close()
+  await b.close()
+  await until(() => s.app.rooms.stats().connections === 1)
+  await s.app.rooms.sendToUser('ann', { type: 'dm', n: 2 })
+  t.same(await c.next({ type: 'dm' }), { type: 'dm', n: 2 })
+  const d = await s.open({ headers: { authorization: 'Bearer ann:4' } })
+  await s.app.rooms.sendToUser('ann', { type: 'dm', n: 3 })
+  t.same(await c.next({ type: 'dm' }), { type: 'dm', n: 3 })
+  t.same(await d.next({ type: 'dm' }), { type: 'dm', n: 3 })
+  await roundTrip(c)
+  t.same(c.received.filter((m) => m.type === 'dm').map((m) => m.n), [1, 2, 3], 'each message exactly once')
 })
