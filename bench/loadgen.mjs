@@ -10,6 +10,7 @@
 // in kernel buffers, so latency measures the server, not an ever-growing backlog.
 import { performance } from 'node:perf_hooks'
 import { RawClient, nowMicros } from './lib/rawws.mjs'
+import { answerCommands } from './lib/commands.mjs'
 import { startProfile, stopProfile } from './lib/profiler.mjs'
 
 const WORKER = Number(process.env.BENCH_WORKER ?? 0)
@@ -324,16 +325,5 @@ const commands = {
   'profile-stop': stopProfile
 }
 
-process.on('message', async (msg) => {
-  if (msg === null || typeof msg !== 'object' || typeof msg.rid !== 'number') return
-  try {
-    const fn = commands[msg.cmd]
-    if (fn === undefined) throw new Error(`unknown command ${msg.cmd}`)
-    const data = await fn(msg.args ?? {})
-    process.send({ rid: msg.rid, ok: true, data })
-  } catch (err) {
-    process.send({ rid: msg.rid, ok: false, error: String(err?.stack ?? err) })
-  }
-})
-process.on('disconnect', () => process.exit(0))
+answerCommands(commands)
 process.send({ type: 'ready', pid: process.pid })

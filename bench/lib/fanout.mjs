@@ -5,6 +5,17 @@
 // receiver of its room, so a figure never hides lost frames.
 import { cpuPercent, cpuSplit, eluPercent, machineCpu, machinePercent, percentile, sleep } from './stats.mjs'
 
+/** The timing every fan-out scenario shares: in-flight window, message size, warm-up, window, setup concurrency. */
+export function fanoutTiming (opts) {
+  return {
+    window: opts.window ?? 8,
+    textSize: 48,
+    warmupMs: opts.quick ? 500 : 1500,
+    measureMs: opts.measureMs ?? (opts.quick ? 2000 : 5000),
+    concurrency: 50
+  }
+}
+
 /**
  * @param {object} ctx     the runner's context (startServer, startWorkers, ...)
  * @param {object} side    the server under test

@@ -1,5 +1,5 @@
 // One room, 1000 receivers, publishers at the rate the slower side sustains: the fan-out path.
-import { measureFanout } from '../lib/fanout.mjs'
+import { fanoutTiming, measureFanout } from '../lib/fanout.mjs'
 
 export default {
   name: 'one-room',
@@ -23,11 +23,7 @@ export default {
       receivers,
       groups,
       workers,
-      window: opts.window ?? 8,
-      textSize: 48,
-      warmupMs: opts.quick ? 500 : 1500,
-      measureMs: opts.measureMs ?? (opts.quick ? 2000 : 5000),
-      concurrency: 50
+      ...fanoutTiming(opts)
     }
   },
   run (ctx, side, params) {

@@ -1,5 +1,5 @@
 // 100 rooms of 10 receivers, one publisher each: many small fan-outs at once.
-import { measureFanout } from '../lib/fanout.mjs'
+import { fanoutTiming, measureFanout } from '../lib/fanout.mjs'
 
 export default {
   name: 'many-rooms',
@@ -18,11 +18,7 @@ export default {
       rooms,
       groups,
       workers: opts.workers,
-      window: opts.window ?? 8,
-      textSize: 48,
-      warmupMs: opts.quick ? 500 : 1500,
-      measureMs: opts.measureMs ?? (opts.quick ? 2000 : 5000),
-      concurrency: 50
+      ...fanoutTiming(opts)
     }
   },
   run (ctx, side, params) {

@@ -4,7 +4,7 @@
 // "baseline" is one node with the in-memory adapter and the same 200 receivers. The ratio is
 // what crossing Redis costs; on this 2-core machine both nodes, Redis and the generators share
 // the cores, so it is no capacity figure.
-import { measureFanout } from '../lib/fanout.mjs'
+import { fanoutTiming, measureFanout } from '../lib/fanout.mjs'
 
 const pluginScript = new URL('../servers/plugin.mjs', import.meta.url)
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -25,11 +25,7 @@ export default {
         { room: 'two-nodes', receivers: 100, publishers: 0, samplers: 10, node: 1 }
       ],
       workers: opts.workers,
-      window: opts.window ?? 8,
-      textSize: 48,
-      warmupMs: opts.quick ? 500 : 1500,
-      measureMs: opts.measureMs ?? (opts.quick ? 2000 : 5000),
-      concurrency: 50
+      ...fanoutTiming(opts)
     }
   },
   run (ctx, side, params) {

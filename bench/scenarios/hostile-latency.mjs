@@ -15,6 +15,7 @@
 // Alone, plugin side only, after `npm run build`:  node bench/scenarios/hostile-latency.mjs [--quick]
 import { fileURLToPath } from 'node:url'
 import net from 'node:net'
+import { answerCommands } from '../lib/commands.mjs'
 import { startServer as forkPeer } from '../lib/procs.mjs'
 import { percentile, sleep } from '../lib/stats.mjs'
 
@@ -125,19 +126,7 @@ const nowMicros = () => Number(process.hrtime.bigint() / 1000n)
 
 function serveCommands (commands, port = 0) {
   process.send({ type: 'ready', port, pid: process.pid })
-  process.on('message', async (msg) => {
-    if (msg === null || typeof msg !== 'object' || typeof msg.rid !== 'number') return
-    try {
-      const fn = commands[msg.cmd]
-      if (fn === undefined) throw new Error(`unknown command ${msg.cmd}`)
-      const data = await fn(msg.args ?? {})
-      process.send({ rid: msg.rid, ok: true, data })
-      if (msg.cmd === 'close') process.disconnect()
-    } catch (err) {
-      process.send({ rid: msg.rid, ok: false, error: String(err?.stack ?? err) })
-    }
-  })
-  process.on('disconnect', () => process.exit(0))
+  answerCommands(commands, { afterReply: (cmd) => { if (cmd === 'close') process.disconnect() } })
 }
 
 async function openClient (WebSocket, url, { onMessage, onClose } = {}) {
