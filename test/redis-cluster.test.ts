@@ -2,6 +2,7 @@
 // chat, REST broadcasts, `except`, `sendToUser` and `members` across nodes, order and exactly-once
 // over 1000 messages, and a SIGKILLed node leaving `members` within its presence TTL.
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { connect, type TestClient } from './helpers.js'
 import { deleteKeys, eventually, get, post, SHARED_REDIS, startNode, uniquePrefix, type ClusterNode } from './fixtures/redis-helpers.js'
 
@@ -140,6 +141,12 @@ t.test('the members of a SIGKILLed node leave members() within its presence TTL'
   await alice.next((m) => m.type === 'system' && m.event === 'join' && m.user.id === 'gina')
   const listed = (members: any[]): boolean => members.some((m) => m.connectionId === gina.welcome.connectionId)
   t.ok(listed(await get(A.http, '/members?room=lobby')), 'listed while D lives')
+  // D keeps its entries for 2 s, the others for 10 s: D's join must not cut the room's lifetime
+  // to D's, or the live nodes' members would expire with it.
+  const redis = new Redis(SHARED_REDIS)
+  t.teardown(() => redis.disconnect())
+  const lifetime = await redis.pttl(`${prefix}:presence:lobby`)
+  t.ok(lifetime > presenceTtl, `the room's presence lives on at the longest TTL (${lifetime} ms left)`)
 
   const killedAt = Date.now()
   await D.kill()
@@ -147,8 +154,12 @@ t.test('the members of a SIGKILLed node leave members() within its presence TTL'
   const elapsed = Date.now() - killedAt
   // The heartbeat key expires at most presenceTtl after the kill; the rest is polling slack.
   t.ok(elapsed <= presenceTtl + 1500, `gone ${elapsed} ms after SIGKILL (presenceTtl ${presenceTtl} ms)`)
-  const left = await get(B.http, '/members?room=lobby')
-  t.same(left.map((m: any) => m.user.id).sort(), ['alice', 'bob', 'carol', 'dave'], 'the live nodes\' members stay')
+  // Past D's TTL, the live nodes' members are all still listed, from every node.
+  await new Promise((resolve) => setTimeout(resolve, presenceTtl))
+  for (const node of [A, B, C]) {
+    const left = await get(node.http, '/members?room=lobby')
+    t.same(left.map((m: any) => m.user.id).sort(), ['alice', 'bob', 'carol', 'dave'], 'the live nodes\' members stay')
+  }
   // The cluster goes on without D.
   alice.send({ type: 'message', room: 'lobby', text: 'after D' })
   await dave.next(isChat('after D'))

@@ -18,8 +18,9 @@
 // node refreshes every `presenceTtl / 4`. `members()` reads the hash in one Lua script that keeps
 // entries whose node key exists and deletes the others, so the members of a node that died without
 // cleaning up (SIGKILL, power loss) disappear from `members()` at most `presenceTtl` after its last
-// heartbeat. Room hashes carry the same TTL, refreshed by every node with members there, so the
-// garbage of dead nodes in rooms nobody asks about expires too.
+// heartbeat. Room hashes expire too, so the garbage of dead nodes in rooms nobody asks about goes
+// away: every node with members in a room keeps its hash alive for at least its own presenceTtl
+// (never shortening it), and writes its entries again if the hash vanished anyway.
 //
 // Faults. Redis going away (connection closed) or stalling (a heartbeat unanswered for two
 // intervals, `presenceTtl / 2`) starts an outage: one log line, publications are counted as dropped instead of queued,
@@ -30,50 +31,13 @@ import type { AdapterNode, RoomMember, RoomsAdapter } from '../../types/index.js
 import type { RedisAdapterOptions } from '../../types/redis.js'
 import { InvalidOptionError } from '../errors.js'
 import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
+import { KEEP_ALIVE, MEMBERS, PURGE } from './redis-scripts.js'
 
 /** Channels one SUBSCRIBE carries when resubscribing many at once. */
 const SUBSCRIBE_BATCH = 1000
 /** Per-channel publish counters kept before starting over (receivers treat a lower seq as a restart). */
 const MAX_SEQ_STREAMS = 100_000
 const SEP = '\u0000'
-
-// Members of a room on other nodes whose heartbeat key still exists; the others are deleted.
-// KEYS[1] presence hash, ARGV[1] node key prefix, ARGV[2] the asking node (answered from memory).
-const MEMBERS_SCRIPT = `
-local entries = redis.call('HGETALL', KEYS[1])
-local alive = {}
-local live = {}
-for i = 1, #entries, 2 do
-  local value = entries[i + 1]
-  local cut = string.find(value, '\\0', 1, true)
-  local node = cut and string.sub(value, 1, cut - 1) or ''
-  if node ~= ARGV[2] then
-    local ok = alive[node]
-    if ok == nil then
-      ok = redis.call('EXISTS', ARGV[1] .. node) == 1
-      alive[node] = ok
-    end
-    if ok then
-      live[#live + 1] = entries[i]
-      live[#live + 1] = value
-    else
-      redis.call('HDEL', KEYS[1], entries[i])
-    end
-  end
-end
-return live
-`
-
-// Delete every entry of one node from a room's presence hash (before re-registering what it has
-// now, after an outage in which some of its leaves could not be written).
-// KEYS[1] presence hash, ARGV[1] the node's entry prefix (`nodeId \0`).
-const PURGE_SCRIPT = `
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-  if string.sub(entries[i + 1], 1, #ARGV[1]) == ARGV[1] then redis.call('HDEL', KEYS[1], entries[i]) end
-end
-return 0
-`
 
 const TIMED_OUT = Symbol('timed out')
 
@@ -330,7 +294,12 @@ class RedisAdapter implements RoomsAdapter {
     this.heartbeatPending = true
     const ttl = this.p.presenceTtl
     const alive = pub.pexpire(this.nodeKey, ttl)
-    for (const room of node.localRooms()) pub.pexpire(this.presenceKey(room), ttl).catch(noop)
+    for (const room of node.localRooms()) {
+      KEEP_ALIVE.run(pub, [this.presenceKey(room)], [ttl]).then((exists) => {
+        // The hash expired or was emptied while we have members there: put them back.
+        if (exists === 0) this.writePresence(pub, room).catch(noop)
+      }, noop)
+    }
     alive.then((exists) => {
       this.heartbeatPending = false
       this.missedBeats = 0
@@ -355,28 +324,34 @@ class RedisAdapter implements RoomsAdapter {
     const pub = this.pub
     const node = this.node
     if (pub === undefined || node === undefined || this.closed || pub.status !== 'ready') return
-    const ttl = this.p.presenceTtl
-    const done: Array<Promise<unknown>> = []
     const dirty = this.dirtyRooms
     this.dirtyRooms = new Set()
-    for (const room of dirty) {
-      done.push(pub.eval(PURGE_SCRIPT, 1, this.presenceKey(room), node.nodeId + SEP).catch((err: Error) => {
+    const purge = async (room: string): Promise<void> => {
+      await PURGE.run(pub, [this.presenceKey(room)], [node.nodeId + SEP]).catch((err: Error) => {
         this.dirtyRooms.add(room)
         throw err
-      }))
+      })
     }
-    done.push(pub.set(this.nodeKey, '1', 'PX', ttl))
-    for (const room of node.localRooms()) {
-      const fields: string[] = []
-      for (const member of node.localMembers(room)) fields.push(member.connectionId, this.entry(member))
-      if (fields.length === 0) continue
-      const key = this.presenceKey(room)
-      done.push(pub.hset(key, ...fields), pub.pexpire(key, ttl))
-    }
-    Promise.all(done).then(() => {
+    // Purges first, awaited: a script Redis does not know yet is sent again after the others,
+    // and must not delete the entries written next.
+    Promise.all(Array.from(dirty, purge)).then(async () => {
+      await Promise.all([
+        pub.set(this.nodeKey, '1', 'PX', this.p.presenceTtl),
+        ...Array.from(node.localRooms(), async (room) => await this.writePresence(pub, room))
+      ])
+    }).then(() => {
       this.pubSynced = true
       this.maybeUp()
     }, (err: Error) => this.down('could not re-register presence', err))
+  }
+
+  /** Write every local member of `room` into its presence hash, and keep the hash alive. */
+  private async writePresence (pub: Redis, room: string): Promise<void> {
+    const fields: string[] = []
+    for (const member of this.node!.localMembers(room)) fields.push(member.connectionId, this.entry(member))
+    if (fields.length === 0) return
+    const key = this.presenceKey(room)
+    await Promise.all([pub.hset(key, ...fields), KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl])])
   }
 
   /** After the subscriber reconnected: every channel this node needs now. */
@@ -520,7 +495,7 @@ class RedisAdapter implements RoomsAdapter {
     // Not awaited: the join must not wait for Redis, and Redis runs these before the join event we
     // publish next on the same connection, so a node that saw the event sees the member too.
     pub.hset(key, member.connectionId, this.entry(member)).catch((err: Error) => this.down('a presence write failed', err))
-    pub.pexpire(key, this.p.presenceTtl).catch(noop)
+    KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl]).catch(noop)
   }
 
   removePresence (room: string, connectionId: string): void {
@@ -541,11 +516,12 @@ class RedisAdapter implements RoomsAdapter {
     if (node === undefined) return []
     const local = node.localMembers(room)
     const pub = this.pub
-    // Without Redis, the part of the answer we are sure of.
+    // Without Redis (down, or no answer within presenceTtl / 2, the time a stall takes to be
+    // noticed), the part of the answer we are sure of.
     if (pub === undefined || this.closed || pub.status !== 'ready' || this.stalled) return local
     const reply = await withTimeout(
-      pub.eval(MEMBERS_SCRIPT, 1, this.presenceKey(room), `${this.p.prefix}:node:`, node.nodeId) as Promise<string[]>,
-      this.heartbeatMs
+      MEMBERS.run(pub, [this.presenceKey(room)], [`${this.p.prefix}:node:`, node.nodeId]) as Promise<string[]>,
+      2 * this.heartbeatMs
     ).catch((err: Error) => {
       this.down('a members query failed', err)
       return TIMED_OUT
