@@ -76,3 +76,12 @@ export function writeCoalesced (writer: CoalescedWriter & { readonly socket: Soc
   holdUntilNextTick(writer)
   writer.socket.write(frame)
 }
+
+function uncork (socket: Socket): void { socket.uncork() }
+
+/** Hold a socket's writes until the next tick, so that those of this tick leave together. */
+export function corkUntilNextTick (socket: Socket | null | undefined): void {
+  if (socket === null || socket === undefined) return
+  socket.cork()
+  process.nextTick(uncork, socket)
+}

@@ -4,6 +4,7 @@
 import type { FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
+import { corkUntilNextTick } from './frame-writer.js'
 import {
   AuthenticationBusyError, OriginRefusedError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
   TooManyConnectionsFromIpError
@@ -114,6 +115,8 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
     function accept (user: RoomUser | undefined): void {
       if (user !== undefined) (request as unknown as Record<symbol, unknown>)[kRoomsUser] = user
       ;(request.raw as unknown as Record<symbol, unknown>)[kRoomsUpgrade] = true
+      // The 101 response and the welcome frame then leave in one write, not two.
+      corkUntilNextTick(request.raw.socket)
       done()
     }
 
