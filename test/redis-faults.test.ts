@@ -220,6 +220,19 @@ t.test('a leave that could not be written during an outage leaves no ghost in me
   t.same(users, ['fresh', 'local', 'remote', 'sender'], 'ghost2 is gone, B\'s other members are there')
 })
 
+t.test('a room\'s presence hash that vanished is written again by the next heartbeats', async (t) => {
+  const admin = await redis.open()
+  t.teardown(() => admin.disconnect())
+  const before = (await A.app.rooms.members('r')).map((m) => m.user.id).sort()
+  t.equal(await admin.del(`${prefix}:presence:r`), 1, 'the hash existed, and is deleted behind the nodes\' backs')
+  const users = await eventually(async () => {
+    const ids = (await A.app.rooms.members('r')).map((m) => m.user.id).sort()
+    return ids.length === before.length ? ids : undefined
+  }, 'B to write its entries again', 5 * presenceTtl)
+  t.same(users, before, 'every member is listed again')
+  t.ok(await admin.pttl(`${prefix}:presence:r`) > 0, 'and the hash expires again')
+})
+
 t.test('fastify.close() closes every connection the adapter opened', async (t) => {
   t.ok((await redis.clients()).length >= 4, 'two connections per node while running')
   for (const c of clients) c.ws.terminate()

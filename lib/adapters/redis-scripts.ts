@@ -67,12 +67,13 @@ return 0
 /**
  * Keep a room's presence hash alive for at least ARGV[1] ms, never shortening it: nodes may run
  * with different presenceTtl, and one with a short TTL must not make the others' entries expire.
- * Returns 0 when the hash does not exist (it expired, or its last entry was deleted).
- * KEYS[1] presence hash, ARGV[1] ttl in ms.
+ * Returns 0, touching nothing, when the node's entry ARGV[2] (any one of its members there) is
+ * missing: the hash expired or was deleted, and the node must write its entries again.
+ * KEYS[1] presence hash, ARGV[1] ttl in ms, ARGV[2] a connection id of the node in that room.
  */
 export const KEEP_ALIVE = new LuaScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
 local left = redis.call('PTTL', KEYS[1])
-if left == -2 then return 0 end
 if left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1
 `)

@@ -20,7 +20,8 @@
 // cleaning up (SIGKILL, power loss) disappear from `members()` at most `presenceTtl` after its last
 // heartbeat. Room hashes expire too, so the garbage of dead nodes in rooms nobody asks about goes
 // away: every node with members in a room keeps its hash alive for at least its own presenceTtl
-// (never shortening it), and writes its entries again if the hash vanished anyway.
+// (never shortening it), and writes its entries again if they vanished anyway (the heartbeat
+// checks one of them per room).
 //
 // Faults. Redis going away (connection closed) or stalling (a heartbeat unanswered for two
 // intervals, `presenceTtl / 2`) starts an outage: one log line, publications are counted as dropped instead of queued,
@@ -295,9 +296,11 @@ class RedisAdapter implements RoomsAdapter {
     const ttl = this.p.presenceTtl
     const alive = pub.pexpire(this.nodeKey, ttl)
     for (const room of node.localRooms()) {
-      KEEP_ALIVE.run(pub, [this.presenceKey(room)], [ttl]).then((exists) => {
-        // The hash expired or was emptied while we have members there: put them back.
-        if (exists === 0) this.writePresence(pub, room).catch(noop)
+      const sample = node.localMembers(room)[0]
+      if (sample === undefined) continue
+      KEEP_ALIVE.run(pub, [this.presenceKey(room)], [ttl, sample.connectionId]).then((kept) => {
+        // Our entries there expired or were deleted while we have members there: put them back.
+        if (kept === 0) this.writePresence(pub, room).catch(noop)
       }, noop)
     }
     alive.then((exists) => {
@@ -351,7 +354,7 @@ class RedisAdapter implements RoomsAdapter {
     for (const member of this.node!.localMembers(room)) fields.push(member.connectionId, this.entry(member))
     if (fields.length === 0) return
     const key = this.presenceKey(room)
-    await Promise.all([pub.hset(key, ...fields), KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl])])
+    await Promise.all([pub.hset(key, ...fields), KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl, fields[0]])])
   }
 
   /** After the subscriber reconnected: every channel this node needs now. */
@@ -495,7 +498,7 @@ class RedisAdapter implements RoomsAdapter {
     // Not awaited: the join must not wait for Redis, and Redis runs these before the join event we
     // publish next on the same connection, so a node that saw the event sees the member too.
     pub.hset(key, member.connectionId, this.entry(member)).catch((err: Error) => this.down('a presence write failed', err))
-    KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl]).catch(noop)
+    KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl, member.connectionId]).catch(noop)
   }
 
   removePresence (room: string, connectionId: string): void {
