@@ -3,17 +3,8 @@
 // (503, 429) are retried; a token function gives every attempt a fresh token.
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
-import { RoomsClientError } from '../lib/client/index.js'
-import { BrowserLikeWebSocket, freePort, listen, openClient } from './client-helpers.js'
-
-async function rejection (promise: Promise<unknown>): Promise<RoomsClientError> {
-  try {
-    await promise
-  } catch (err) {
-    return err as RoomsClientError
-  }
-  throw new Error('expected a rejection')
-}
+import { BrowserLikeWebSocket, listen, openClient, rejection } from './client-helpers.js'
+import { freePort } from './helpers.js'
 
 t.test('a refused token (403) is final: one attempt, an error, calls rejected', async (t) => {
   let calls = 0

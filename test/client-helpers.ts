@@ -4,7 +4,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import type { Socket } from 'node:net'
-import { connect as connectClient, type RoomsClient } from '../lib/client/index.js'
+import { connect as connectClient, type RoomsClient, type RoomsClientError } from '../lib/client/index.js'
 import wsRooms from '../lib/index.js'
 import type { ConnectOptions, WebSocketLike } from '../types/client.js'
 import type { WsRoomsOptions } from '../types/index.js'
@@ -44,17 +44,6 @@ export async function listen (
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   return { app, port: address.port, url: `ws://127.0.0.1:${address.port}/ws`, sockets, upgrades }
-}
-
-/** A port nothing listens on (taken from the kernel, then released). */
-export async function freePort (): Promise<number> {
-  const { createServer } = await import('node:net')
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
 }
 
 /** Fast reconnects for tests: no test waits on the defaults. */
@@ -154,4 +143,14 @@ export class BrowserLikeWebSocket implements WebSocketLike {
   }
 
   removeEventListener (): void {}
+}
+
+/** The error `promise` rejects with; throws if it resolves. */
+export async function rejection (promise: Promise<unknown>): Promise<RoomsClientError> {
+  try {
+    await promise
+  } catch (err) {
+    return err as RoomsClientError
+  }
+  throw new Error('expected a rejection')
 }

@@ -4,16 +4,8 @@ import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { RoomsClientError } from '../lib/client/index.js'
-import { freePort, listen, openClient, type Server } from './client-helpers.js'
-
-async function rejection (promise: Promise<unknown>): Promise<RoomsClientError> {
-  try {
-    await promise
-  } catch (err) {
-    return err as RoomsClientError
-  }
-  throw new Error('expected a rejection')
-}
+import { listen, openClient, rejection, type Server } from './client-helpers.js'
+import { freePort } from './helpers.js'
 
 /** Server side of the tests: `kick` closes the caller with a code, `note` records what it got. */
 function setup (notes: unknown[]) {

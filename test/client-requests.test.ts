@@ -6,20 +6,11 @@ import WebSocket from 'ws'
 import { connect, RoomsClientError, PROTOCOL, RoomsClient } from '../lib/client/index.js'
 import * as clientModule from '../lib/client/index.js'
 import type * as clientTypes from '../types/client.js'
-import { listen, openClient } from './client-helpers.js'
+import { listen, openClient, rejection } from './client-helpers.js'
 
 // The runtime exports are what the public declaration file says they are.
 const exportsMatchDeclarations: typeof clientTypes = clientModule
 t.equal(exportsMatchDeclarations.connect, connect)
-
-async function rejection (promise: Promise<unknown>): Promise<RoomsClientError> {
-  try {
-    await promise
-  } catch (err) {
-    return err as RoomsClientError
-  }
-  throw new Error('expected a rejection')
-}
 
 t.test('join, send and leave resolve on their acks; chat and system events reach the other member', async (t) => {
   const server = await listen()

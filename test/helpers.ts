@@ -1,5 +1,6 @@
 // Shared test helpers: a real server on 127.0.0.1:0 and a `ws` client that queues what it receives,
 // so tests wait for frames and close codes instead of sleeping.
+import { createServer } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket, { type ClientOptions } from 'ws'
 import wsRooms from '../lib/index.js'
@@ -167,13 +168,32 @@ export async function roundTrip (client: TestClient): Promise<void> {
   if (answer.type !== 'error' || answer.code !== 'not_in_room') throw new Error('unexpected round-trip answer ' + JSON.stringify(answer))
 }
 
+/** Poll `check` until it returns a value other than undefined (each try waits `intervalMs`). */
+export async function eventually<T> (check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+}
+
 /** Resolve once `predicate()` is truthy (checked every few ms); reject after `timeoutMs`. */
 export async function until (predicate: () => unknown, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
+  await eventually(async () => (await predicate()) ? true : undefined, what, timeoutMs, 5)
+}
+
+/** A port nothing listens on (taken from the kernel, then released). */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')))
+    })
+  })
 }
 
 /** Open `n` clients (each waits for its welcome). */

@@ -3,8 +3,8 @@
 // over 1000 messages, and a SIGKILLed node leaving `members` within its presence TTL.
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { connect, type TestClient } from './helpers.js'
-import { deleteKeys, eventually, get, post, SHARED_REDIS, startNode, uniquePrefix, type ClusterNode } from './fixtures/redis-helpers.js'
+import { connect, eventually, join, type TestClient } from './helpers.js'
+import { deleteKeys, get, post, SHARED_REDIS, startNode, uniquePrefix, type ClusterNode } from './fixtures/redis-helpers.js'
 
 type Client = TestClient & { welcome: any }
 
@@ -24,11 +24,6 @@ async function open (node: ClusterNode, user: string): Promise<Client> {
   const client = await connect(`${node.url}?token=${user}`)
   clients.push(client)
   return client
-}
-
-async function join (client: Client, room: string): Promise<void> {
-  const answer = await client.request({ type: 'join', room })
-  if (answer.type !== 'ack') throw new Error(`join refused: ${JSON.stringify(answer)}`)
 }
 
 function count (client: Client, match: (m: any) => boolean): number {

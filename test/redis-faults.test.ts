@@ -3,9 +3,9 @@
 // local delivery goes on, one error is logged per outage, cross-node delivery comes back by itself,
 // and every message sent meanwhile is either delivered (in order, once) or counted in `dropped`.
 import t, { type Test } from 'tap'
-import { connect, startServer, type StartedServer, type TestClient } from './helpers.js'
+import { connect, eventually, join, startServer, type StartedServer, type TestClient } from './helpers.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
-import { eventually, LogCapture, RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
+import { LogCapture, RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
 
 type Client = TestClient & { welcome: any }
 const OUTAGE = 'redis adapter: Redis unavailable'
@@ -36,11 +36,6 @@ async function open (server: StartedServer, user: string): Promise<Client> {
   const client = await connect(`${server.url}?token=${user}`)
   clients.push(client)
   return client
-}
-
-async function join (client: Client, room: string): Promise<void> {
-  const answer = await client.request({ type: 'join', room })
-  if (answer.type !== 'ack') throw new Error(`join refused: ${JSON.stringify(answer)}`)
 }
 
 const logsA = new LogCapture()

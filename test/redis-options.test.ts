@@ -7,8 +7,8 @@ import { Redis, Cluster } from 'ioredis'
 import wsRooms from '../lib/index.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
 import type { RedisAdapterOptions } from '../types/redis.js'
-import { connect } from './helpers.js'
-import { freePort, RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
+import { connect, freePort } from './helpers.js'
+import { RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
 
 const redis = await RedisServer.start()
 t.teardown(async () => { await redis.stop() })
