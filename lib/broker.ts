@@ -10,6 +10,7 @@ import type {
 } from '../types/index.js'
 import type { TObject } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
+import { ClosingSockets } from './closing-sockets.js'
 import { Connection, type ConnectionHost } from './connection.js'
 import { frameText } from './frame-writer.js'
 import {
@@ -45,6 +46,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   /** Set once shutdown begins: new upgrades are turned away. */
   closing = false
+  /** Connections the server is closing, until their socket is gone (some already left `connections`). */
+  readonly closingSockets: ClosingSockets<Connection>
 
   private readonly roomMembers = new Map<string, Set<Connection>>()
   /** A user's connections on this node: most users have one, kept without a Set. */
@@ -56,6 +59,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     this.log = log
     this.params = params
     this.maxBufferedBytes = params.maxBufferedBytes
+    this.closingSockets = new ClosingSockets(params.closeTimeout)
   }
 
   // ---- connections ----
@@ -96,9 +100,20 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     this.emitSafe('connect', conn)
   }
 
-  /** The socket closed: leave every room (others get `leave`), forget the connection. */
+  closeStarted (conn: Connection): void {
+    this.closingSockets.add(conn)
+  }
+
+  /** The socket is gone (closed, or cut). */
+  socketClosed (conn: Connection, code: number): void {
+    this.closingSockets.delete(conn)
+    this.remove(conn, code)
+  }
+
+  /** The connection is over: leave every room (others get `leave`), forget the connection. */
   remove (conn: Connection, code: number): void {
     conn.open = false
+    conn.dropBacklog()
     if (!this.connections.delete(conn.id)) return
     for (const room of conn.rooms) this.leaveLocal(conn, room)
     const userId = conn.user.id
@@ -116,18 +131,22 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   /** Close every connection with `code` (1001 on shutdown); cut the ones that have not closed after `timeoutMs`. */
   async closeAll (code: number, reason: string, timeoutMs: number): Promise<void> {
     this.closing = true
-    const open = [...this.connections.values()]
-    if (open.length === 0) return
+    // Also the sockets already closing (slow consumers cut with 1013 left `connections` at once):
+    // the HTTP server would otherwise wait for them.
+    const all = new Set<Connection>([...this.connections.values(), ...this.closingSockets.values()])
+    const waiting = [...all].filter((conn) => conn.ws.readyState !== conn.ws.CLOSED)
+    this.closingSockets.stop()
+    if (waiting.length === 0) return
     await new Promise<void>((resolve) => {
-      let remaining = open.length
-      const timer = setTimeout(() => { for (const conn of open) conn.terminate() }, timeoutMs)
+      let remaining = waiting.length
+      const timer = setTimeout(() => { for (const conn of waiting) conn.terminate() }, timeoutMs)
       const closed = (): void => {
         if (--remaining === 0) {
           clearTimeout(timer)
           resolve()
         }
       }
-      for (const conn of open) {
+      for (const conn of waiting) {
         conn.ws.once('close', closed)
         conn.close(code, reason)
       }
@@ -195,6 +214,9 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   private addMember (conn: Connection, room: string): undefined | Promise<undefined> {
     conn.rooms.add(room)
+    // Until it is announced, the join is the connection's alone: a disconnect or leave meanwhile
+    // undoes it silently (nothing was written for it yet, and nobody heard of it).
+    ;(conn.joining ??= new Set()).add(room)
     let local = this.roomMembers.get(room)
     const first = local === undefined
     if (local === undefined) {
@@ -207,14 +229,29 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return this.registerMember(conn, room)
   }
 
+  /** Still the same join: the connection is open, in the room, and the join not undone meanwhile. */
+  private stillJoining (conn: Connection, room: string): boolean {
+    return conn.open && conn.joining?.has(room) === true
+  }
+
   private registerMember (conn: Connection, room: string): undefined | Promise<undefined> {
+    // The subscribe took a round trip: a join whose connection closed (or left) meanwhile writes nothing.
+    if (!this.stillJoining(conn, room)) return undefined
     const registered = this.adapterStep(this.adapter.addPresence, room, { connectionId: conn.id, user: conn.user })
-    if (registered !== undefined) return registered.then(() => this.announceJoin(conn, room))
+    if (registered !== undefined) {
+      return registered.then(() => {
+        // Undone while the write was in flight: the removal already ran, so take the entry out again.
+        if (!this.stillJoining(conn, room)) this.adapterCall('removePresence', this.adapter.removePresence(room, conn.id))
+        return this.announceJoin(conn, room)
+      })
+    }
     return this.announceJoin(conn, room)
   }
 
   private announceJoin (conn: Connection, room: string): undefined {
-    if (!conn.open || !conn.rooms.has(room)) return undefined
+    if (!this.stillJoining(conn, room)) return undefined
+    conn.joining!.delete(room)
+    if (conn.joining!.size === 0) conn.joining = null
     this.publish(room, joinEventFrame(room, conn.userJson))
     this.emitSafe('join', conn, room)
     return undefined
@@ -249,6 +286,11 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
         this.roomMembers.delete(room)
         this.adapterCall('unsubscribeRoom', this.adapter.unsubscribeRoom(room))
       }
+    }
+    if (conn.joining?.delete(room) === true) {
+      // A join not announced yet: undone without a trace (its presence write will not happen).
+      if (conn.joining.size === 0) conn.joining = null
+      return
     }
     this.adapterCall('removePresence', this.adapter.removePresence(room, conn.id))
     this.publish(room, leaveEventFrame(room, conn.userJson))

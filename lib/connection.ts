@@ -18,6 +18,8 @@ export interface ConnectionHost {
   readonly maxBufferedBytes: number
   messagesOut: number
   slowConsumer (conn: Connection): void
+  /** The server sent a close frame: the socket is watched until it is gone (cut after closeTimeout). */
+  closeStarted (conn: Connection): void
 }
 
 export class Connection implements RoomConnection, RateLimitState, CoalescedWriter {
@@ -26,6 +28,8 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   /** The user serialized once, spliced into every frame that names them. */
   readonly userJson: string
   readonly rooms = new Set<string>()
+  /** Rooms whose join is under way (in `rooms`, not announced yet); null when none. */
+  joining: Set<string> | null = null
   readonly ip: string
   readonly request: FastifyRequest | undefined
   readonly ws: WebSocket
@@ -33,12 +37,16 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   framesInWindow = 0
   lastSeen: number
   readonly connectedAt: number
+  /** When the server started closing it (see ClosingSockets); 0 while open. */
+  closeStartedAt = 0
   /** Has the client sent a data frame yet (first-frame timeout). */
   spoke = false
   /** False from the moment the server starts closing it: nothing more is written. */
   open = true
   /** Frames that arrived while an earlier frame's async work ran; null when idle. */
   backlog: WaitingFrame[] | null = null
+  /** Size of the frames in `backlog`, bounded by maxBacklogBytes. */
+  backlogBytes = 0
   /** Part of this tick's flush (see frame-writer). */
   flushPending = false
   /** A rate-limit close waits in the backlog behind earlier frames: read nothing more. */
@@ -91,15 +99,24 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
     this.sendPayload(JSON.stringify(message))
   }
 
+  /** Forget the frames waiting their turn (none will be handled once the connection is closing). */
+  dropBacklog (): void {
+    this.backlog = null
+    this.backlogBytes = 0
+  }
+
   close (code = 1000, reason = ''): void {
     if (!this.open) return
     this.open = false
+    this.dropBacklog()
+    this.host.closeStarted(this)
     this.ws.close(code, reason)
   }
 
   /** Drop the connection without a closing handshake (idle peers, shutdown stragglers). */
   terminate (): void {
     this.open = false
+    this.dropBacklog()
     this.ws.terminate()
   }
 }

@@ -5,7 +5,7 @@
 import type { RawData } from 'ws'
 import type { ErrorCode, MessageId } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
-import type { Connection, WaitingFrame } from './connection.js'
+import type { Connection } from './connection.js'
 import {
   chatFrame, ChatSchema, compile, idOf, isValidRoomName, JoinSchema, LeaveSchema, parseFrame, schemaErrorText
 } from './protocol.js'
@@ -16,11 +16,11 @@ const checkJoin = compile(JoinSchema)
 const checkLeave = compile(LeaveSchema)
 const checkChat = compile(ChatSchema)
 
-/** How many frames may wait behind a slow one before the connection is closed (1008). */
+/** How many frames may wait behind a slow one before the connection is closed (1008); bytes are bounded by maxBacklogBytes. */
 const MAX_BACKLOG = 1024
 
 export function createFrameHandler (broker: RoomBroker): (conn: Connection, data: RawData, isBinary: boolean) => void {
-  const { rateLimitMax, rateLimitWindowMs, maxPayload, maxRoomNameLength } = broker.params
+  const { rateLimitMax, rateLimitWindowMs, maxPayload, maxRoomNameLength, maxBacklogBytes } = broker.params
 
   function handleText (conn: Connection, text: string): Promise<void> | undefined {
     const parsed = parseFrame(text)
@@ -137,10 +137,12 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
 
   /** Handle frames that waited behind an async one, until the backlog is empty or another one waits. */
   function drain (conn: Connection): void {
-    const backlog = conn.backlog as WaitingFrame[]
+    const backlog = conn.backlog
+    if (backlog === null) return // closed meanwhile: the backlog was dropped
     let next = 0
     while (next < backlog.length && conn.open) {
       const { text, verdict } = backlog[next++]
+      conn.backlogBytes -= text.length
       const pending = handleInTurn(conn, text, verdict)
       if (pending !== undefined) {
         backlog.splice(0, next)
@@ -148,7 +150,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
         return
       }
     }
-    conn.backlog = null
+    conn.dropBacklog()
   }
 
   return function onFrame (conn: Connection, data: RawData, isBinary: boolean): void {
@@ -171,10 +173,12 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     const verdict = rateLimitMax > 0 ? countFrame(conn, now, rateLimitMax, rateLimitWindowMs) : ALLOW
     if (verdict !== ALLOW) broker.rateLimited++
     if (conn.backlog !== null) {
-      if (conn.backlog.length >= MAX_BACKLOG) {
+      // Counted in UTF-16 code units (what the strings hold), at most 2 bytes each on the heap.
+      if (conn.backlog.length >= MAX_BACKLOG || conn.backlogBytes + text.length > maxBacklogBytes) {
         conn.close(1008, 'Too many frames waiting')
         return
       }
+      conn.backlogBytes += text.length
       conn.backlog.push({ text, verdict })
       if (verdict === CLOSE) conn.closeQueued = true
       return

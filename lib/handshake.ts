@@ -6,7 +6,7 @@ import type { RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import { corkUntilNextTick } from './frame-writer.js'
 import {
-  AuthenticationBusyError, OriginRefusedError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
+  AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
   TooManyConnectionsFromIpError
 } from './errors.js'
 
@@ -155,10 +155,27 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
       }
       if (!isPromise(result)) return authenticated(result)
       pendingAuthentications++
+      // Whichever comes first, the result or the timeout, settles the upgrade; the other is ignored.
+      let settled = false
+      const timeoutMs = params.authenticateTimeout
+      const timer = timeoutMs > 0
+        ? setTimeout(() => {
+          settled = true
+          pendingAuthentications--
+          request.log.warn({ authenticateTimeout: timeoutMs }, 'authenticate did not settle within authenticateTimeout; upgrade refused')
+          refuse(new AuthenticationTimeoutError())
+        }, timeoutMs).unref()
+        : undefined
       result.then((user) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
         pendingAuthentications--
         authenticated(user)
       }, (err: unknown) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
         pendingAuthentications--
         authenticationThrew(token, err)
       })

@@ -90,7 +90,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     this[kConnection].lastSeen = Date.now()
   }
   function onClose (this: RoomsSocket, code: number): void {
-    broker.remove(this[kConnection], code)
+    broker.socketClosed(this[kConnection], code)
   }
 
   fastify.get(params.path, {

@@ -12,6 +12,8 @@ export interface RoomsParams {
   authenticate: WsRoomsOptions['authenticate']
   authorizeJoin: ((user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>) | undefined
   maxPayload: number
+  /** Bytes of frames that may wait behind one whose async work runs; more closes with 1008. */
+  maxBacklogBytes: number
   /** 0 when rate limiting is off. */
   rateLimitMax: number
   rateLimitWindowMs: number
@@ -23,16 +25,18 @@ export interface RoomsParams {
   maxConnectionsPerIp: number
   maxConnections: number
   maxPendingAuthentications: number
+  /** ms an `authenticate` call may take before the upgrade is refused (503); 0: no limit. */
+  authenticateTimeout: number
   firstFrameTimeout: number
   closeTimeout: number
   retainRequest: boolean
 }
 
 const KNOWN_OPTIONS = new Set<string>([
-  'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload',
+  'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxBacklogBytes',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
-  'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'firstFrameTimeout', 'closeTimeout',
-  'retainRequest'
+  'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'authenticateTimeout', 'firstFrameTimeout',
+  'closeTimeout', 'retainRequest'
 ])
 // Options Fastify itself passes to every plugin.
 const FASTIFY_OPTIONS = new Set<string>(['prefix', 'logLevel', 'logSerializers'])
@@ -147,13 +151,15 @@ export function normaliseOptions (input: unknown): RoomsParams {
     }
   }
 
+  const maxPayload = integer(options, 'maxPayload', 65_536, 1)
   return {
     path,
     origins,
     allowMissingOrigin,
     authenticate: options.authenticate,
     authorizeJoin: options.authorizeJoin,
-    maxPayload: integer(options, 'maxPayload', 65_536, 1),
+    maxPayload,
+    maxBacklogBytes: integer(options, 'maxBacklogBytes', 16 * maxPayload, 1),
     rateLimitMax,
     rateLimitWindowMs,
     idleTimeout: integer(options, 'idleTimeout', 60_000, 10),
@@ -164,6 +170,7 @@ export function normaliseOptions (input: unknown): RoomsParams {
     maxConnectionsPerIp: integer(options, 'maxConnectionsPerIp', 100, 0),
     maxConnections: integer(options, 'maxConnections', 10_000, 0),
     maxPendingAuthentications: integer(options, 'maxPendingAuthentications', 1000, 0),
+    authenticateTimeout: integer(options, 'authenticateTimeout', 10_000, 0),
     firstFrameTimeout: integer(options, 'firstFrameTimeout', 30_000, 0),
     closeTimeout: integer(options, 'closeTimeout', 2000, 0),
     retainRequest

@@ -83,6 +83,13 @@ export interface WsRoomsOptions {
   authorizeJoin?: (user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; larger closes with 1009. Default 65536. */
   maxPayload?: number
+  /**
+   * Frames of one connection are handled in order; while one waits on async work (a slow
+   * `authorizeJoin`, an async handler), later ones wait behind it. Their total size is bounded by
+   * this many bytes (and their number by 1024): past it the connection is closed with 1008.
+   * Default `16 × maxPayload`.
+   */
+  maxBacklogBytes?: number
   /** Per-connection frame rate limit, or `false`. Default `{ max: 100, windowMs: 10000 }`. */
   rateLimit?: RateLimitOptions | false
   /** Milliseconds of silence (no frame, no pong) before a connection is terminated. Default 60000. */
@@ -101,6 +108,12 @@ export interface WsRoomsOptions {
   maxConnections?: number
   /** `authenticate` calls allowed in flight at once; more get HTTP 503. Default 1000. `0` disables. */
   maxPendingAuthentications?: number
+  /**
+   * How long one `authenticate` call may take, in ms: a call that has not settled by then refuses
+   * the upgrade with HTTP 503 and frees its `maxPendingAuthentications` slot; its late result is
+   * ignored. Default 10000. `0` disables.
+   */
+  authenticateTimeout?: number
   /** A connection that has not sent its first frame within this many ms is closed with 1008. Default 30000. `0` disables. */
   firstFrameTimeout?: number
   /**
