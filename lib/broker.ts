@@ -1,22 +1,30 @@
 // The room broker behind `fastify.rooms`: local membership, fan-out to local members, and the
 // node side of the adapter boundary. Every message is serialized once and framed once; the
-// adapter only carries the same payload string to other nodes.
+// adapter only carries the same payload string to other nodes. Presence (presence.ts), history
+// streams (history/), session expiry and user commands live in their own modules.
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type {
-  AdapterNode, BroadcastOptions, ErrorCode, HandledMessage, MessageId, RoomConnection, RoomMember,
-  RoomsAdapter, RoomsApi, RoomsStats
+  AdapterNode, BroadcastOptions, DisconnectOptions, ErrorCode, HandledMessage, HistoryEntry, HistoryLimits, MessageId,
+  PresenceDiff, RoomConnection, RoomHistory, RoomMember, RoomsAdapter, RoomsApi, RoomsHistory, RoomsStats, StreamPosition,
+  UserCommand
 } from '../types/index.js'
 import type { TObject } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ClosingSockets } from './closing-sockets.js'
 import { Connection, type ConnectionHost } from './connection.js'
 import { frameText } from './frame-writer.js'
+import { MemoryHistory } from './history/memory-history.js'
+import { RoomStream, type StreamHost, type StreamJoinAck } from './history/room-stream.js'
+import { PresenceBoard, type PresenceHost } from './presence.js'
+import { ackFrame, BUILTIN_TYPES, compile, envelopeSchema, errorFrame, isValidRoomName } from './protocol.js'
+import { Room } from './room.js'
+import { SessionExpiry } from './session-expiry.js'
+import { applyUserCommand, checkDisconnect, checkRoomArgument, checkUserId } from './user-commands.js'
 import {
-  ackFrame, BUILTIN_TYPES, compile, envelopeSchema, errorFrame, isValidRoomName, joinEventFrame, leaveEventFrame
-} from './protocol.js'
-import { InvalidHandlerError, InvalidRoomError, TooManyRoomsError, UnknownConnectionError } from './errors.js'
+  InvalidHandlerError, InvalidRoomError, NoHistoryError, TooManyRoomsError, UnavailableError, UnknownConnectionError
+} from './errors.js'
 import type { RoomsParams } from './options.js'
 
 export interface MessageHandler {
@@ -24,12 +32,29 @@ export interface MessageHandler {
   run: (conn: RoomConnection, message: any) => unknown
 }
 
-export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, ConnectionHost {
+/**
+ * What a join answers: undefined (joined), an error code (refused), or the ack's data (a history
+ * room's position, §9). Synchronous when nothing on the way is async.
+ */
+export type JoinResult = undefined | ErrorCode | StreamJoinAck
+
+/** A close code (4001) and reason for connections whose session expired. */
+const EXPIRED = { code: 4001, reason: 'Token expired' }
+const HISTORY_LOST = 'History lost: rejoin to recover'
+
+function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
+  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
+}
+
+export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, ConnectionHost, PresenceHost, StreamHost {
   readonly nodeId = randomBytes(6).toString('hex')
   readonly log: FastifyBaseLogger
   readonly params: RoomsParams
   readonly maxBufferedBytes: number
   adapter!: RoomsAdapter
+  /** Where history rooms are ordered and kept: the adapter's, or this node's memory. */
+  historyStore!: RoomsHistory
+  readonly historyLimits: HistoryLimits | undefined
   /** Application message types from `handle()`, by type; null prototype so no frame reaches Object's keys. */
   readonly handlers: Record<string, MessageHandler> = Object.create(null)
   readonly connections = new Map<string, Connection>()
@@ -48,18 +73,43 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   closing = false
   /** Connections the server is closing, until their socket is gone (some already left `connections`). */
   readonly closingSockets: ClosingSockets<Connection>
+  readonly presence: PresenceBoard
+  readonly expiry: SessionExpiry<Connection>
 
-  private readonly roomMembers = new Map<string, Set<Connection>>()
+  private readonly roomsByName = new Map<string, Room>()
   /** A user's connections on this node: most users have one, kept without a Set. */
   private readonly byUser = new Map<string, Connection | Set<Connection>>()
   private nextConnection = 0
+  private memoryHistory: MemoryHistory | undefined
 
   constructor (log: FastifyBaseLogger, params: RoomsParams) {
     super()
     this.log = log
     this.params = params
     this.maxBufferedBytes = params.maxBufferedBytes
+    this.historyLimits = params.history === undefined ? undefined : { size: params.history.size, ttlMs: params.history.ttlMs }
     this.closingSockets = new ClosingSockets(params.closeTimeout)
+    this.presence = new PresenceBoard(this, params)
+    this.expiry = new SessionExpiry((conn) => conn.close(EXPIRED.code, EXPIRED.reason))
+  }
+
+  /** Called once the adapter is set and initialised: histories go to the adapter when it orders them. */
+  start (): void {
+    if (this.historyLimits === undefined) return
+    if (this.adapter.history !== undefined) {
+      this.historyStore = this.adapter.history
+      return
+    }
+    this.memoryHistory = new MemoryHistory(this.historyLimits, this)
+    this.historyStore = this.memoryHistory
+  }
+
+  /** Shutdown, after every connection is gone: stop the timers, tell the other nodes what is pending. */
+  stop (): void {
+    this.presence.close()
+    this.expiry.stop()
+    this.closingSockets.stop()
+    this.memoryHistory?.close()
   }
 
   // ---- connections ----
@@ -68,7 +118,6 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return `${this.nodeId}-${(++this.nextConnection).toString(36)}`
   }
 
-  /** Register an accepted connection (the caller has already sent the welcome frame). */
   /**
    * Count a socket against `maxConnections` / `maxConnectionsPerIp` from the handshake until the
    * socket itself closes: refused upgrades, upgrades still authenticating, and receivers closed
@@ -85,6 +134,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     })
   }
 
+  /** Register an accepted connection (the caller has already sent the welcome frame). */
   add (conn: Connection): void {
     this.connections.set(conn.id, conn)
     const userId = conn.user.id
@@ -97,6 +147,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     } else {
       this.byUser.set(userId, new Set([mine, conn]))
     }
+    if (conn.expiresAt !== undefined) this.expiry.add(conn)
     this.emitSafe('connect', conn)
   }
 
@@ -115,6 +166,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     conn.open = false
     conn.dropBacklog()
     if (!this.connections.delete(conn.id)) return
+    this.expiry.delete(conn)
     for (const room of conn.rooms) this.leaveLocal(conn, room)
     const userId = conn.user.id
     const mine = this.byUser.get(userId)
@@ -126,6 +178,13 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
       if (mine.size === 1) this.byUser.set(userId, mine.values().next().value as Connection)
     }
     this.emitSafe('disconnect', conn, code)
+  }
+
+  /** This node's connections of `userId`. */
+  connectionsOf (userId: string): Connection[] {
+    const mine = this.byUser.get(userId)
+    if (mine === undefined) return []
+    return mine instanceof Set ? [...mine] : [mine]
   }
 
   /** Close every connection with `code` (1001 on shutdown); cut the ones that have not closed after `timeoutMs`. */
@@ -156,8 +215,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   slowConsumer (conn: Connection): void {
     this.slowConsumersClosed++
     this.log.warn({ connectionId: conn.id, maxBufferedBytes: this.maxBufferedBytes }, 'closing a receiver that reads too slowly')
-    // The close frame waits behind what is buffered (ws cuts the socket after 30 s without an answer);
-    // the receiver leaves its rooms now, so the others hear of it and nothing more is queued.
+    // The close frame waits behind what is buffered (it is cut after closeTimeout); the receiver
+    // leaves its rooms now, so the others hear of it and nothing more is queued.
     conn.close(1013, 'Receiver too slow')
     this.remove(conn, 1013)
   }
@@ -166,9 +225,16 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   /** `fastify.rooms.join`: the server decides, so `authorizeJoin` is not asked; the name rule and room limit hold. */
   async join (connectionId: string, room: string): Promise<void> {
-    const code = await this.tryJoin(this.connectionOrThrow(connectionId), room, false)
-    if (code === 'invalid_room') throw new InvalidRoomError(this.params.maxRoomNameLength)
-    if (code === 'too_many_rooms') throw new TooManyRoomsError(this.params.maxRoomsPerConnection)
+    const conn = this.connectionOrThrow(connectionId)
+    const result = await this.tryJoin(conn, room, false)
+    this.throwIfRefused(result)
+    this.activateJoin(conn, room)
+  }
+
+  throwIfRefused (result: JoinResult): void {
+    if (result === 'invalid_room') throw new InvalidRoomError(this.params.maxRoomNameLength)
+    if (result === 'too_many_rooms') throw new TooManyRoomsError(this.params.maxRoomsPerConnection)
+    if (result === 'unavailable') throw new UnavailableError('the history of this room cannot be read now')
   }
 
   async leave (connectionId: string, room: string): Promise<void> {
@@ -184,20 +250,31 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /**
-   * Join `conn` to `room`: undefined once the join took effect (subscribed, so a message
-   * published to the room from any node reaches it), or the error code refusing it. Answers
-   * synchronously when nothing on the way is async (no `authorizeJoin`, a synchronous adapter),
-   * so a join on one node costs no promise.
+   * Join `conn` to `room`: once the join took effect (subscribed, so a message published to the
+   * room from any node reaches it; in a history room, caught up), its ack data (or undefined), or
+   * the error code refusing it. Answers synchronously when nothing on the way is async (no
+   * `authorizeJoin`, a synchronous adapter), so a join on one node costs no promise. The caller
+   * sends the ack, then calls `activateJoin`.
    */
-  tryJoin (conn: Connection, room: string, authorize: boolean): ErrorCode | undefined | Promise<ErrorCode | undefined> {
+  tryJoin (conn: Connection, room: string, authorize: boolean, since?: StreamPosition): JoinResult | Promise<JoinResult> {
     if (!isValidRoomName(room, this.params.maxRoomNameLength)) return 'invalid_room'
-    if (conn.rooms.has(room)) return undefined
+    if (conn.rooms.has(room)) return this.alreadyJoined(room, since)
     if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
-    if (authorize && this.params.authorizeJoin !== undefined) return this.authorizeThenJoin(conn, room)
-    return this.addMember(conn, room)
+    if (authorize && this.params.authorizeJoin !== undefined) return this.authorizeThenJoin(conn, room, since)
+    return this.addMember(conn, room, since)
   }
 
-  private async authorizeThenJoin (conn: Connection, room: string): Promise<ErrorCode | undefined> {
+  /** A join of a room already joined is a no-op that still acks; in a history room with its current position. */
+  private alreadyJoined (name: string, since: StreamPosition | undefined): JoinResult {
+    const stream = this.roomsByName.get(name)?.stream
+    if (stream === null || stream === undefined || stream.epoch === undefined) return undefined
+    // The member got every message live; a `since` it sends cannot be checked against that, so no replay is claimed.
+    return since === undefined
+      ? { epoch: stream.epoch, offset: stream.offset }
+      : { recovered: false, epoch: stream.epoch, offset: stream.offset }
+  }
+
+  private async authorizeThenJoin (conn: Connection, room: string, since: StreamPosition | undefined): Promise<JoinResult> {
     let allowed: boolean
     try {
       allowed = await this.params.authorizeJoin!(conn.user, room, conn.request!) // retained whenever authorizeJoin is set
@@ -207,26 +284,29 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     }
     if (allowed !== true) return 'forbidden'
     // The world may have moved while we waited.
-    if (!conn.open || conn.rooms.has(room)) return undefined
+    if (!conn.open) return undefined
+    if (conn.rooms.has(room)) return this.alreadyJoined(room, since)
     if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
-    return await this.addMember(conn, room)
+    return await this.addMember(conn, room, since)
   }
 
-  private addMember (conn: Connection, room: string): undefined | Promise<undefined> {
-    conn.rooms.add(room)
+  private addMember (conn: Connection, name: string, since: StreamPosition | undefined): JoinResult | Promise<JoinResult> {
+    conn.rooms.add(name)
     // Until it is announced, the join is the connection's alone: a disconnect or leave meanwhile
     // undoes it silently (nothing was written for it yet, and nobody heard of it).
-    ;(conn.joining ??= new Set()).add(room)
-    let local = this.roomMembers.get(room)
-    const first = local === undefined
-    if (local === undefined) {
-      local = new Set()
-      this.roomMembers.set(room, local)
+    ;(conn.joining ??= new Set()).add(name)
+    let room = this.roomsByName.get(name)
+    const first = room === undefined
+    if (room === undefined) {
+      room = new Room(name)
+      if (this.historyLimits !== undefined && this.isHistoryRoom(name)) room.stream = new RoomStream(room, this)
+      this.roomsByName.set(name, room)
     }
-    local.add(conn)
-    const subscribed = first ? this.adapterStep(this.adapter.subscribeRoom, room) : undefined
-    if (subscribed !== undefined) return subscribed.then(() => this.registerMember(conn, room))
-    return this.registerMember(conn, room)
+    room.members.add(conn)
+    const subscribed = first ? this.adapterStep(this.adapter.subscribeRoom, name) : undefined
+    const joined = room
+    if (subscribed !== undefined) return subscribed.then(() => this.catchUp(conn, joined, since))
+    return this.catchUp(conn, room, since)
   }
 
   /** Still the same join: the connection is open, in the room, and the join not undone meanwhile. */
@@ -234,27 +314,55 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return conn.open && conn.joining?.has(room) === true
   }
 
-  private registerMember (conn: Connection, room: string): undefined | Promise<undefined> {
-    // The subscribe took a round trip: a join whose connection closed (or left) meanwhile writes nothing.
-    if (!this.stillJoining(conn, room)) return undefined
-    const registered = this.adapterStep(this.adapter.addPresence, room, { connectionId: conn.id, user: conn.user })
+  /** A history room: read the position (and with `since`, what was missed) before anything is announced. */
+  private catchUp (conn: Connection, room: Room, since: StreamPosition | undefined): JoinResult | Promise<JoinResult> {
+    // The subscribe took a round trip: a join whose connection closed (or left) meanwhile does nothing more.
+    if (!this.stillJoining(conn, room.name)) return undefined
+    const stream = room.stream
+    if (stream === null) return this.registerMember(conn, room, undefined)
+    let ack: StreamJoinAck | Promise<StreamJoinAck>
+    try {
+      ack = stream.join(conn, since)
+    } catch (err) {
+      return this.historyJoinFailed(conn, room.name, err)
+    }
+    if (!isPromise(ack)) return this.registerMember(conn, room, ack)
+    return ack.then(
+      (data) => this.stillJoining(conn, room.name) ? this.registerMember(conn, room, data) : undefined,
+      (err: unknown) => this.historyJoinFailed(conn, room.name, err)
+    )
+  }
+
+  private historyJoinFailed (conn: Connection, room: string, err: unknown): ErrorCode {
+    this.log.error({ err, connectionId: conn.id, room }, 'a history room\'s position could not be read; the join is refused')
+    if (conn.rooms.has(room)) this.leaveLocal(conn, room)
+    return 'unavailable'
+  }
+
+  private registerMember (conn: Connection, room: Room, data: StreamJoinAck | undefined): JoinResult | Promise<JoinResult> {
+    const registered = this.adapterStep(this.adapter.addPresence, room.name, { connectionId: conn.id, user: conn.user })
     if (registered !== undefined) {
       return registered.then(() => {
         // Undone while the write was in flight: the removal already ran, so take the entry out again.
-        if (!this.stillJoining(conn, room)) this.adapterCall('removePresence', this.adapter.removePresence(room, conn.id))
-        return this.announceJoin(conn, room)
+        if (!this.stillJoining(conn, room.name)) this.adapterCall('removePresence', this.adapter.removePresence(room.name, conn.id))
+        return this.announceJoin(conn, room, data)
       })
     }
-    return this.announceJoin(conn, room)
+    return this.announceJoin(conn, room, data)
   }
 
-  private announceJoin (conn: Connection, room: string): undefined {
-    if (!this.stillJoining(conn, room)) return undefined
-    conn.joining!.delete(room)
+  private announceJoin (conn: Connection, room: Room, data: StreamJoinAck | undefined): JoinResult {
+    if (!this.stillJoining(conn, room.name)) return undefined
+    conn.joining!.delete(room.name)
     if (conn.joining!.size === 0) conn.joining = null
-    this.publish(room, joinEventFrame(room, conn.userJson))
-    this.emitSafe('join', conn, room)
-    return undefined
+    this.presence.joined(room, conn)
+    this.emitSafe('join', conn, room.name)
+    return data
+  }
+
+  /** The join's ack is out: a history room's joiner now gets what arrived meanwhile, then the live flow. */
+  activateJoin (conn: Connection, room: string): void {
+    this.roomsByName.get(room)?.stream?.activate(conn)
   }
 
   /**
@@ -277,24 +385,24 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /** Take `conn` out of `room` and tell the remaining members, on every node. */
-  private leaveLocal (conn: Connection, room: string): void {
-    conn.rooms.delete(room)
-    const local = this.roomMembers.get(room)
-    if (local !== undefined) {
-      local.delete(conn)
-      if (local.size === 0) {
-        this.roomMembers.delete(room)
-        this.adapterCall('unsubscribeRoom', this.adapter.unsubscribeRoom(room))
+  leaveLocal (conn: Connection, name: string): void {
+    conn.rooms.delete(name)
+    // A join not announced yet is undone without a trace (its presence write will not happen).
+    const announced = conn.joining?.delete(name) !== true
+    if (conn.joining?.size === 0) conn.joining = null
+    const room = this.roomsByName.get(name)
+    if (room !== undefined) {
+      room.members.delete(conn)
+      room.stream?.leave(conn)
+      if (announced) this.presence.left(room, conn)
+      if (room.members.size === 0) {
+        this.roomsByName.delete(name)
+        this.adapterCall('unsubscribeRoom', this.adapter.unsubscribeRoom(name))
       }
     }
-    if (conn.joining?.delete(room) === true) {
-      // A join not announced yet: undone without a trace (its presence write will not happen).
-      if (conn.joining.size === 0) conn.joining = null
-      return
-    }
-    this.adapterCall('removePresence', this.adapter.removePresence(room, conn.id))
-    this.publish(room, leaveEventFrame(room, conn.userJson))
-    this.emitSafe('leave', conn, room)
+    if (!announced) return
+    this.adapterCall('removePresence', this.adapter.removePresence(name, conn.id))
+    this.emitSafe('leave', conn, name)
   }
 
   private connectionOrThrow (connectionId: string): Connection {
@@ -311,8 +419,27 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return this.adapterCall('publishToRoom', this.adapter.publishToRoom(room, payload, except))
   }
 
+  /**
+   * A message to a history room: the history gives it the room's next offset and delivers it to
+   * every node (this one included) in that order. Rejects with UnavailableError when it cannot.
+   */
+  publishToHistory (room: string, payload: string, except?: string): { epoch: string, offset: number } | Promise<{ epoch: string, offset: number }> {
+    const head = payload.slice(0, -1)
+    const sep = payload.length === 2 ? '' : ','
+    let published: { epoch: string, offset: number } | Promise<{ epoch: string, offset: number }>
+    try {
+      published = this.historyStore.publish(room, head, sep, except)
+    } catch (err) {
+      throw new UnavailableError(String((err as Error)?.message ?? err), { cause: err })
+    }
+    if (!isPromise(published)) return published
+    return published.catch((err: unknown) => {
+      throw new UnavailableError(String((err as Error)?.message ?? err), { cause: err })
+    })
+  }
+
   deliverToRoom (room: string, payload: string, except?: string): void {
-    const local = this.roomMembers.get(room)
+    const local = this.roomsByName.get(room)?.members
     if (local === undefined) return
     let frame: Buffer | undefined
     for (const conn of local) {
@@ -347,6 +474,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   // ---- fastify.rooms ----
 
   async broadcast (room: string, message: unknown, options?: BroadcastOptions): Promise<void> {
+    if (this.historyLimits !== undefined && this.isHistoryRoom(room)) {
+      await this.publishToHistory(room, serializeHistoryMessage(message), options?.except)
+      return
+    }
     await this.publish(room, serialize(message), options?.except)
   }
 
@@ -362,20 +493,83 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     await this.adapterCall('publishToUser', this.adapter.publishToUser(userId, payload))
   }
 
-  async members (room: string): Promise<RoomMember[]> {
-    return await this.adapter.members(room)
+  async members (room: string, options?: { limit?: number }): Promise<RoomMember[]> {
+    const limit = options?.limit
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new TypeError(`fastify-ws-rooms: members(room, { limit }): limit must be an integer >= 0, got ${String(limit)}`)
+    }
+    const members = await this.adapter.members(room, limit)
+    return limit !== undefined && members.length > limit ? members.slice(0, limit) : members
+  }
+
+  /** The `members` request (§10): at most `membersLimit` members, and the room's size across nodes. */
+  async membersOf (room: string): Promise<{ size: number, members: RoomMember[] }> {
+    const limit = this.params.membersLimit
+    const [members, counted] = await Promise.all([this.members(room, { limit }), this.adapter.roomSize?.(room)])
+    const known = this.roomsByName.get(room)?.size ?? 0
+    // A full answer is its own count; a capped one takes the best count there is.
+    const size = members.length < limit ? members.length : Math.max(members.length, counted ?? known)
+    return { size, members }
+  }
+
+  async history (room: string, options?: { after?: number, limit?: number }): Promise<RoomHistory> {
+    if (typeof room !== 'string') throw new TypeError('fastify-ws-rooms: history(room): room must be a string')
+    if (this.historyLimits === undefined || !this.isHistoryRoom(room)) throw new NoHistoryError(room)
+    const after = options?.after ?? 0
+    const limit = options?.limit
+    if (!Number.isSafeInteger(after) || after < 0) throw new TypeError(`fastify-ws-rooms: history(): after must be an integer >= 0, got ${String(after)}`)
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new TypeError(`fastify-ws-rooms: history(): limit must be an integer >= 0, got ${String(limit)}`)
+    }
+    let page
+    try {
+      page = await this.historyStore.read(room, after, limit)
+    } catch (err) {
+      throw new UnavailableError(String((err as Error)?.message ?? err), { cause: err })
+    }
+    return { epoch: page.epoch, offset: page.offset, messages: page.messages.map((m) => JSON.parse(m.payload)) }
+  }
+
+  async disconnectUser (userId: string, options?: DisconnectOptions): Promise<void> {
+    checkUserId('disconnectUser', userId)
+    const command = checkDisconnect(options)
+    await this.commandUser(userId, command)
+  }
+
+  async joinUser (userId: string, room: string): Promise<void> {
+    checkUserId('joinUser', userId)
+    checkRoomArgument('joinUser', room, this.params.maxRoomNameLength)
+    await this.commandUser(userId, { op: 'join', room })
+  }
+
+  async leaveUser (userId: string, room: string): Promise<void> {
+    checkUserId('leaveUser', userId)
+    checkRoomArgument('leaveUser', room, this.params.maxRoomNameLength)
+    await this.commandUser(userId, { op: 'leave', room })
+  }
+
+  /** The local part first (awaited), then the other nodes: resolves once the command is handed over. */
+  private async commandUser (userId: string, command: UserCommand): Promise<void> {
+    await applyUserCommand(this, userId, command)
+    const publish = this.adapter.publishUserCommand
+    if (publish === undefined) return
+    try {
+      await publish.call(this.adapter, userId, command)
+    } catch (err) {
+      throw new UnavailableError(`the ${command.op} command could not reach the other nodes: ${String((err as Error)?.message ?? err)}`, { cause: err })
+    }
   }
 
   rooms (): Array<{ room: string, size: number }> {
     const list: Array<{ room: string, size: number }> = []
-    for (const [room, local] of this.roomMembers) list.push({ room, size: local.size })
+    for (const [room, local] of this.roomsByName) list.push({ room, size: local.members.size })
     return list
   }
 
   stats (): RoomsStats {
     return {
       connections: this.connections.size,
-      rooms: this.roomMembers.size,
+      rooms: this.roomsByName.size,
       messagesIn: this.messagesIn,
       messagesOut: this.messagesOut,
       rateLimited: this.rateLimited,
@@ -402,24 +596,74 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   // ---- AdapterNode ----
 
+  room (name: string): Room | undefined {
+    return this.roomsByName.get(name)
+  }
+
   localMembers (room: string): RoomMember[] {
-    const local = this.roomMembers.get(room)
+    const local = this.roomsByName.get(room)?.members
     if (local === undefined) return []
-    return Array.from(local, (conn) => ({ connectionId: conn.id, user: conn.user }))
+    const members: RoomMember[] = []
+    for (const conn of local) if (conn.joining?.has(room) !== true) members.push({ connectionId: conn.id, user: conn.user })
+    return members
+  }
+
+  localCount (room: string): number {
+    return this.roomsByName.get(room)?.announced ?? 0
   }
 
   localRooms (): string[] {
-    return [...this.roomMembers.keys()]
+    return [...this.roomsByName.keys()]
   }
 
   countDropped (count = 1): void {
     this.dropped += count
   }
 
+  deliverPresence (room: string, fromNode: string, diff: PresenceDiff): void {
+    if (fromNode === this.nodeId) return
+    const local = this.roomsByName.get(room)
+    if (local !== undefined) this.presence.remote(local, fromNode, diff)
+  }
+
+  presenceCounts (room: string, counts: ReadonlyMap<string, number>): void {
+    this.roomsByName.get(room)?.setRemoteCounts(counts, this.nodeId)
+  }
+
+  deliverUserCommand (userId: string, command: UserCommand): void {
+    applyUserCommand(this, userId, command).catch((err: unknown) => {
+      this.log.error({ err, userId, op: command.op }, 'a user command from another node failed')
+    })
+  }
+
+  deliverHistory (room: string, entry: HistoryEntry): void {
+    this.roomsByName.get(room)?.stream?.accept(entry)
+  }
+
+  resyncHistory (): void {
+    for (const room of this.roomsByName.values()) room.stream?.resync()
+  }
+
+  isHistoryRoom (room: string): boolean {
+    const choose = this.params.history?.rooms
+    if (choose === undefined) return this.params.history !== undefined
+    try {
+      return choose(room) === true
+    } catch (err) {
+      this.log.error({ err, room }, 'history.rooms threw; the room keeps no history')
+      return false
+    }
+  }
+
+  historyLost (room: Room, reason: string): void {
+    this.log.warn({ room: room.name, reason, members: room.members.size }, 'closing the members of a history room with 1012 so they rejoin and learn what was lost')
+    for (const conn of [...room.members]) conn.close(1012, HISTORY_LOST)
+  }
+
   // ---- helpers ----
 
   /** Await an adapter call that must not fail the caller: a rejection is logged and counted as dropped. */
-  private adapterCall (what: string, result: void | Promise<void>): Promise<void> {
+  adapterCall (what: string, result: void | Promise<void>): Promise<void> {
     if (result === undefined || typeof (result as Promise<void>).then !== 'function') return RESOLVED
     return (result as Promise<void>).catch((err: unknown) => {
       if (what.startsWith('publish')) this.dropped++
@@ -428,7 +672,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /** Listeners are user code: one that throws must not break the broker's bookkeeping. */
-  private emitSafe (event: string, ...args: unknown[]): void {
+  emitSafe (event: string, ...args: unknown[]): void {
     if (this.listenerCount(event) === 0) return
     try {
       this.emit(event, ...args)
@@ -443,5 +687,21 @@ const RESOLVED = Promise.resolve()
 function serialize (message: unknown): string {
   const payload = JSON.stringify(message)
   if (typeof payload !== 'string') throw new TypeError('fastify-ws-rooms: the message must be serializable to JSON')
+  return payload
+}
+
+/** A history room's message must be a JSON object without its own `offset` (the room gives it one). */
+export function serializeHistoryMessage (message: unknown): string {
+  const value = message !== null && typeof message === 'object' && typeof (message as { toJSON?: unknown }).toJSON === 'function'
+    ? (message as { toJSON: () => unknown }).toJSON()
+    : message
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError('fastify-ws-rooms: a message to a history room must be a JSON object')
+  }
+  if (Object.hasOwn(value, 'offset')) {
+    throw new TypeError('fastify-ws-rooms: a message to a history room must not have its own "offset" (the room assigns it)')
+  }
+  const payload = serialize(value)
+  if (payload[0] !== '{') throw new TypeError('fastify-ws-rooms: a message to a history room must be a JSON object')
   return payload
 }

@@ -37,6 +37,10 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   framesInWindow = 0
   lastSeen: number
   readonly connectedAt: number
+  /** When the session ends (ms since the epoch, §11); undefined when `authenticate` gave no expiry. */
+  readonly expiresAt: number | undefined
+  /** Place in the node's session-expiry heap; -1 when not in it. */
+  expiryIndex = -1
   /** When the server started closing it (see ClosingSockets); 0 while open. */
   closeStartedAt = 0
   /** Has the client sent a data frame yet (first-frame timeout). */
@@ -55,8 +59,9 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   /** The raw TCP socket, or null when permessage-deflate is on and frames must go through `ws`. */
   readonly socket: Socket | null
 
-  constructor (id: string, user: RoomUser, ws: WebSocket, ip: string, request: FastifyRequest | undefined, host: ConnectionHost, now: number) {
+  constructor (id: string, user: RoomUser, ws: WebSocket, ip: string, request: FastifyRequest | undefined, host: ConnectionHost, now: number, expiresAt?: number) {
     this.id = id
+    this.expiresAt = expiresAt
     this.user = user
     this.userJson = JSON.stringify(user)
     this.ws = ws

@@ -25,6 +25,11 @@ export const InvalidRoomError = createError('FST_WS_ROOMS_INVALID_ROOM',
   'Room names are 1..%d UTF-16 code units without control characters')
 export const TooManyRoomsError = createError<'FST_WS_ROOMS_TOO_MANY_ROOMS', [number]>(
   'FST_WS_ROOMS_TOO_MANY_ROOMS', 'A connection may join at most %d rooms')
+export const TokenExpiredError = createError('FST_WS_ROOMS_TOKEN_EXPIRED', 'Token expired', 403)
+export const UnavailableError = createError<'FST_WS_ROOMS_UNAVAILABLE', [string, { cause: unknown }?]>(
+  'FST_WS_ROOMS_UNAVAILABLE', 'Unavailable: %s', 503)
+export const NoHistoryError = createError<'FST_WS_ROOMS_NO_HISTORY', [string]>(
+  'FST_WS_ROOMS_NO_HISTORY', 'Room %j keeps no history (see the history option)')
 export const InvalidHandlerError = createError<'FST_WS_ROOMS_INVALID_HANDLER', [string, string]>(
   'FST_WS_ROOMS_INVALID_HANDLER', 'rooms.handle("%s"): %s')
 

@@ -7,17 +7,23 @@ import type { ErrorCode, MessageId } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import type { Connection } from './connection.js'
 import {
-  chatFrame, ChatSchema, compile, idOf, isValidRoomName, JoinSchema, LeaveSchema, parseFrame, schemaErrorText
+  chatFrame, ChatSchema, compile, idOf, isValidRoomName, JoinSchema, LeaveSchema, MembersSchema, parseFrame, schemaErrorText
 } from './protocol.js'
 import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limiter.js'
 import { RoomsError } from './errors.js'
+import type { JoinResult } from './broker.js'
 
 const checkJoin = compile(JoinSchema)
 const checkLeave = compile(LeaveSchema)
 const checkChat = compile(ChatSchema)
+const checkMembers = compile(MembersSchema)
 
 /** How many frames may wait behind a slow one before the connection is closed (1008); bytes are bounded by maxBacklogBytes. */
 const MAX_BACKLOG = 1024
+
+function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
+  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
+}
 
 export function createFrameHandler (broker: RoomBroker): (conn: Connection, data: RawData, isBinary: boolean) => void {
   const { rateLimitMax, rateLimitWindowMs, maxPayload, maxRoomNameLength, maxBacklogBytes } = broker.params
@@ -37,17 +43,31 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
           settle(conn, isValidRoomName(room, maxRoomNameLength) ? 'not_in_room' : 'invalid_room', room, id)
           return undefined
         }
-        broker.publish(room, chatFrame(room, conn.userJson, chatText), conn.id)
+        const chat = chatFrame(room, conn.userJson, chatText)
+        if (broker.historyLimits !== undefined && broker.isHistoryRoom(room)) return publishToHistory(conn, room, chat, id)
+        broker.publish(room, chat, conn.id)
         broker.replyAck(conn, id)
         return undefined
       }
       case 'join': {
         if (!checkJoin.Check(message)) return invalid(conn, checkJoin, message)
-        const { room, id } = message
-        const joined = broker.tryJoin(conn, room, true)
-        if (typeof joined === 'object') return joined.then((code) => { settle(conn, code, room, id) })
-        settle(conn, joined, room, id)
+        const { room, id, since } = message
+        const joined = broker.tryJoin(conn, room, true, since)
+        if (isPromise(joined)) return joined.then((result) => { settleJoin(conn, result, room, id) })
+        settleJoin(conn, joined, room, id)
         return undefined
+      }
+      case 'members': {
+        if (!checkMembers.Check(message)) return invalid(conn, checkMembers, message)
+        const { room, id } = message
+        if (!conn.rooms.has(room)) {
+          settle(conn, isValidRoomName(room, maxRoomNameLength) ? 'not_in_room' : 'invalid_room', room, id)
+          return undefined
+        }
+        return broker.membersOf(room).then(
+          (answer) => { broker.replyAck(conn, id, answer) },
+          (err: unknown) => { failed(conn, err, 'members', id) }
+        )
       }
       case 'leave': {
         if (!checkLeave.Check(message)) return invalid(conn, checkLeave, message)
@@ -82,6 +102,40 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     }
     ackResult(conn, result, message.type, id)
     return undefined
+  }
+
+  /** A chat message to a history room: acked with its offset once the history gave it one (§9). */
+  function publishToHistory (conn: Connection, room: string, chat: string, id: MessageId | undefined): Promise<void> | undefined {
+    let published
+    try {
+      published = broker.publishToHistory(room, chat, conn.id)
+    } catch (err) {
+      return unavailable(conn, err, room, id)
+    }
+    if (!isPromise(published)) {
+      broker.replyAck(conn, id, { offset: published.offset })
+      return undefined
+    }
+    return published.then(
+      ({ offset }) => { broker.replyAck(conn, id, { offset }) },
+      (err: unknown) => { unavailable(conn, err, room, id) }
+    )
+  }
+
+  function unavailable (conn: Connection, err: unknown, room: string, id: MessageId | undefined): undefined {
+    broker.log.warn({ err, connectionId: conn.id, room }, 'a message to a history room could not be ordered; refused with unavailable')
+    broker.replyError(conn, 'unavailable', `Unavailable: the history of room ${JSON.stringify(room)} cannot take messages now`, id)
+    return undefined
+  }
+
+  /** A join's answer, then (in a history room) the messages that arrived during the join. */
+  function settleJoin (conn: Connection, result: JoinResult, room: string, id: MessageId | undefined): void {
+    if (typeof result === 'string') {
+      broker.replyError(conn, result, refusalText(result, room), id)
+      return
+    }
+    broker.replyAck(conn, id, result)
+    broker.activateJoin(conn, room)
   }
 
   /** Ack with the handler's result; one that JSON cannot carry (a BigInt, a cycle, too deep) is the handler's error. */
@@ -119,6 +173,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       case 'too_many_rooms': return `Too many rooms: at most ${broker.params.maxRoomsPerConnection} per connection`
       case 'forbidden': return `Not allowed to join ${JSON.stringify(room)}`
       case 'not_in_room': return `Not in room ${JSON.stringify(room)}`
+      case 'unavailable': return `Unavailable: the history of room ${JSON.stringify(room)} cannot be read now`
       default: return 'Internal error'
     }
   }

@@ -2,16 +2,18 @@
 // synchronous: capacity, Origin (cross-site WebSocket hijacking), then the token and
 // `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
 import type { FastifyRequest, preValidationHookHandler } from 'fastify'
-import type { RoomUser } from '../types/index.js'
+import type { AuthenticatedSession, RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import { corkUntilNextTick } from './frame-writer.js'
 import {
-  AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
+  AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
   TooManyConnectionsFromIpError
 } from './errors.js'
 
 /** Where the handshake leaves the authenticated user for the WebSocket handler. */
 export const kRoomsUser = Symbol('fastify-ws-rooms.user')
+/** Where it leaves the session's expiry (§11), when `authenticate` returned `{ user, expiresAt }`. */
+export const kRoomsExpiresAt = Symbol('fastify-ws-rooms.expiresAt')
 /** Marks an upgrade request as ours, so subprotocol selection answers `rooms.v1`. */
 export const kRoomsUpgrade = Symbol('fastify-ws-rooms.upgrade')
 
@@ -70,6 +72,8 @@ function redact (err: unknown, token: string): unknown {
   }
 }
 
+type AuthenticateResult = RoomUser | AuthenticatedSession | null | undefined
+
 function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
   return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
 }
@@ -95,14 +99,27 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
     return origins.has(origin)
   }
 
-  /** The user `authenticate` returned, or undefined when it refused (null, or not an object with a string id). */
-  function validUser (request: FastifyRequest, user: RoomUser | null | undefined): RoomUser | undefined {
-    if (user === null || user === undefined) return undefined
-    if (typeof user !== 'object' || typeof user.id !== 'string') {
-      request.log.error('authenticate must return an object with a string id, or null; upgrade refused')
+  /**
+   * The user `authenticate` returned (and the session's expiry, when it returned `{ user, expiresAt }`),
+   * or undefined when it refused (null, or nothing a user can be made of).
+   */
+  function validUser (request: FastifyRequest, result: AuthenticateResult): { user: RoomUser, expiresAt?: number } | undefined {
+    if (result === null || result === undefined) return undefined
+    if (typeof result !== 'object') return invalidResult(request)
+    // An object with a string id is always the user, whatever else it carries.
+    if (typeof (result as RoomUser).id === 'string') return { user: result as RoomUser }
+    const { user, expiresAt } = result as { user?: RoomUser, expiresAt?: unknown }
+    if (user === null || typeof user !== 'object' || typeof user.id !== 'string') return invalidResult(request)
+    if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
+      request.log.error({ expiresAt: typeof expiresAt }, 'authenticate returned { user, expiresAt } with an expiresAt that is not a finite number (ms since the epoch); upgrade refused')
       return undefined
     }
-    return user
+    return { user, expiresAt }
+  }
+
+  function invalidResult (request: FastifyRequest): undefined {
+    request.log.error('authenticate must return an object with a string id, { user, expiresAt }, or null; upgrade refused')
+    return undefined
   }
 
   return function roomsHandshake (request, _reply, done) {
@@ -112,17 +129,21 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
     }
 
     // done() runs the rest of the request synchronously: never call it inside a try.
-    function accept (user: RoomUser | undefined): void {
-      if (user !== undefined) (request as unknown as Record<symbol, unknown>)[kRoomsUser] = user
+    function accept (session: { user: RoomUser, expiresAt?: number } | undefined): void {
+      if (session !== undefined) {
+        (request as unknown as Record<symbol, unknown>)[kRoomsUser] = session.user
+        if (session.expiresAt !== undefined) (request as unknown as Record<symbol, unknown>)[kRoomsExpiresAt] = session.expiresAt
+      }
       ;(request.raw as unknown as Record<symbol, unknown>)[kRoomsUpgrade] = true
       // The 101 response and the welcome frame then leave in one write, not two.
       corkUntilNextTick(request.raw.socket)
       done()
     }
 
-    function authenticated (user: RoomUser | null | undefined): void {
-      const valid = validUser(request, user)
+    function authenticated (result: AuthenticateResult): void {
+      const valid = validUser(request, result)
       if (valid === undefined) refuse(new TokenRefusedError())
+      else if (valid.expiresAt !== undefined && valid.expiresAt <= Date.now()) refuse(new TokenExpiredError())
       else accept(valid)
     }
 

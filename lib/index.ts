@@ -10,7 +10,7 @@ import { memoryAdapter } from './adapters/memory.js'
 import { RoomBroker } from './broker.js'
 import { Connection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
-import { createHandshake, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
+import { createHandshake, kRoomsExpiresAt, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { normaliseOptions } from './options.js'
 import { welcomeFrame } from './protocol.js'
@@ -52,6 +52,10 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   const broker = new RoomBroker(fastify.log, params)
   broker.adapter = params.adapter ?? memoryAdapter()
   await broker.adapter.init(broker)
+  broker.start()
+  if (params.history !== undefined && broker.adapter.history === undefined && params.adapter !== undefined) {
+    fastify.log.warn('fastify-ws-rooms: the adapter keeps no history, so each node keeps its own in memory: offsets are per node, not one order across nodes')
+  }
 
   // Added before @fastify/websocket's own preClose, so our clients get 1001 before its server closes.
   const stopKeepalive = startKeepalive(broker)
@@ -59,7 +63,10 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     stopKeepalive()
     await broker.closeAll(1001, 'Server shutting down', params.closeTimeout)
   })
-  fastify.addHook('onClose', async () => { await broker.adapter.close() })
+  fastify.addHook('onClose', async () => {
+    broker.stop()
+    await broker.adapter.close()
+  })
 
   const ownsWebsocket = !fastify.hasDecorator('websocketServer')
   if (ownsWebsocket) {
@@ -70,12 +77,16 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
       }
     })
   }
+  // A websocket server the user registered may track its clients and close them all, without a
+  // code, in its own preClose (before ours runs): our sockets are kept out of that set (§11).
+  const trackedClients = (fastify.websocketServer as { clients?: Set<WebSocket> }).clients
   const wssOptions = fastify.websocketServer.options as { maxPayload?: number, handleProtocols?: HandleProtocols | null }
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
   const serverMaxPayload = wssOptions.maxPayload
 
   fastify.decorate('rooms', broker as unknown as FastifyInstance['rooms'])
   fastify.decorateRequest(kRoomsUser, null)
+  fastify.decorateRequest(kRoomsExpiresAt, undefined)
 
   const onFrame = createFrameHandler(broker)
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
@@ -113,17 +124,19 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     const ws = socket as RoomsSocket
     // A @fastify/websocket set up by the user may allow larger frames than we do.
     if (serverMaxPayload !== params.maxPayload && ws._receiver !== undefined) ws._receiver._maxPayload = params.maxPayload
+    trackedClients?.delete(ws)
     const id = broker.newConnectionId()
     const user = (request as unknown as Record<symbol, RoomUser | null>)[kRoomsUser] ?? { id: `anon-${id}` }
+    const expiresAt = (request as unknown as Record<symbol, number | undefined>)[kRoomsExpiresAt]
     // The request is dropped after the upgrade unless asked for: it is most of an idle connection's memory.
-    const conn = new Connection(id, user, ws, request.ip, params.retainRequest ? request : undefined, broker, Date.now())
+    const conn = new Connection(id, user, ws, request.ip, params.retainRequest ? request : undefined, broker, Date.now(), expiresAt)
     ws[kConnection] = conn
     // Shared listeners that find their connection on the socket: no closures per connection.
     ws.on('message', onMessage as (data: WebSocket.RawData, isBinary: boolean) => void)
     ws.on('pong', onPong as () => void)
     ws.on('close', onClose as (code: number) => void)
     releaseUpgradeLeftovers(request, ws, ownsWebsocket ? onSocketError as (error: Error) => void : undefined)
-    conn.sendPayload(welcomeFrame(id, conn.userJson))
+    conn.sendPayload(welcomeFrame(id, conn.userJson, expiresAt))
     broker.add(conn)
   })
 }

@@ -1,7 +1,7 @@
 // Options are checked and normalised once, at register time, into one params object with
 // every default filled in, so the per-frame path reads plain fields and never re-checks them.
 import type { FastifyRequest } from 'fastify'
-import type { OriginCheck, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
+import type { OriginCheck, PresenceMode, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
 import { InvalidOptionError } from './errors.js'
 
 export interface RoomsParams {
@@ -30,16 +30,24 @@ export interface RoomsParams {
   firstFrameTimeout: number
   closeTimeout: number
   retainRequest: boolean
+  /** undefined when history is off. */
+  history: { size: number, ttlMs: number, rooms: ((room: string) => boolean) | undefined } | undefined
+  presenceEvents: 'auto' | PresenceMode | ((room: string) => PresenceMode)
+  presenceEachMax: number
+  presenceInterval: number
+  membersLimit: number
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxBacklogBytes',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
   'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'authenticateTimeout', 'firstFrameTimeout',
-  'closeTimeout', 'retainRequest'
+  'closeTimeout', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
 ])
+const PRESENCE_MODES = new Set<unknown>(['auto', 'each', 'batched', 'none'])
 // Options Fastify itself passes to every plugin.
 const FASTIFY_OPTIONS = new Set<string>(['prefix', 'logLevel', 'logSerializers'])
+/** What every adapter has (v1); the v2 methods are optional. */
 const ADAPTER_METHODS = [
   'init', 'publishToRoom', 'publishToUser', 'publishToAll', 'subscribeRoom', 'unsubscribeRoom',
   'subscribeUser', 'unsubscribeUser', 'addPresence', 'removePresence', 'members', 'close'
@@ -76,6 +84,32 @@ function originList (value: unknown[]): Set<string> {
     }
   }
   return new Set(value as string[])
+}
+
+function historyOption (value: unknown): RoomsParams['history'] {
+  if (value === undefined || value === false) return undefined
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError('history', `expected false or { size?, ttlMs?, rooms? }, got ${describe(value)}`)
+  }
+  const { size = 100, ttlMs = 120_000, rooms, ...rest } = value as Record<string, unknown>
+  const unknown = Object.keys(rest)[0]
+  if (unknown !== undefined) throw new InvalidOptionError(`history.${unknown}`, 'unknown option (known: size, ttlMs, rooms)')
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) {
+    throw new InvalidOptionError('history.size', `expected an integer >= 1, got ${describe(size)}`)
+  }
+  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs < 1) {
+    throw new InvalidOptionError('history.ttlMs', `expected an integer >= 1, got ${describe(ttlMs)}`)
+  }
+  if (rooms !== undefined && typeof rooms !== 'function') {
+    throw new InvalidOptionError('history.rooms', `expected a function (room) => boolean, got ${describe(rooms)}`)
+  }
+  return { size, ttlMs, rooms: rooms as ((room: string) => boolean) | undefined }
+}
+
+function presenceOption (value: unknown): RoomsParams['presenceEvents'] {
+  if (value === undefined) return 'auto'
+  if (typeof value === 'function' || PRESENCE_MODES.has(value)) return value as RoomsParams['presenceEvents']
+  throw new InvalidOptionError('presenceEvents', `expected 'auto', 'each', 'batched', 'none' or a function (room) => mode, got ${describe(value)}`)
 }
 
 export function normaliseOptions (input: unknown): RoomsParams {
@@ -173,6 +207,11 @@ export function normaliseOptions (input: unknown): RoomsParams {
     authenticateTimeout: integer(options, 'authenticateTimeout', 10_000, 0),
     firstFrameTimeout: integer(options, 'firstFrameTimeout', 30_000, 0),
     closeTimeout: integer(options, 'closeTimeout', 2000, 0),
-    retainRequest
+    retainRequest,
+    history: historyOption(options.history),
+    presenceEvents: presenceOption(options.presenceEvents),
+    presenceEachMax: integer(options, 'presenceEachMax', 100, 0),
+    presenceInterval: integer(options, 'presenceInterval', 250, 1),
+    membersLimit: integer(options, 'membersLimit', 1000, 1)
   }
 }

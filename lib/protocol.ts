@@ -7,9 +7,16 @@ import type { ErrorCode, MessageId } from '../types/index.js'
 
 export const MessageIdSchema = Type.Union([Type.String(), Type.Number()])
 
+/** A position in a history room's stream (§9): the offset is a non-negative integer. */
+export const StreamPositionSchema = Type.Object({
+  epoch: Type.String(),
+  offset: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+})
+
 export const JoinSchema = Type.Object({
   type: Type.Literal('join'),
   room: Type.String(),
+  since: Type.Optional(StreamPositionSchema),
   id: Type.Optional(MessageIdSchema)
 })
 export const LeaveSchema = Type.Object({
@@ -24,7 +31,13 @@ export const ChatSchema = Type.Object({
   id: Type.Optional(MessageIdSchema)
 })
 
-export const BUILTIN_TYPES = new Set(['join', 'leave', 'message'])
+export const MembersSchema = Type.Object({
+  type: Type.Literal('members'),
+  room: Type.String(),
+  id: Type.Optional(MessageIdSchema)
+})
+
+export const BUILTIN_TYPES = new Set(['join', 'leave', 'message', 'members'])
 
 /** The schema a `rooms.handle(type, schema)` frame is checked against: the user's fields plus `type` and `id`. */
 export function envelopeSchema (type: string, schema: TObject): TObject {
@@ -85,8 +98,9 @@ export function isValidRoomName (room: string, maxLength: number): boolean {
 
 // ---- Server frames. Strings are escaped with JSON.stringify; users arrive pre-serialized. ----
 
-export function welcomeFrame (connectionId: string, userJson: string): string {
-  return `{"type":"system","event":"welcome","text":"Connected to WebSocket server","connectionId":${JSON.stringify(connectionId)},"user":${userJson}}`
+export function welcomeFrame (connectionId: string, userJson: string, expiresAt?: number): string {
+  const expiry = expiresAt === undefined ? '' : `,"expiresAt":${expiresAt}`
+  return `{"type":"system","event":"welcome","text":"Connected to WebSocket server","connectionId":${JSON.stringify(connectionId)},"user":${userJson}${expiry}}`
 }
 
 export function joinEventFrame (room: string, userJson: string): string {
@@ -95,6 +109,11 @@ export function joinEventFrame (room: string, userJson: string): string {
 
 export function leaveEventFrame (room: string, userJson: string): string {
   return `{"type":"system","event":"leave","room":${JSON.stringify(room)},"user":${userJson},"text":"User left room"}`
+}
+
+/** §10: the users (serialized) who joined and left a `batched` room during one interval, and its size across nodes. */
+export function presenceFrame (room: string, joined: string[], left: string[], size: number): string {
+  return `{"type":"system","event":"presence","room":${JSON.stringify(room)},"joined":[${joined.join(',')}],"left":[${left.join(',')}],"size":${size}}`
 }
 
 export function chatFrame (room: string, userJson: string, text: string): string {

@@ -9,12 +9,78 @@ import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
 // pulling in fastify), and re-exported here unchanged.
 export type * from './protocol.js'
 
-// ---- Adapters (CONTRACT §7) ----
+// ---- Adapters (CONTRACT §7; v2 additions §9–§11) ----
 
 export interface RoomMember {
   connectionId: string
   user: RoomUser
 }
+
+/** One join or leave of a room, as it travels between nodes (v2 presence, §10). */
+export interface PresenceChange {
+  /** true for a join, false for a leave. */
+  joined: boolean
+  connectionId: string
+  user: RoomUser
+}
+
+/**
+ * What one node tells the others about one room: its joins and leaves since its last diff, in
+ * order, and its own member count after them. Each receiving node turns them into `each` events or
+ * `batched` presence frames for its own members, by its own mode.
+ */
+export interface PresenceDiff {
+  count: number
+  changes: PresenceChange[]
+}
+
+/** A message of a history room with its place in the room's stream (§9). `payload` carries `"offset":N`. */
+export interface HistoryEntry {
+  epoch: string
+  offset: number
+  payload: string
+  /** A connection id that must not receive it (the sender of a chat message). */
+  except?: string
+}
+
+/** What a history holds for a room: its epoch and last offset, and the kept messages after a given offset. */
+export interface HistoryPage {
+  epoch: string
+  /** The room's last offset (0 when nothing was published in this epoch). */
+  offset: number
+  /** Kept messages with an offset above the one asked for, oldest first (`except`: as published). */
+  messages: Array<{ offset: number, payload: string, except?: string }>
+  /** Every message after the offset asked for is still kept: none was trimmed (`size`) or expired (`ttlMs`). */
+  complete: boolean
+}
+
+/** How much of a room's history to keep (the plugin's `history` option, normalised). */
+export interface HistoryLimits {
+  size: number
+  ttlMs: number
+}
+
+/**
+ * A history that gives each room one order across every node (v2, §9). Without one on the adapter,
+ * the node keeps histories in its own memory (right for one node only).
+ */
+export interface RoomsHistory {
+  /**
+   * Give the message `head + sep + '"offset":N}'` the room's next offset N, keep it, and deliver it
+   * to every node (this one included) through `AdapterNode.deliverHistory`, in offset order.
+   * `head` is the serialized JSON object without its closing brace; `sep` is `','`, or `''` when
+   * the object is empty. Rejects when the order cannot be kept (the store is unreachable).
+   */
+  publish (room: string, head: string, sep: string, except: string | undefined): { epoch: string, offset: number } | Promise<{ epoch: string, offset: number }>
+  /** The room's epoch and last offset, and up to `limit` kept messages after `after`. */
+  read (room: string, after: number, limit?: number): HistoryPage | Promise<HistoryPage>
+}
+
+/** A command for every connection of one user, on every node (v2, §11). */
+export type UserCommand =
+  | { op: 'disconnect', code: number, reason: string }
+  | { op: 'join', room: string }
+  | { op: 'leave', room: string }
 
 /**
  * What a node offers its adapter: deliver bytes that arrived from another node to the local
@@ -34,6 +100,22 @@ export interface AdapterNode {
   /** Count messages that could not be sent to other nodes (shown in `stats().dropped`). */
   countDropped (count?: number): void
   readonly log: import('fastify').FastifyBaseLogger
+  /** v2: how many members `room` has on this node. */
+  localCount (room: string): number
+  /** v2 (§10): another node's joins and leaves of a room this node has members in. */
+  deliverPresence (room: string, fromNode: string, diff: PresenceDiff): void
+  /** v2 (§10): the member counts of the other nodes in `room` as the shared store knows them (nodes not listed have none). */
+  presenceCounts (room: string, counts: ReadonlyMap<string, number>): void
+  /** v2 (§11): a command for the local connections of `userId`. */
+  deliverUserCommand (userId: string, command: UserCommand): void
+  /** v2 (§9): a message of a history room, in the room's order. */
+  deliverHistory (room: string, entry: HistoryEntry): void
+  /** v2 (§9): messages may have been missed (the adapter resubscribed): check every history room's position. */
+  resyncHistory (): void
+  /** v2 (§9): the `history` option, normalised; undefined when history is off. */
+  readonly historyLimits: HistoryLimits | undefined
+  /** v2 (§9): whether `room` keeps history. */
+  isHistoryRoom (room: string): boolean
 }
 
 /**
@@ -55,9 +137,24 @@ export interface RoomsAdapter {
   unsubscribeUser (userId: string): void | Promise<void>
   addPresence (room: string, member: RoomMember): void | Promise<void>
   removePresence (room: string, connectionId: string): void | Promise<void>
-  members (room: string): RoomMember[] | Promise<RoomMember[]>
+  /** The room's members on every node; at most `limit` of them when given. */
+  members (room: string, limit?: number): RoomMember[] | Promise<RoomMember[]>
   /** Release what the adapter opened. Called from Fastify's onClose. */
   close (): void | Promise<void>
+  /**
+   * v2 (§10): carry this node's joins and leaves of `room` to the other nodes (`deliverPresence`).
+   * Without it, only `each` events cross nodes (as framed `system` events, v1's way).
+   */
+  publishPresence? (room: string, diff: PresenceDiff): void | Promise<void>
+  /** v2 (§10): the room's member count across nodes, when the adapter can tell it better than the node's own view. */
+  roomSize? (room: string): number | undefined | Promise<number | undefined>
+  /**
+   * v2 (§11): carry a command to the nodes where `userId` is connected (`deliverUserCommand`).
+   * Resolves once it was handed over; rejects when it could not be.
+   */
+  publishUserCommand? (userId: string, command: UserCommand): void | Promise<void>
+  /** v2 (§9): one order per history room across nodes. Without it, the node keeps histories in memory. */
+  readonly history?: RoomsHistory
 }
 
 // ---- Options (CONTRACT §2) ----
@@ -70,6 +167,25 @@ export interface RateLimitOptions {
   windowMs: number
 }
 
+/** The `history` option (§9). */
+export interface HistoryOptions {
+  /** Messages kept per room. Default 100. */
+  size?: number
+  /** How long a message is kept, in ms. Default 120000. */
+  ttlMs?: number
+  /** Which rooms keep history ("history rooms"). Default: every room. */
+  rooms?: (room: string) => boolean
+}
+
+export type PresenceMode = 'each' | 'batched' | 'none'
+
+/** What `authenticate` may return instead of the user: the user and when the session ends (§11). */
+export interface AuthenticatedSession {
+  user: RoomUser
+  /** ms since the epoch; the connection is closed with 4001 "Token expired" then. */
+  expiresAt: number
+}
+
 export interface WsRoomsOptions {
   /** The WebSocket route. Default `'/ws'`. */
   path?: string
@@ -77,8 +193,12 @@ export interface WsRoomsOptions {
   allowedOrigins?: string[] | '*' | OriginCheck
   /** With an `allowedOrigins` list: accept requests without an Origin header. Default `false`. */
   allowMissingOrigin?: boolean
-  /** Verify a token before the upgrade. Default: none, every connection is anonymous. */
-  authenticate?: (token: string, request: FastifyRequest) => RoomUser | null | undefined | Promise<RoomUser | null | undefined>
+  /**
+   * Verify a token before the upgrade. Default: none, every connection is anonymous. Returns the
+   * user, or `{ user, expiresAt }` to end the connection (4001) when the token expires.
+   */
+  authenticate?: (token: string, request: FastifyRequest) =>
+    RoomUser | AuthenticatedSession | null | undefined | Promise<RoomUser | AuthenticatedSession | null | undefined>
   /** Per-room permission, checked at every join. Default: allow. */
   authorizeJoin?: (user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; larger closes with 1009. Default 65536. */
@@ -121,8 +241,18 @@ export interface WsRoomsOptions {
    * Default: only when `authorizeJoin` is set, which receives it.
    */
   retainRequest?: boolean
-  /** How long `fastify.close()` waits for clients to answer the 1001 close before cutting them. Default 2000. */
+  /** How long a client gets to answer a close frame before its socket is cut (on `fastify.close()` too). Default 2000. */
   closeTimeout?: number
+  /** v2 (§9): keep the last messages of each room (or of the rooms `rooms` picks) for recovery. Default `false`. */
+  history?: false | HistoryOptions
+  /** v2 (§10): how members hear of joins and leaves. Default `'auto'`. */
+  presenceEvents?: 'auto' | PresenceMode | ((room: string) => PresenceMode)
+  /** v2 (§10): with `'auto'`, `each` while the room has at most this many members, else `batched`. Default 100. */
+  presenceEachMax?: number
+  /** v2 (§10): `batched`: at most one presence frame per room per this many ms. Default 250. */
+  presenceInterval?: number
+  /** v2 (§10): at most this many members in the answer to a `members` request. Default 1000. */
+  membersLimit?: number
 }
 
 // ---- fastify.rooms (CONTRACT §6) ----
@@ -150,6 +280,21 @@ export interface RoomConnection {
 export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: MessageId }
 
 export type RoomsEventName = 'connect' | 'disconnect' | 'join' | 'leave'
+
+/** `fastify.rooms.history()` (§9): the room's epoch and last offset, and the kept messages after `after`. */
+export interface RoomHistory {
+  epoch: string
+  offset: number
+  /** The kept messages (each with its `offset`), oldest first. */
+  messages: Array<Record<string, unknown> & { offset: number }>
+}
+
+export interface DisconnectOptions {
+  /** 4000–4999. Default 4000. */
+  code?: number
+  /** Default "Disconnected by the server". */
+  reason?: string
+}
 
 export interface RoomsEvents {
   connect: (conn: RoomConnection) => void
@@ -185,8 +330,16 @@ export interface RoomsApi {
   /** Join a connection of this node to a room, with the same events and checks as a client join. */
   join (connectionId: string, room: string): Promise<void>
   leave (connectionId: string, room: string): Promise<void>
-  /** Members of `room`: cluster-wide with an adapter that has presence. */
-  members (room: string): Promise<RoomMember[]>
+  /** Members of `room`: cluster-wide with an adapter that has presence; at most `limit` (default: all). */
+  members (room: string, options?: { limit?: number }): Promise<RoomMember[]>
+  /** v2 (§9): what the history keeps of `room`. Rejects for a room without history. */
+  history (room: string, options?: { after?: number, limit?: number }): Promise<RoomHistory>
+  /** v2 (§11): close every connection of `userId` on every node. */
+  disconnectUser (userId: string, options?: DisconnectOptions): Promise<void>
+  /** v2 (§11): join every connection of `userId`, on every node, to `room` (no `authorizeJoin`). */
+  joinUser (userId: string, room: string): Promise<void>
+  /** v2 (§11): take every connection of `userId`, on every node, out of `room`. */
+  leaveUser (userId: string, room: string): Promise<void>
   /** Rooms with members on this node. */
   rooms (): Array<{ room: string, size: number }>
   stats (): RoomsStats

@@ -14,10 +14,16 @@ export type MessageId = string | number
 
 // ---- Client → server (CONTRACT §4) ----
 
-export interface JoinMessage { type: 'join', room: string, id?: MessageId }
+/** A position in a history room's stream (CONTRACT §9): its epoch and the last offset seen. */
+export interface StreamPosition { epoch: string, offset: number }
+
+/** `since` (v2, §9): recover what was published after this position, when the history still holds it. */
+export interface JoinMessage { type: 'join', room: string, since?: StreamPosition, id?: MessageId }
 export interface LeaveMessage { type: 'leave', room: string, id?: MessageId }
 export interface ChatMessageIn { type: 'message', room: string, text: string, id?: MessageId }
-export type ClientMessage = JoinMessage | LeaveMessage | ChatMessageIn
+/** v2 (§10): the room's members across nodes, answered in the ack's data (`MembersAckData`). */
+export interface MembersMessage { type: 'members', room: string, id?: MessageId }
+export type ClientMessage = JoinMessage | LeaveMessage | ChatMessageIn | MembersMessage
 
 // ---- Server → client (CONTRACT §5) ----
 
@@ -27,12 +33,26 @@ export interface WelcomeEvent {
   text: 'Connected to WebSocket server'
   connectionId: string
   user: RoomUser
+  /** v2 (§11): when `authenticate` returned `{ user, expiresAt }`; the server closes with 4001 at that time. */
+  expiresAt?: number
 }
 export interface JoinEvent { type: 'system', event: 'join', room: string, user: RoomUser, text: 'User joined room' }
 export interface LeaveEvent { type: 'system', event: 'leave', room: string, user: RoomUser, text: 'User left room' }
-export type SystemEvent = WelcomeEvent | JoinEvent | LeaveEvent
-export interface ChatEvent { type: 'chat', room: string, user: RoomUser, text: string }
+/** v2 (§10): the joins and leaves of one `presenceInterval` in a `batched` room; `size` counts every node. */
+export interface PresenceEvent { type: 'system', event: 'presence', room: string, joined: RoomUser[], left: RoomUser[], size: number }
+export type SystemEvent = WelcomeEvent | JoinEvent | LeaveEvent | PresenceEvent
+/** `offset` (v2, §9): in history rooms, the message's place in the room's stream. */
+export interface ChatEvent { type: 'chat', room: string, user: RoomUser, text: string, offset?: number }
 export interface AckMessage { type: 'ack', id: MessageId, data?: unknown }
+
+/** The ack data of a join of a history room without `since` (§9). */
+export interface HistoryJoinAckData { epoch: string, offset: number }
+/** The ack data of a join with `since` (§9): `recovered` says whether every missed message was sent before the ack. */
+export interface RecoveryAckData { recovered: boolean, epoch: string, offset: number }
+/** The ack data of a `message` to a history room (§9). */
+export interface MessageAckData { offset: number }
+/** The ack data of a `members` request (§10). */
+export interface MembersAckData { size: number, members: Array<{ connectionId: string, user: RoomUser }> }
 
 export type ErrorCode =
   | 'invalid_message'
@@ -42,9 +62,15 @@ export type ErrorCode =
   | 'too_many_rooms'
   | 'invalid_room'
   | 'internal_error'
+  /** v2 (§9): a history room's messages cannot be ordered right now (its adapter cannot reach Redis). */
+  | 'unavailable'
 
 export interface ErrorMessage { type: 'error', code: ErrorCode, text: string, id?: MessageId }
 export type ServerMessage = SystemEvent | ChatEvent | AckMessage | ErrorMessage
 
-/** Close codes the server uses (CONTRACT §8). */
-export type CloseCode = 1001 | 1003 | 1007 | 1008 | 1009 | 1011 | 1013
+/**
+ * Close codes the server uses (CONTRACT §8, §11): 1012 when a history room this connection is in
+ * lost messages the history no longer holds (rejoin with `since` to learn `recovered: false`),
+ * 4001 when the session expired, 4000 (or the code given, 4000–4999) from `disconnectUser`.
+ */
+export type CloseCode = 1001 | 1003 | 1007 | 1008 | 1009 | 1011 | 1012 | 1013 | 4000 | 4001

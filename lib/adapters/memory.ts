@@ -15,8 +15,9 @@ export function memoryAdapter (): RoomsAdapter {
     unsubscribeUser () {},
     addPresence () {},
     removePresence () {},
-    members (room: string): RoomMember[] {
-      return node === undefined ? [] : node.localMembers(room)
+    members (room: string, limit?: number): RoomMember[] {
+      const members = node === undefined ? [] : node.localMembers(room)
+      return limit === undefined || members.length <= limit ? members : members.slice(0, limit)
     },
     close () { node = undefined }
   }

@@ -1,0 +1,261 @@
+// A history room's stream on this node (CONTRACT §9): the offset its local members have been given,
+// in order and each once. Messages come from the history (`RoomsHistory.publish` delivers every
+// message to every node, this one included). A message ahead of the next offset is held while the
+// missing ones are read back from the history (gap repair); a join catches up from the history and
+// takes the live flow from exactly where its read left off. When the history no longer holds what a
+// member missed, or its epoch changed, the members are closed (1012) so they rejoin with `since`
+// and are told `recovered: false`: a loss is never passed over in silence.
+import type { FastifyBaseLogger } from 'fastify'
+import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../../types/index.js'
+import type { Connection } from '../connection.js'
+import { frameText } from '../frame-writer.js'
+import type { Room } from '../room.js'
+
+export interface StreamHost {
+  readonly historyStore: RoomsHistory
+  readonly log: FastifyBaseLogger
+  /** The members can no longer be given what they missed: close them (1012) so they rejoin and learn it. */
+  historyLost (room: Room, reason: string): void
+}
+
+/** A join catching up: live messages wait in `buffer` until its ack is out. */
+interface Joiner {
+  /** The offset the join's read ended at: the joiner takes live messages after it; -1 while the read runs. */
+  from: number
+  buffer: HistoryEntry[] | null
+  /** Acked, and waiting only for the node's flow to pass `from`. */
+  ready: boolean
+}
+
+/** What a history room's join is acked with. */
+export type StreamJoinAck = { epoch: string, offset: number } | { recovered: boolean, epoch: string, offset: number }
+
+function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
+  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
+}
+
+function send (conn: Connection, payload: string): void {
+  conn.deliver(frameText(payload), payload)
+}
+
+export class RoomStream {
+  private readonly room: Room
+  private readonly host: StreamHost
+  /** undefined until this node knows the room's position (the first join's read tells it). */
+  epoch: string | undefined
+  /** The last offset given to the local members. */
+  offset = 0
+  /** Messages ahead of `offset + 1`, oldest first, waiting for the gap before them to be read back. */
+  private held: HistoryEntry[] = []
+  private repairing = false
+  private joiners: Map<Connection, Joiner> | null = null
+  /** A repair failed (the history was unreachable): run again on the adapter's next resync. */
+  private stale = false
+
+  constructor (room: Room, host: StreamHost) {
+    this.room = room
+    this.host = host
+  }
+
+  // ---- the live flow ----
+
+  accept (entry: HistoryEntry): void {
+    if (this.epoch === undefined) {
+      // Position unknown: only a join's read in progress will need these.
+      if (this.joiners !== null) this.hold(entry)
+      return
+    }
+    if (entry.epoch !== this.epoch) {
+      this.lost(`the room's history epoch changed (${this.epoch} → ${entry.epoch})`)
+      return
+    }
+    if (entry.offset <= this.offset) return // seen (a repair read it first)
+    if (this.repairing || entry.offset > this.offset + 1) {
+      this.hold(entry)
+      this.repair()
+      return
+    }
+    this.emit(entry)
+    if (this.held.length > 0) this.drainHeld()
+  }
+
+  private hold (entry: HistoryEntry): void {
+    const held = this.held
+    let i = held.length
+    while (i > 0 && held[i - 1].offset > entry.offset) i--
+    if (i > 0 && held[i - 1].offset === entry.offset) return
+    held.splice(i, 0, entry)
+  }
+
+  /** Give the next message to every local member (joins catching up buffer it). */
+  private emit (entry: HistoryEntry): void {
+    this.offset = entry.offset
+    const joiners = this.joiners
+    let frame: Buffer | undefined
+    for (const conn of this.room.members) {
+      if (conn.id === entry.except) continue
+      if (joiners !== null) {
+        const joiner = joiners.get(conn)
+        if (joiner !== undefined) {
+          if (!joiner.ready) {
+            joiner.buffer!.push(entry)
+            continue
+          }
+          if (entry.offset <= joiner.from) continue
+          this.live(conn)
+        }
+      }
+      frame ??= frameText(entry.payload)
+      conn.deliver(frame, entry.payload)
+    }
+  }
+
+  /** Deliver the held messages that follow on; repair when a gap is left before the rest. */
+  private drainHeld (): void {
+    const held = this.held
+    let next = 0
+    while (next < held.length) {
+      const entry = held[next]
+      if (entry.epoch !== this.epoch) {
+        this.held = []
+        this.lost(`the room's history epoch changed (${this.epoch} → ${entry.epoch})`)
+        return
+      }
+      if (entry.offset > this.offset + 1) break
+      next++
+      if (entry.offset === this.offset + 1) this.emit(entry)
+    }
+    held.splice(0, next)
+    if (held.length > 0) this.repair()
+  }
+
+  /** Read what is missing between `offset` and the first held message (or the history's end) and deliver it. */
+  private repair (): void {
+    if (this.repairing || this.epoch === undefined) return
+    this.repairing = true
+    const first = this.held[0]
+    const limit = first === undefined ? undefined : first.offset - this.offset - 1
+    const epoch = this.epoch
+    let page: HistoryPage | Promise<HistoryPage>
+    try {
+      page = this.host.historyStore.read(this.room.name, this.offset, limit)
+    } catch (err) {
+      this.repairFailed(err)
+      return
+    }
+    if (isPromise(page)) page.then((p) => this.repaired(epoch, p), (err: unknown) => this.repairFailed(err))
+    else this.repaired(epoch, page)
+  }
+
+  private repaired (epoch: string, page: HistoryPage): void {
+    this.repairing = false
+    if (this.epoch !== epoch) return // lost meanwhile
+    if (page.epoch !== epoch) {
+      this.lost(`the room's history epoch changed (${epoch} → ${page.epoch})`)
+      return
+    }
+    if (!page.complete && page.offset > this.offset) {
+      this.lost(`offsets after ${this.offset} are no longer kept`)
+      return
+    }
+    for (const m of page.messages) {
+      if (m.offset === this.offset + 1) this.emit({ epoch, offset: m.offset, payload: m.payload, except: m.except })
+    }
+    this.stale = false
+    if (this.held.length > 0) this.drainHeld()
+  }
+
+  private repairFailed (err: unknown): void {
+    this.repairing = false
+    this.stale = true
+    this.host.log.error({ err, room: this.room.name }, 'could not read a history room\'s missing messages; retried when the adapter is back')
+  }
+
+  /** The adapter may have missed messages (it resubscribed): catch up with the history's end. */
+  resync (): void {
+    if (this.epoch === undefined) return
+    this.stale = false
+    this.repair()
+  }
+
+  get needsResync (): boolean {
+    return this.stale
+  }
+
+  /** Nothing the members missed can be given to them: say so by closing them, and start over. */
+  private lost (reason: string): void {
+    this.epoch = undefined
+    this.offset = 0
+    this.held = []
+    this.joiners = null
+    this.host.historyLost(this.room, reason)
+  }
+
+  // ---- joins ----
+
+  /**
+   * A local member joins: with `since`, the messages it missed come first (when the history still
+   * holds every one of them), then the ack; live messages published meanwhile follow the ack
+   * (`activate`), each once.
+   */
+  join (conn: Connection, since: StreamPosition | undefined): StreamJoinAck | Promise<StreamJoinAck> {
+    const settled = this.epoch !== undefined && !this.repairing && this.held.length === 0
+    if (since === undefined && settled) return { epoch: this.epoch!, offset: this.offset }
+    const joiner: Joiner = { from: -1, buffer: [], ready: false }
+    ;(this.joiners ??= new Map()).set(conn, joiner)
+    // Without `since` only the position is needed (limit 0).
+    const page = since === undefined
+      ? this.host.historyStore.read(this.room.name, Number.MAX_SAFE_INTEGER, 0)
+      : this.host.historyStore.read(this.room.name, since.offset)
+    if (!isPromise(page)) return this.caughtUp(conn, joiner, since, page)
+    return page.then((p) => this.caughtUp(conn, joiner, since, p), (err: unknown) => {
+      this.leave(conn)
+      throw err
+    })
+  }
+
+  private caughtUp (conn: Connection, joiner: Joiner, since: StreamPosition | undefined, page: HistoryPage): StreamJoinAck {
+    if (this.epoch === undefined) {
+      // The first join since this node subscribed tells it where the room is.
+      this.epoch = page.epoch
+      this.offset = page.offset
+      if (this.held.length > 0) this.drainHeld()
+    } else if (page.epoch !== this.epoch) {
+      this.lost(`the room's history epoch changed (${this.epoch} → ${page.epoch})`)
+      return { epoch: page.epoch, offset: page.offset }
+    }
+    joiner.from = page.offset
+    if (since === undefined) return { epoch: page.epoch, offset: page.offset }
+    const recovered = since.epoch === page.epoch && since.offset <= page.offset && page.complete
+    if (recovered && conn.open) {
+      for (const m of page.messages) {
+        if (m.offset > since.offset && m.offset <= page.offset && m.except !== conn.id) send(conn, m.payload)
+      }
+    }
+    return { recovered, epoch: page.epoch, offset: page.offset }
+  }
+
+  /** The join's ack is out: hand the joiner what arrived meanwhile, then the live flow. */
+  activate (conn: Connection): void {
+    const joiner = this.joiners?.get(conn)
+    if (joiner === undefined) return
+    if (joiner.from < 0) joiner.from = this.offset
+    for (const entry of joiner.buffer ?? []) {
+      if (entry.offset <= joiner.from || entry.except === conn.id) continue
+      send(conn, entry.payload)
+      joiner.from = entry.offset
+    }
+    joiner.buffer = null
+    if (this.offset >= joiner.from) this.live(conn)
+    else joiner.ready = true
+  }
+
+  private live (conn: Connection): void {
+    this.joiners?.delete(conn)
+    if (this.joiners?.size === 0) this.joiners = null
+  }
+
+  leave (conn: Connection): void {
+    if (this.joiners !== null) this.live(conn)
+  }
+}

@@ -1,0 +1,51 @@
+// One room on this node: its local members, what this node knows of the others' counts, and, in a
+// history room, its stream position. A Room exists while it has local members (or joins under way).
+import type { PresenceMode } from '../types/index.js'
+import type { Connection } from './connection.js'
+import type { RoomStream } from './history/room-stream.js'
+
+export class Room {
+  readonly name: string
+  /** Local members, joins under way included (see `Connection.joining`). */
+  readonly members = new Set<Connection>()
+  /** Local members whose join was announced: the count other nodes are told. */
+  announced = 0
+  /** History rooms: the room's position on this node and the joins catching up; null otherwise. */
+  stream: RoomStream | null = null
+  /** Other nodes' member counts, by node id, from their presence diffs; null until one is known. */
+  remoteCounts: Map<string, number> | null = null
+  /** The sum of `remoteCounts`. */
+  remoteSize = 0
+  /** The mode a `presenceEvents` function chose for this room (asked once per room); undefined otherwise. */
+  chosenMode: PresenceMode | undefined
+
+  constructor (name: string) {
+    this.name = name
+  }
+
+  /** Members across nodes, as this node knows it. */
+  get size (): number {
+    return this.announced + this.remoteSize
+  }
+
+  setRemoteCount (node: string, count: number): void {
+    const counts = this.remoteCounts ??= new Map()
+    const before = counts.get(node) ?? 0
+    if (count > 0) counts.set(node, count)
+    else counts.delete(node)
+    this.remoteSize += count - before
+  }
+
+  /** Replace every other node's count (the adapter read them from the shared store). */
+  setRemoteCounts (counts: ReadonlyMap<string, number>, self: string): void {
+    const next = new Map<string, number>()
+    let size = 0
+    for (const [node, count] of counts) {
+      if (node === self || !(count > 0)) continue
+      next.set(node, count)
+      size += count
+    }
+    this.remoteCounts = next
+    this.remoteSize = size
+  }
+}
