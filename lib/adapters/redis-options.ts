@@ -47,8 +47,9 @@ export function normaliseRedisOptions (input: unknown): RedisParams {
       throw new InvalidOptionError('redisAdapter.url', `expected the redis: or rediss: scheme, got "${parsed.protocol}"`)
     }
   }
-  if (typeof prefix !== 'string' || prefix.length === 0 || /[\s\u0000-\u001f\u007f]/.test(prefix)) { // eslint-disable-line no-control-regex
-    throw new InvalidOptionError('redisAdapter.prefix', `expected a non-empty string without spaces or control characters, got ${describe(prefix)}`)
+  // No braces: keys carry the room in a {hash tag}, which a brace in the prefix would move.
+  if (typeof prefix !== 'string' || prefix.length === 0 || /[\s\u0000-\u001f\u007f{}]/.test(prefix)) { // eslint-disable-line no-control-regex
+    throw new InvalidOptionError('redisAdapter.prefix', `expected a non-empty string without spaces, braces or control characters, got ${describe(prefix)}`)
   }
   if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 200) {
     throw new InvalidOptionError('redisAdapter.presenceTtl', `expected an integer number of milliseconds >= 200, got ${describe(presenceTtl)}`)

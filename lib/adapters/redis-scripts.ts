@@ -1,18 +1,26 @@
-// The Lua scripts of the Redis adapter's presence, and how they are run: by SHA (EVALSHA), with
-// the body sent only when Redis does not know the script yet (first use, or after a restart).
+// The Lua scripts of the Redis adapter, and how they are run: by SHA (EVALSHA), with the body sent
+// only when Redis does not know the script yet (first use, or after a restart). Every script
+// touches the keys of one room only (one hash tag), so each runs in one slot of a Redis Cluster.
+// Times come from Redis (TIME), never from a node's clock, so nodes with skewed clocks agree on
+// whose lease expired.
+//
+// Per room: `members` (hash: connectionId → nodeId \0 userJson), `nodes` (hash: nodeId →
+// leaseExpiresAt:memberCount, the lease that makes a node's members count as alive), and for
+// history rooms `meta` (hash: e → epoch, o → last offset) and `stream` (a Redis Stream of the last
+// `size` messages, id `<offset>-1`, fields p payload, t time, x except).
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 
 export class LuaScript {
   readonly body: string
   readonly sha: string
 
   constructor (body: string) {
-    this.body = body
-    this.sha = createHash('sha1').update(body).digest('hex')
+    this.body = PRELUDE + body
+    this.sha = createHash('sha1').update(this.body).digest('hex')
   }
 
-  async run (conn: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async run (conn: Redis | Cluster, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
       return await conn.evalsha(this.sha, keys.length, ...keys, ...args)
     } catch (err) {
@@ -22,58 +30,273 @@ export class LuaScript {
   }
 }
 
-/**
- * Members of a room on other nodes whose heartbeat key still exists; the others are deleted.
- * KEYS[1] presence hash, ARGV[1] node key prefix, ARGV[2] the asking node (answered from memory).
- */
-export const MEMBERS = new LuaScript(`
-local entries = redis.call('HGETALL', KEYS[1])
-local alive = {}
-local live = {}
-for i = 1, #entries, 2 do
-  local value = entries[i + 1]
-  local cut = string.find(value, '\\0', 1, true)
-  local node = cut and string.sub(value, 1, cut - 1) or ''
-  if node ~= ARGV[2] then
-    local ok = alive[node]
-    if ok == nil then
-      ok = redis.call('EXISTS', ARGV[1] .. node) == 1
-      alive[node] = ok
-    end
-    if ok then
-      live[#live + 1] = entries[i]
-      live[#live + 1] = value
-    else
-      redis.call('HDEL', KEYS[1], entries[i])
-    end
-  end
+/** Helpers every script starts with: Redis's clock in ms, and a TTL that is only ever raised. */
+const PRELUDE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-return live
+local function keep_alive(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+local function lease(now, ttl, count)
+  return string.format('%.0f', now + ttl) .. ':' .. count
+end
+`
+
+/**
+ * A member joined: its entry, this node's lease in the room, both kept alive.
+ * KEYS members, nodes. ARGV connectionId, entry, nodeId, ttl, count.
+ */
+export const ADD_MEMBER = new LuaScript(`
+local ttl = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], lease(now_ms(), ttl, ARGV[5]))
+keep_alive(KEYS[1], ttl)
+keep_alive(KEYS[2], ttl)
+return 1
 `)
 
 /**
- * Delete every entry of one node from a room's presence hash (before re-registering what it has
- * now, after an outage in which some of its leaves could not be written).
- * KEYS[1] presence hash, ARGV[1] the node's entry prefix (`nodeId \0`).
+ * A presence diff: this node's count and lease (or no lease at 0 members), then the diff itself on
+ * the room's channel, in one step so a node that reads the count has the diff on its way.
+ * KEYS nodes. ARGV nodeId, ttl, count, publish command (PUBLISH / SPUBLISH), channel, message.
  */
-export const PURGE = new LuaScript(`
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-  if string.sub(entries[i + 1], 1, #ARGV[1]) == ARGV[1] then redis.call('HDEL', KEYS[1], entries[i]) end
+export const PRESENCE_DIFF = new LuaScript(`
+local ttl = tonumber(ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], lease(now_ms(), ttl, ARGV[3]))
+  keep_alive(KEYS[1], ttl)
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
 end
+redis.call(ARGV[4], ARGV[5], ARGV[6])
+return 1
+`)
+
+/**
+ * The heartbeat of one room: renew this node's lease and keep the room's keys alive (a history
+ * room's meta too, so a quiet room with members keeps its epoch). Returns
+ * { whether ARGV[4] (one of this node's connections there) is still listed, dead nodes, live
+ * nodes and counts }: a missing entry means the hash expired or was deleted (write it again).
+ * KEYS members, nodes[, meta]. ARGV nodeId, ttl, count, sample connectionId, meta ttl.
+ */
+export const ROOM_BEAT = new LuaScript(`
+local now = now_ms()
+local ttl = tonumber(ARGV[2])
+local present = redis.call('HEXISTS', KEYS[1], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], lease(now, ttl, ARGV[3]))
+keep_alive(KEYS[1], ttl)
+keep_alive(KEYS[2], ttl)
+if #KEYS >= 3 and redis.call('EXISTS', KEYS[3]) == 1 then keep_alive(KEYS[3], tonumber(ARGV[5])) end
+local leases = redis.call('HGETALL', KEYS[2])
+local dead = {}
+local live = {}
+for i = 1, #leases, 2 do
+  local value = leases[i + 1]
+  local cut = string.find(value, ':', 1, true)
+  if cut == nil or tonumber(string.sub(value, 1, cut - 1)) < now then
+    dead[#dead + 1] = leases[i]
+  elseif leases[i] ~= ARGV[1] then
+    live[#live + 1] = leases[i]
+    live[#live + 1] = string.sub(value, cut + 1)
+  end
+end
+return { present, dead, live }
+`)
+
+/**
+ * Forget a node whose lease expired (it died without cleaning up): its entries and its lease,
+ * unless it came back meanwhile. KEYS members, nodes. ARGV nodeId.
+ */
+export const PURGE_DEAD_NODE = new LuaScript(`
+local value = redis.call('HGET', KEYS[2], ARGV[1])
+if value then
+  local cut = string.find(value, ':', 1, true)
+  if cut ~= nil and tonumber(string.sub(value, 1, cut - 1)) >= now_ms() then return 0 end
+end
+local prefix = ARGV[1] .. '\\0'
+local cursor = '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', 500)
+  cursor = page[1]
+  local kv = page[2]
+  for i = 1, #kv, 2 do
+    if string.sub(kv[i + 1], 1, #prefix) == prefix then redis.call('HDEL', KEYS[1], kv[i]) end
+  end
+until cursor == '0'
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`)
+
+/**
+ * Delete every entry of this node from a room (before writing what it has now, after an outage in
+ * which some of its leaves could not be written). KEYS members. ARGV the entry prefix (nodeId \\0).
+ */
+export const PURGE_OWN = new LuaScript(`
+local cursor = '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', 500)
+  cursor = page[1]
+  local kv = page[2]
+  for i = 1, #kv, 2 do
+    if string.sub(kv[i + 1], 1, #ARGV[1]) == ARGV[1] then redis.call('HDEL', KEYS[1], kv[i]) end
+  end
+until cursor == '0'
 return 0
 `)
 
 /**
- * Keep a room's presence hash alive for at least ARGV[1] ms, never shortening it: nodes may run
- * with different presenceTtl, and one with a short TTL must not make the others' entries expire.
- * Returns 0, touching nothing, when the node's entry ARGV[2] (any one of its members there) is
- * missing: the hash expired or was deleted, and the node must write its entries again.
- * KEYS[1] presence hash, ARGV[1] ttl in ms, ARGV[2] a connection id of the node in that room.
+ * Write this node's members of a room again, with its lease (after an outage or a lost hash).
+ * KEYS members, nodes. ARGV nodeId, ttl, count, then connectionId, entry pairs.
  */
-export const KEEP_ALIVE = new LuaScript(`
-if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
-local left = redis.call('PTTL', KEYS[1])
-if left < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+export const WRITE_MEMBERS = new LuaScript(`
+local ttl = tonumber(ARGV[2])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[2], ARGV[1], lease(now_ms(), ttl, ARGV[3]))
+keep_alive(KEYS[1], ttl)
+keep_alive(KEYS[2], ttl)
 return 1
+`)
+
+/**
+ * Up to ARGV[1] members of a room on other live nodes (a live node holds a lease not yet expired),
+ * scanned, never read whole: bounded by the limit, not by the room. KEYS members, nodes.
+ * ARGV limit, the asking node (its own members are answered from memory).
+ */
+export const MEMBERS = new LuaScript(`
+local limit = tonumber(ARGV[1])
+local out = {}
+if limit <= 0 then return out end
+local now = now_ms()
+local live = {}
+local leases = redis.call('HGETALL', KEYS[2])
+for i = 1, #leases, 2 do
+  local cut = string.find(leases[i + 1], ':', 1, true)
+  if cut ~= nil and tonumber(string.sub(leases[i + 1], 1, cut - 1)) >= now then live[leases[i]] = true end
+end
+local found = 0
+local cursor = '0'
+repeat
+  local page = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', 500)
+  cursor = page[1]
+  local kv = page[2]
+  for i = 1, #kv, 2 do
+    if found < limit then
+      local value = kv[i + 1]
+      local cut = string.find(value, '\\0', 1, true)
+      local node = cut and string.sub(value, 1, cut - 1) or ''
+      if node ~= ARGV[2] and live[node] then
+        out[#out + 1] = kv[i]
+        out[#out + 1] = value
+        found = found + 1
+      end
+    end
+  end
+until cursor == '0' or found >= limit
+return out
+`)
+
+/** The members on other live nodes, from their leases' counts. KEYS nodes. ARGV the asking node. */
+export const OTHERS_COUNT = new LuaScript(`
+local now = now_ms()
+local total = 0
+local leases = redis.call('HGETALL', KEYS[1])
+for i = 1, #leases, 2 do
+  local cut = string.find(leases[i + 1], ':', 1, true)
+  if leases[i] ~= ARGV[1] and cut ~= nil and tonumber(string.sub(leases[i + 1], 1, cut - 1)) >= now then
+    total = total + tonumber(string.sub(leases[i + 1], cut + 1))
+  end
+end
+return total
+`)
+
+/** The live nodes' counts in a room (for a node that just subscribed). KEYS nodes. ARGV the asking node. */
+export const LIVE_COUNTS = new LuaScript(`
+local now = now_ms()
+local out = {}
+local leases = redis.call('HGETALL', KEYS[1])
+for i = 1, #leases, 2 do
+  local cut = string.find(leases[i + 1], ':', 1, true)
+  if leases[i] ~= ARGV[1] and cut ~= nil and tonumber(string.sub(leases[i + 1], 1, cut - 1)) >= now then
+    out[#out + 1] = leases[i]
+    out[#out + 1] = string.sub(leases[i + 1], cut + 1)
+  end
+end
+return out
+`)
+
+/**
+ * A message to a history room: the room's next offset, appended to its stream (trimmed to the
+ * size), the TTLs refreshed, and published on the room's channel with its epoch and offset, all in
+ * one step, so every node receives the room's messages in offset order. A room whose meta is gone
+ * (expired, or Redis lost it) starts a new epoch with an empty stream.
+ * KEYS meta, stream. ARGV head, sep, size, ttl, epoch if new, except, publish command, channel.
+ */
+export const PUBLISH_HISTORY = new LuaScript(`
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local payload = ARGV[1] .. ARGV[2] .. '"offset":' .. offset .. '}'
+local ttl = tonumber(ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-1', 'p', payload, 't', string.format('%.0f', now_ms()), 'x', ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ttl)
+keep_alive(KEYS[1], ttl)
+redis.call(ARGV[7], ARGV[8], 'h' .. epoch .. '\\0' .. offset .. '\\0' .. ARGV[6] .. '\\0' .. payload)
+return { epoch, offset }
+`)
+
+/**
+ * A history room's epoch and last offset, whether every message after ARGV[1] is still kept, and
+ * up to ARGV[2] of them (-1: all kept). Creates the room's epoch when it has none yet.
+ * KEYS meta, stream. ARGV after, limit, ttl, epoch if new.
+ * Returns { epoch, last, complete, offset1, payload1, except1, ... }.
+ */
+export const READ_HISTORY = new LuaScript(`
+local epoch = redis.call('HGET', KEYS[1], 'e')
+local last = 0
+local ttl = tonumber(ARGV[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  keep_alive(KEYS[1], ttl)
+else
+  last = tonumber(redis.call('HGET', KEYS[1], 'o'))
+end
+local after = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local out = { epoch, last, 0 }
+if after >= last then
+  out[3] = 1
+  return out
+end
+local oldest = now_ms() - ttl
+local range
+if limit >= 0 then
+  range = redis.call('XRANGE', KEYS[2], '(' .. after .. '-1', '+', 'COUNT', math.max(limit, 1))
+else
+  range = redis.call('XRANGE', KEYS[2], '(' .. after .. '-1', '+')
+end
+local kept = 0
+for _, entry in ipairs(range) do
+  local id = entry[1]
+  local offset = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
+  local fields = {}
+  for j = 1, #entry[2], 2 do fields[entry[2][j]] = entry[2][j + 1] end
+  if tonumber(fields.t) >= oldest then
+    if kept == 0 and offset == after + 1 then out[3] = 1 end
+    kept = kept + 1
+    if limit < 0 or kept <= limit then
+      out[#out + 1] = offset
+      out[#out + 1] = fields.p
+      out[#out + 1] = fields.x
+    end
+  end
+end
+return out
 `)

@@ -1,46 +1,34 @@
-// The Redis adapter: carries what the broker publishes to the other nodes over Redis pub/sub, and
-// keeps cluster-wide presence for `members()`. The only module that imports ioredis.
+// The Redis adapter: carries what the broker publishes to the other nodes over Redis pub/sub, keeps
+// cluster-wide presence (redis-presence.ts), orders and keeps history rooms (redis-history.ts), and
+// carries user commands. The only module that imports ioredis at runtime.
 //
-// Bus. Every publication is one PUBLISH of `nodeId \0 seq \0 except \0 payload`: the payload is the
-// JSON the broker serialized once, forwarded as it is (never parsed here), and a node drops what it
-// published itself (the broker delivered that locally). Channels: `<prefix>:room:<room>` (a node
-// subscribes only while it has local members), `<prefix>:user:<userId>` (while the user is connected
-// here) and `<prefix>:all`. One connection publishes, a duplicate subscribes; Redis keeps one
+// Bus. One connection publishes and runs scripts, a duplicate subscribes; Redis keeps one
 // connection's publications in order, so one publisher's messages arrive in order everywhere.
-//
-// Loss accounting. `seq` counts one node's publications per channel. A node that is down or stalled
-// does not publish: it counts the message in `stats().dropped`. A receiver that sees a publisher's
-// seq jump (it was resubscribing while that publisher was already back) counts the gap as dropped
-// on its side. So a message reaches every subscribed node or is counted, never lost silently.
-//
-// Presence. A hash per room, `<prefix>:presence:<room>`, field connectionId → `nodeId \0 userJson`,
-// and a heartbeat key per node, `<prefix>:node:<nodeId>`, whose TTL (`presenceTtl`, default 10 s) the
-// node refreshes every `presenceTtl / 4`. `members()` reads the hash in one Lua script that keeps
-// entries whose node key exists and deletes the others, so the members of a node that died without
-// cleaning up (SIGKILL, power loss) disappear from `members()` at most `presenceTtl` after its last
-// heartbeat. Room hashes expire too, so the garbage of dead nodes in rooms nobody asks about goes
-// away: every node with members in a room keeps its hash alive for at least its own presenceTtl
-// (never shortening it), and writes its entries again if they vanished anyway (the heartbeat
-// checks one of them per room).
+// Channels (redis-keys.ts): a room's (a node subscribes only while it has local members there), a
+// user's (while the user is connected here) and one for broadcastAll. The wire format and the loss
+// accounting are in redis-bus.ts. A node drops what it published itself (the broker delivered it
+// locally), except history messages: those reach every node, the publisher's too, from Redis.
 //
 // Faults. Redis going away (connection closed) or stalling (a heartbeat unanswered for two
-// intervals, `presenceTtl / 2`) starts an outage: one log line, publications are counted as dropped instead of queued,
-// joins are not held up. When both connections are ready again the adapter resubscribes every room
-// and user it has locally, re-registers its presence, and logs once that Redis is back.
+// intervals, `presenceTtl / 2`) starts an outage: one log line, publications are counted as dropped
+// instead of queued, history rooms refuse messages (`unavailable`), joins of plain rooms are not
+// held up. When both connections are ready again the adapter resubscribes every room and user it
+// has locally, re-registers its presence, has every history room check its position (missed
+// messages are read back from the stream), and logs once that Redis is back.
 import { Redis, type RedisOptions } from 'ioredis'
-import type { AdapterNode, RoomMember, RoomsAdapter } from '../../types/index.js'
+import type {
+  AdapterNode, HistoryLimits, PresenceChange, PresenceDiff, RoomMember, RoomsAdapter, UserCommand
+} from '../../types/index.js'
 import type { RedisAdapterOptions } from '../../types/redis.js'
 import { InvalidOptionError } from '../errors.js'
+import { decode, SEP, SeqCounter } from './redis-bus.js'
+import { RedisHistory } from './redis-history.js'
+import { KeyNames } from './redis-keys.js'
 import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
-import { KEEP_ALIVE, MEMBERS, PURGE } from './redis-scripts.js'
+import { RedisPresence, withTimeout } from './redis-presence.js'
 
 /** Channels one SUBSCRIBE carries when resubscribing many at once. */
 const SUBSCRIBE_BATCH = 1000
-/** Per-channel publish counters kept before starting over (receivers treat a lower seq as a restart). */
-const MAX_SEQ_STREAMS = 100_000
-const SEP = '\u0000'
-
-const TIMED_OUT = Symbol('timed out')
 
 export function redisAdapter (options: RedisAdapterOptions = {}): RoomsAdapter {
   // Bad options fail `register` (init), like the plugin's own options, and open nothing before.
@@ -53,16 +41,6 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RoomsAdapter {
   return new RedisAdapter(params)
 }
 
-/** Resolve with `promise`, or with TIMED_OUT after `ms` (the promise keeps running). */
-function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(resolve, ms, TIMED_OUT)
-    timer.unref()
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 function noop (): void {}
 
 /** Resolves when `conn` will not reconnect any more (its socket is closed). */
@@ -71,26 +49,40 @@ function ended (conn: Redis): Promise<void> {
   return new Promise((resolve) => conn.once('end', () => resolve()))
 }
 
+async function settleWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
+  try {
+    await withTimeout(promise, ms)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function parseDiff (body: string): PresenceDiff | undefined {
+  try {
+    const { count, changes } = JSON.parse(body) as { count: number, changes: Array<[number, string, PresenceChange['user']]> }
+    return { count, changes: changes.map(([joined, connectionId, user]) => ({ joined: joined === 1, connectionId, user })) }
+  } catch {
+    return undefined
+  }
+}
+
 class RedisAdapter implements RoomsAdapter {
   private readonly params: RedisParams | Error
-  private node: AdapterNode | undefined
+  node!: AdapterNode
+  keys!: KeyNames
+  seq!: SeqCounter
+  readonly publishCommand = 'PUBLISH' as const
   private pub: Redis | undefined
   private sub: Redis | undefined
   private ownsPublisher = false
-  private nodeKey = ''
   private readonly heartbeatMs: number = 0
+  private presence!: RedisPresence
+  private historyStore: RedisHistory | undefined
 
   /** What this node is subscribed to (or will resubscribe to when Redis is back). */
   private readonly rooms = new Set<string>()
   private readonly users = new Set<string>()
-  /** Rooms where a presence removal could not reach Redis: purged of our entries when it is back. */
-  private dirtyRooms = new Set<string>()
-  private roomPrefix = ''
-  private userPrefix = ''
-  /** Our last seq per channel. */
-  private readonly sentSeq = new Map<string, number>()
-  /** Last seq seen per channel, per publishing node. */
-  private readonly seenSeq = new Map<string, Map<string, number>>()
 
   private outage: { since: number, dropped: number } | undefined
   private stalled = false
@@ -110,10 +102,11 @@ class RedisAdapter implements RoomsAdapter {
   }
 
   private get p (): RedisParams { return this.params as RedisParams }
-  private roomChannel (room: string): string { return this.roomPrefix + room }
-  private userChannel (userId: string): string { return this.userPrefix + userId }
-  private get allChannel (): string { return `${this.p.prefix}:all` }
-  private presenceKey (room: string): string { return `${this.p.prefix}:presence:${room}` }
+  get presenceTtl (): number { return this.p.presenceTtl }
+  get historyLimits (): HistoryLimits | undefined { return this.node?.historyLimits }
+
+  /** History rooms are ordered by Redis (set once init has run). */
+  get history (): RedisHistory | undefined { return this.historyStore }
 
   // ---- lifecycle ----
 
@@ -124,9 +117,10 @@ class RedisAdapter implements RoomsAdapter {
     }
     if (node.nodeId.length === 0 || node.nodeId.includes(SEP)) throw new Error('redis adapter: the node id must be non-empty and free of NUL')
     this.node = node
-    this.nodeKey = `${this.p.prefix}:node:${node.nodeId}`
-    this.roomPrefix = `${this.p.prefix}:room:`
-    this.userPrefix = `${this.p.prefix}:user:`
+    this.keys = new KeyNames(this.p.prefix)
+    this.seq = new SeqCounter(node.nodeId)
+    this.presence = new RedisPresence(this)
+    this.historyStore = new RedisHistory(this)
     const given = this.p.client
     const optionName = given !== undefined ? 'redisAdapter.client' : 'redisAdapter.url'
     let pub: Redis | undefined
@@ -164,8 +158,8 @@ class RedisAdapter implements RoomsAdapter {
       pub.on('error', remember)
       sub.on('error', remember)
       await Promise.all([this.connect(pub), this.connect(sub)])
-      await sub.subscribe(this.allChannel)
-      await pub.set(this.nodeKey, '1', 'PX', this.p.presenceTtl)
+      await sub.subscribe(this.keys.all)
+      await pub.ping()
     } catch (err) {
       pub?.off('error', remember)
       sub?.off('error', remember)
@@ -173,7 +167,7 @@ class RedisAdapter implements RoomsAdapter {
       if (this.ownsPublisher) pub?.disconnect()
       this.pub = undefined
       this.sub = undefined
-      this.node = undefined
+      this.node = undefined as unknown as AdapterNode
       this.ownsPublisher = false
       const where = given !== undefined ? '' : ` at ${new URL(this.p.url).host}`
       const reason = lastError?.message ?? (err as Error).message
@@ -221,37 +215,29 @@ class RedisAdapter implements RoomsAdapter {
     clearInterval(this.heartbeat)
     for (const [conn, event, fn] of this.listeners) conn.off(event, fn)
     this.listeners.length = 0
-    const { pub, sub, node } = this
-    if (pub === undefined || sub === undefined || node === undefined) return
+    const { pub, sub } = this
+    if (pub === undefined || sub === undefined) return
     sub.on('error', noop)
     const subEnded = ended(sub)
     sub.disconnect()
-    // Leave the cluster's view now rather than after presenceTtl: drop our heartbeat and entries.
-    if (pub.status === 'ready') {
-      const done: Array<Promise<unknown>> = [pub.del(this.nodeKey)]
-      for (const room of node.localRooms()) {
-        const ids = node.localMembers(room).map((m) => m.connectionId)
-        if (ids.length > 0) done.push(pub.hdel(this.presenceKey(room), ...ids))
-      }
-      await withTimeout(Promise.allSettled(done), this.heartbeatMs)
-    }
+    // Leave the cluster's view now rather than after presenceTtl.
+    if (pub.status === 'ready') await settleWithin(this.presence.leaveAll(pub), this.heartbeatMs)
     if (this.ownsPublisher) {
       pub.on('error', noop)
       const pubEnded = ended(pub)
       if (pub.status === 'ready') {
-        const quit = await withTimeout(pub.quit().catch(noop), this.heartbeatMs)
-        if (quit === TIMED_OUT) pub.disconnect()
+        if (!await settleWithin(pub.quit(), this.heartbeatMs)) pub.disconnect()
       } else {
         pub.disconnect()
       }
-      await withTimeout(pubEnded, this.heartbeatMs)
+      await settleWithin(pubEnded, this.heartbeatMs)
     }
-    await withTimeout(subEnded, this.heartbeatMs)
+    await settleWithin(subEnded, this.heartbeatMs)
   }
 
   // ---- outages ----
 
-  private down (reason: string, err?: Error): void {
+  down (reason: string, err?: Error): void {
     if (this.closed || this.outage !== undefined) return
     this.outage = { since: Date.now(), dropped: 0 }
     this.node?.log.error({ err, prefix: this.p.prefix },
@@ -264,25 +250,30 @@ class RedisAdapter implements RoomsAdapter {
     if (this.pub?.status !== 'ready' || this.sub?.status !== 'ready') return
     const { since, dropped } = this.outage
     this.outage = undefined
-    this.node?.log.info({ prefix: this.p.prefix, downMs: Date.now() - since, dropped, rooms: this.rooms.size, users: this.users.size },
+    this.node.log.info({ prefix: this.p.prefix, downMs: Date.now() - since, dropped, rooms: this.rooms.size, users: this.users.size },
       'redis adapter: Redis is back; rooms and users resubscribed, presence re-registered')
   }
 
-  /** Can a publication go out now? (Never queue one for later: it would arrive out of its time.) */
-  private get writable (): boolean {
-    return this.pub?.status === 'ready' && !this.stalled && !this.closed
+  /** The command connection when it can take commands now. */
+  ready (): Redis | undefined {
+    const pub = this.pub
+    return pub !== undefined && !this.closed && pub.status === 'ready' ? pub : undefined
+  }
+
+  /** The command connection when a publication can go out now (never queue one: it would arrive out of its time). */
+  writable (): Redis | undefined {
+    return this.stalled ? undefined : this.ready()
   }
 
   private drop (): void {
-    this.node?.countDropped(1)
+    this.node.countDropped(1)
     if (this.outage !== undefined) this.outage.dropped++
   }
 
-  /** Heartbeat: keep our node key and our rooms' presence alive; notice a Redis that stopped answering. */
+  /** Heartbeat: notice a Redis that stopped answering; renew our presence leases. */
   private beat (): void {
     const pub = this.pub
-    const node = this.node
-    if (pub === undefined || node === undefined || this.closed) return
+    if (pub === undefined || this.closed) return
     if (this.heartbeatPending) {
       // Two ticks, not one: a blocked event loop runs a late tick before it reads the late reply.
       if (++this.missedBeats >= 2 && !this.stalled) {
@@ -293,23 +284,15 @@ class RedisAdapter implements RoomsAdapter {
     }
     if (pub.status !== 'ready') return
     this.heartbeatPending = true
-    const ttl = this.p.presenceTtl
-    const alive = pub.pexpire(this.nodeKey, ttl)
-    for (const room of node.localRooms()) {
-      const sample = node.localMembers(room)[0]
-      if (sample === undefined) continue
-      KEEP_ALIVE.run(pub, [this.presenceKey(room)], [ttl, sample.connectionId]).then((kept) => {
-        // Our entries there expired or were deleted while we have members there: put them back.
-        if (kept === 0) this.writePresence(pub, room).catch(noop)
-      }, noop)
-    }
-    alive.then((exists) => {
+    this.presence.beat(pub)
+    pub.ping().then(() => {
       this.heartbeatPending = false
       this.missedBeats = 0
+      const wasStalled = this.stalled
       this.stalled = false
-      // Our key had expired (a stall longer than the TTL, or a Redis restart we did not see):
-      // others may already have deleted our entries, so write them again.
-      if (exists === 0 || this.dirtyRooms.size > 0) this.restorePresence()
+      // After a stall, messages may have been lost on the way: have history rooms check their position.
+      if (wasStalled) this.node.resyncHistory()
+      if (this.presence.hasDirtyRooms) this.restorePresence()
       else this.maybeUp()
     }, (err: Error) => {
       this.heartbeatPending = false
@@ -319,149 +302,144 @@ class RedisAdapter implements RoomsAdapter {
     })
   }
 
-  /**
-   * After a reconnect: forget our entries in rooms where a leave was missed, then write our
-   * heartbeat key and every local member again (Redis may have restarted empty).
-   */
+  /** After a reconnect: our presence written again (Redis may have restarted empty). */
   private restorePresence (): void {
-    const pub = this.pub
-    const node = this.node
-    if (pub === undefined || node === undefined || this.closed || pub.status !== 'ready') return
-    const dirty = this.dirtyRooms
-    this.dirtyRooms = new Set()
-    const purge = async (room: string): Promise<void> => {
-      await PURGE.run(pub, [this.presenceKey(room)], [node.nodeId + SEP]).catch((err: Error) => {
-        this.dirtyRooms.add(room)
-        throw err
-      })
-    }
-    // Purges first, awaited: a script Redis does not know yet is sent again after the others,
-    // and must not delete the entries written next.
-    Promise.all(Array.from(dirty, purge)).then(async () => {
-      await Promise.all([
-        pub.set(this.nodeKey, '1', 'PX', this.p.presenceTtl),
-        ...Array.from(node.localRooms(), async (room) => await this.writePresence(pub, room))
-      ])
-    }).then(() => {
+    const pub = this.ready()
+    if (pub === undefined) return
+    this.presence.restore(pub).then(() => {
       this.pubSynced = true
+      this.node.resyncHistory()
       this.maybeUp()
     }, (err: Error) => this.down('could not re-register presence', err))
-  }
-
-  /** Write every local member of `room` into its presence hash, and keep the hash alive. */
-  private async writePresence (pub: Redis, room: string): Promise<void> {
-    const fields: string[] = []
-    for (const member of this.node!.localMembers(room)) fields.push(member.connectionId, this.entry(member))
-    if (fields.length === 0) return
-    const key = this.presenceKey(room)
-    await Promise.all([pub.hset(key, ...fields), KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl, fields[0]])])
   }
 
   /** After the subscriber reconnected: every channel this node needs now. */
   private resubscribe (): void {
     const sub = this.sub
     if (sub === undefined || this.closed || sub.status !== 'ready') return
-    const channels = [this.allChannel]
-    for (const room of this.rooms) channels.push(this.roomChannel(room))
-    for (const userId of this.users) channels.push(this.userChannel(userId))
+    const channels = [this.keys.all]
+    for (const room of this.rooms) channels.push(this.keys.roomChannel(room))
+    for (const userId of this.users) channels.push(this.keys.userChannel(userId))
     const done: Array<Promise<unknown>> = []
     for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) done.push(sub.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH)))
     Promise.all(done).then(() => {
       this.subSynced = true
+      // What was published while we were away is read back from the history rooms' streams.
+      this.node.resyncHistory()
       this.maybeUp()
     }, (err: Error) => this.down('could not resubscribe', err))
   }
 
   // ---- the bus ----
 
-  private publish (channel: string, payload: string, except: string | undefined): void {
-    if (!this.writable) {
+  private publish (kind: 'm' | 'c', channel: string, payload: string, except: string | undefined): Promise<unknown> | undefined {
+    const pub = this.writable()
+    if (pub === undefined) {
       this.drop()
-      return
+      return undefined
     }
-    let seq = (this.sentSeq.get(channel) ?? 0) + 1
-    if (seq === 1 && this.sentSeq.size >= MAX_SEQ_STREAMS) this.sentSeq.clear()
-    else if (seq > Number.MAX_SAFE_INTEGER - 1) seq = 1
-    this.sentSeq.set(channel, seq)
-    const message = this.node!.nodeId + SEP + seq.toString(36) + SEP + (except ?? '') + SEP + payload
-    this.pub!.publish(channel, message).catch((err: Error) => {
+    const published = pub.publish(channel, this.seq.envelope(kind, channel, except, payload))
+    published.catch((err: Error) => {
       this.drop()
       this.down('a publish failed', err)
     })
+    return published
   }
 
   private receive (channel: string, message: string): void {
     const node = this.node
     if (node === undefined) return
-    const a = message.indexOf(SEP)
-    const b = message.indexOf(SEP, a + 1)
-    const c = message.indexOf(SEP, b + 1)
-    if (a <= 0 || b < 0 || c < 0) return
-    const from = message.slice(0, a)
-    if (from === node.nodeId) return
+    const envelope = decode(message)
+    if (envelope === undefined) return
+    if (envelope.kind !== 'h' && envelope.from === node.nodeId) return
 
     let room: string | undefined
     let userId: string | undefined
-    if (channel.startsWith(this.roomPrefix)) {
-      room = channel.slice(this.roomPrefix.length)
+    if (channel === this.keys.all) {
+      if (envelope.kind !== 'm') return
+    } else if ((room = this.keys.roomOf(channel)) !== undefined) {
       if (!this.rooms.has(room)) return // in flight when we unsubscribed
-    } else if (channel.startsWith(this.userPrefix)) {
-      userId = channel.slice(this.userPrefix.length)
+    } else if ((userId = this.keys.userOf(channel)) !== undefined) {
       if (!this.users.has(userId)) return
-    } else if (channel !== this.allChannel) {
+    } else {
       return
     }
 
-    const seq = parseInt(message.slice(a + 1, b), 36)
-    let streams = this.seenSeq.get(channel)
-    if (streams === undefined) {
-      streams = new Map()
-      this.seenSeq.set(channel, streams)
-    }
-    const last = streams.get(from)
-    if (last !== undefined && seq > last + 1) node.countDropped(seq - last - 1)
-    streams.set(from, seq)
-
-    const payload = message.slice(c + 1)
     try {
-      if (room !== undefined) node.deliverToRoom(room, payload, c > b + 1 ? message.slice(b + 1, c) : undefined)
-      else if (userId !== undefined) node.deliverToUser(userId, payload)
-      else node.deliverToAll(payload)
+      if (envelope.kind === 'h') {
+        if (room !== undefined) node.deliverHistory(room, { epoch: envelope.from, offset: envelope.seq, payload: envelope.body, except: envelope.except })
+        return
+      }
+      const missed = this.seq.received(channel, envelope.from, envelope.seq)
+      if (missed > 0) node.countDropped(missed)
+      if (envelope.kind === 'p') {
+        const diff = room !== undefined ? parseDiff(envelope.body) : undefined
+        if (diff !== undefined) node.deliverPresence(room!, envelope.from, diff)
+      } else if (envelope.kind === 'c') {
+        if (userId !== undefined) node.deliverUserCommand(userId, JSON.parse(envelope.body) as UserCommand)
+      } else if (room !== undefined) {
+        node.deliverToRoom(room, envelope.body, envelope.except)
+      } else if (userId !== undefined) {
+        node.deliverToUser(userId, envelope.body)
+      } else {
+        node.deliverToAll(envelope.body)
+      }
     } catch (err) {
       node.log.error({ err, channel }, 'redis adapter: delivering a message from another node failed')
     }
   }
 
   publishToRoom (room: string, payload: string, except?: string): void {
-    this.publish(this.roomChannel(room), payload, except)
+    this.publish('m', this.keys.roomChannel(room), payload, except)
   }
 
   publishToUser (userId: string, payload: string): void {
-    this.publish(this.userChannel(userId), payload, undefined)
+    this.publish('m', this.keys.userChannel(userId), payload, undefined)
   }
 
   publishToAll (payload: string): void {
-    this.publish(this.allChannel, payload, undefined)
+    this.publish('m', this.keys.all, payload, undefined)
+  }
+
+  async publishPresence (room: string, diff: PresenceDiff): Promise<void> {
+    if (this.writable() === undefined) {
+      this.drop()
+      return
+    }
+    await this.presence.diff(room, diff).catch((err: Error) => {
+      this.drop()
+      this.down('a presence diff failed', err)
+    })
+  }
+
+  /** Resolves once Redis took the command; rejects when it cannot be handed over (Redis unreachable). */
+  async publishUserCommand (userId: string, command: UserCommand): Promise<void> {
+    const published = this.publish('c', this.keys.userChannel(userId), JSON.stringify(command), undefined)
+    if (published === undefined) throw new Error('Redis is unreachable')
+    await published
   }
 
   async subscribeRoom (room: string): Promise<void> {
     this.rooms.add(room)
-    await this.subscribe(this.roomChannel(room))
+    await Promise.all([
+      this.subscribe(this.keys.roomChannel(room)),
+      this.presence.readCounts(room).catch(noop)
+    ])
   }
 
   unsubscribeRoom (room: string): void {
     this.rooms.delete(room)
-    this.unsubscribe(this.roomChannel(room))
+    this.unsubscribe(this.keys.roomChannel(room))
   }
 
   async subscribeUser (userId: string): Promise<void> {
     this.users.add(userId)
-    await this.subscribe(this.userChannel(userId))
+    await this.subscribe(this.keys.userChannel(userId))
   }
 
   unsubscribeUser (userId: string): void {
     this.users.delete(userId)
-    this.unsubscribe(this.userChannel(userId))
+    this.unsubscribe(this.keys.userChannel(userId))
   }
 
   /**
@@ -469,16 +447,16 @@ class RedisAdapter implements RoomsAdapter {
    * During an outage it resolves at once: the channel is in the set resubscribed when Redis is back.
    */
   private async subscribe (channel: string): Promise<void> {
-    this.seenSeq.delete(channel)
+    this.seq.forget(channel)
     const sub = this.sub
     if (sub === undefined || this.closed || sub.status !== 'ready') return
     const done = sub.subscribe(channel).catch((err: Error) => { this.down('a subscribe failed', err) })
     // A stalled Redis will run the SUBSCRIBE when it wakes up; do not hold the join until then.
-    if (!this.stalled) await withTimeout(done, this.heartbeatMs)
+    if (!this.stalled) await settleWithin(done, this.heartbeatMs)
   }
 
   private unsubscribe (channel: string): void {
-    this.seenSeq.delete(channel)
+    this.seq.forget(channel)
     const sub = this.sub
     if (sub === undefined || this.closed || sub.status !== 'ready') return
     sub.unsubscribe(channel).catch(noop) // after a reconnect only what is still needed is resubscribed
@@ -486,60 +464,24 @@ class RedisAdapter implements RoomsAdapter {
 
   // ---- presence ----
 
-  private entry (member: RoomMember): string {
-    return this.node!.nodeId + SEP + JSON.stringify(member.user)
-  }
-
   addPresence (room: string, member: RoomMember): void {
-    const pub = this.pub
-    // Not connected: restorePresence() writes every local member when Redis is back.
-    if (pub === undefined || this.closed || pub.status !== 'ready') return
-    const key = this.presenceKey(room)
-    // Not awaited: the join must not wait for Redis, and Redis runs these before the join event we
-    // publish next on the same connection, so a node that saw the event sees the member too.
-    pub.hset(key, member.connectionId, this.entry(member)).catch((err: Error) => this.down('a presence write failed', err))
-    KEEP_ALIVE.run(pub, [key], [this.p.presenceTtl, member.connectionId]).catch(noop)
+    this.presence.add(room, member)
   }
 
   removePresence (room: string, connectionId: string): void {
-    const pub = this.pub
-    if (pub === undefined || this.closed) return
-    if (pub.status !== 'ready') {
-      this.dirtyRooms.add(room)
-      return
-    }
-    pub.hdel(this.presenceKey(room), connectionId).catch((err: Error) => {
-      this.dirtyRooms.add(room)
-      this.down('a presence removal failed', err)
-    })
+    if (this.closed) return
+    this.presence.remove(room, connectionId)
   }
 
-  async members (room: string): Promise<RoomMember[]> {
-    const node = this.node
-    if (node === undefined) return []
-    const local = node.localMembers(room)
-    const pub = this.pub
-    // Without Redis (down, or no answer within presenceTtl / 2, the time a stall takes to be
-    // noticed), the part of the answer we are sure of.
-    if (pub === undefined || this.closed || pub.status !== 'ready' || this.stalled) return local
-    const reply = await withTimeout(
-      MEMBERS.run(pub, [this.presenceKey(room)], [`${this.p.prefix}:node:`, node.nodeId]) as Promise<string[]>,
-      2 * this.heartbeatMs
-    ).catch((err: Error) => {
-      this.down('a members query failed', err)
-      return TIMED_OUT
-    })
-    if (reply === TIMED_OUT || !Array.isArray(reply)) return local
-    const members = [...local]
-    for (let i = 0; i + 1 < reply.length; i += 2) {
-      const value = reply[i + 1]
-      const cut = value.indexOf(SEP)
-      try {
-        members.push({ connectionId: reply[i], user: JSON.parse(value.slice(cut + 1)) })
-      } catch {
-        // not an entry we wrote; skip it
-      }
-    }
-    return members
+  async members (room: string, limit?: number): Promise<RoomMember[]> {
+    if (this.node === undefined) return []
+    // Without Redis (down, or stalled: no answer within presenceTtl / 2), the part we are sure of.
+    if (this.stalled) return this.node.localMembers(room)
+    return await this.presence.members(room, limit, 2 * this.heartbeatMs)
+  }
+
+  async roomSize (room: string): Promise<number | undefined> {
+    if (this.node === undefined || this.stalled) return undefined
+    return await this.presence.size(room, 2 * this.heartbeatMs)
   }
 }

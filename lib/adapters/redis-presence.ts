@@ -1,0 +1,212 @@
+// Cluster-wide presence in Redis: per room a `members` hash (connectionId → nodeId \0 userJson)
+// and a `nodes` hash of leases (nodeId → expiresAt:count). A node's members count as alive while its
+// lease in that room is unexpired; the node renews its lease in every room it has members in each
+// heartbeat (`presenceTtl / 4`), so a node that died without cleaning up (SIGKILL, power loss)
+// leaves `members()` at most `presenceTtl` after its last heartbeat, and the first live node to see
+// its expired lease purges its entries. Liveness lives in each room's own keys (one slot), never in
+// a key of another slot, so the same scripts work on one Redis server and on a Redis Cluster.
+//
+// Counts: the lease carries the node's member count, written with each presence diff (once per
+// interval in batched rooms) and each heartbeat; every heartbeat reads the other live nodes' counts
+// back, which corrects diffs lost in an outage and drops the counts of dead nodes.
+import type { Cluster, Redis } from 'ioredis'
+import type { AdapterNode, PresenceDiff, RoomMember } from '../../types/index.js'
+import type { KeyNames } from './redis-keys.js'
+import { SEP, type SeqCounter } from './redis-bus.js'
+import {
+  ADD_MEMBER, LIVE_COUNTS, MEMBERS, OTHERS_COUNT, PRESENCE_DIFF, PURGE_DEAD_NODE, PURGE_OWN, ROOM_BEAT, WRITE_MEMBERS
+} from './redis-scripts.js'
+
+/** What presence needs of the adapter it belongs to. */
+export interface PresenceLink {
+  readonly node: AdapterNode
+  readonly keys: KeyNames
+  readonly seq: SeqCounter
+  readonly presenceTtl: number
+  /** PUBLISH on one server, SPUBLISH on a cluster. */
+  readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
+  /** The command connection when it can take commands now, else undefined. */
+  ready (): Redis | Cluster | undefined
+  down (reason: string, err?: Error): void
+}
+
+function noop (): void {}
+
+function countsOf (flat: unknown): Map<string, number> {
+  const counts = new Map<string, number>()
+  if (!Array.isArray(flat)) return counts
+  for (let i = 0; i + 1 < flat.length; i += 2) counts.set(String(flat[i]), Number(flat[i + 1]))
+  return counts
+}
+
+export class RedisPresence {
+  private readonly link: PresenceLink
+  /** Rooms where a removal could not reach Redis: purged of our entries when it is back. */
+  private dirtyRooms = new Set<string>()
+
+  constructor (link: PresenceLink) {
+    this.link = link
+  }
+
+  private entry (member: RoomMember): string {
+    return this.link.node.nodeId + SEP + JSON.stringify(member.user)
+  }
+
+  add (room: string, member: RoomMember): void {
+    const pub = this.link.ready()
+    // Not connected: restore() writes every local member when Redis is back.
+    if (pub === undefined) return
+    const { members, nodes } = this.link.keys.room(room)
+    // Not awaited: the join must not wait for Redis, and Redis runs this before the join's diff,
+    // published next on the same connection, so a node that saw the diff sees the member too.
+    ADD_MEMBER.run(pub, [members, nodes], [member.connectionId, this.entry(member), this.link.node.nodeId, this.link.presenceTtl, this.link.node.localCount(room)])
+      .catch((err: Error) => this.link.down('a presence write failed', err))
+  }
+
+  remove (room: string, connectionId: string): void {
+    const pub = this.link.ready()
+    if (pub === undefined) {
+      this.dirtyRooms.add(room)
+      return
+    }
+    pub.hdel(this.link.keys.room(room).members, connectionId).catch((err: Error) => {
+      this.dirtyRooms.add(room)
+      this.link.down('a presence removal failed', err)
+    })
+  }
+
+  /** Publish a diff on the room's channel and record this node's count, in one script. */
+  async diff (room: string, diff: PresenceDiff): Promise<void> {
+    const pub = this.link.ready()
+    if (pub === undefined) throw new Error('Redis is unavailable')
+    const keys = this.link.keys.room(room)
+    const message = this.link.seq.envelope('p', keys.channel, undefined, JSON.stringify({
+      count: diff.count,
+      changes: diff.changes.map((c) => [c.joined ? 1 : 0, c.connectionId, c.user])
+    }))
+    await PRESENCE_DIFF.run(pub, [keys.nodes], [this.link.node.nodeId, this.link.presenceTtl, diff.count, this.link.publishCommand, keys.channel, message])
+  }
+
+  /** After a room subscription: the other live nodes' counts, so this node's first presence frame has the right size. */
+  async readCounts (room: string): Promise<void> {
+    const pub = this.link.ready()
+    if (pub === undefined) return
+    const counts = await LIVE_COUNTS.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId])
+    this.link.node.presenceCounts(room, countsOf(counts))
+  }
+
+  /** Members on every live node, at most `limit`; without Redis, the part this node is sure of. */
+  async members (room: string, limit: number | undefined, timeoutMs: number): Promise<RoomMember[]> {
+    const node = this.link.node
+    const local = node.localMembers(room)
+    const pub = this.link.ready()
+    const wanted = limit === undefined ? Number.MAX_SAFE_INTEGER : limit - local.length
+    if (pub === undefined || wanted <= 0) return limit === undefined ? local : local.slice(0, limit)
+    const { members, nodes } = this.link.keys.room(room)
+    const reply = await withTimeout(MEMBERS.run(pub, [members, nodes], [wanted, node.nodeId]), timeoutMs).catch((err: Error) => {
+      this.link.down('a members query failed', err)
+      return undefined
+    })
+    if (!Array.isArray(reply)) return local
+    const all = [...local]
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      const value = String(reply[i + 1])
+      try {
+        all.push({ connectionId: String(reply[i]), user: JSON.parse(value.slice(value.indexOf(SEP) + 1)) })
+      } catch {
+        // not an entry we wrote; skip it
+      }
+    }
+    return all
+  }
+
+  /** The room's members across live nodes, from their leases (this node's own count is exact). */
+  async size (room: string, timeoutMs: number): Promise<number | undefined> {
+    const pub = this.link.ready()
+    if (pub === undefined) return undefined
+    const others = await withTimeout(OTHERS_COUNT.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId]), timeoutMs).catch(() => undefined)
+    if (typeof others !== 'number') return undefined
+    return this.link.node.localCount(room) + others
+  }
+
+  /** Heartbeat of every local room: renew leases, read the others' counts, heal lost hashes, purge dead nodes. */
+  beat (pub: Redis | Cluster): void {
+    const node = this.link.node
+    const ttl = this.link.presenceTtl
+    for (const room of node.localRooms()) {
+      const sample = node.localMembers(room)[0]
+      if (sample === undefined) continue
+      const keys = this.link.keys.room(room)
+      const history = node.historyLimits !== undefined && node.isHistoryRoom(room)
+      const scriptKeys = history ? [keys.members, keys.nodes, keys.meta] : [keys.members, keys.nodes]
+      ROOM_BEAT.run(pub, scriptKeys, [node.nodeId, ttl, node.localCount(room), sample.connectionId, node.historyLimits?.ttlMs ?? 0])
+        .then((reply) => {
+          const [present, dead, live] = reply as [number, string[], unknown[]]
+          node.presenceCounts(room, countsOf(live))
+          // Our entries there expired or were deleted while we have members there: put them back.
+          if (present === 0) this.writeRoom(pub, room).catch(noop)
+          for (const deadNode of dead) if (deadNode !== node.nodeId) PURGE_DEAD_NODE.run(pub, [keys.members, keys.nodes], [deadNode]).catch(noop)
+        }, noop)
+    }
+  }
+
+  get hasDirtyRooms (): boolean {
+    return this.dirtyRooms.size > 0
+  }
+
+  /**
+   * After a reconnect: forget our entries in rooms where a leave was missed, then write every
+   * local member again (Redis may have restarted empty).
+   */
+  async restore (pub: Redis | Cluster): Promise<void> {
+    const dirty = this.dirtyRooms
+    this.dirtyRooms = new Set()
+    const prefix = this.link.node.nodeId + SEP
+    // Purges first, awaited: a script Redis does not know yet is sent again after the others,
+    // and must not delete the entries written next.
+    await Promise.all(Array.from(dirty, async (room) => {
+      await PURGE_OWN.run(pub, [this.link.keys.room(room).members], [prefix]).catch((err: Error) => {
+        this.dirtyRooms.add(room)
+        throw err
+      })
+    }))
+    await Promise.all(Array.from(this.link.node.localRooms(), async (room) => await this.writeRoom(pub, room)))
+  }
+
+  /** Write every local member of `room` and this node's lease there. */
+  private async writeRoom (pub: Redis | Cluster, room: string): Promise<void> {
+    const node = this.link.node
+    const args: Array<string | number> = [node.nodeId, this.link.presenceTtl, node.localCount(room)]
+    for (const member of node.localMembers(room)) args.push(member.connectionId, this.entry(member))
+    if (args.length === 3) return
+    const { members, nodes } = this.link.keys.room(room)
+    await WRITE_MEMBERS.run(pub, [members, nodes], args)
+  }
+
+  /** Leave the cluster's view now rather than after presenceTtl: our entries and leases go. */
+  async leaveAll (pub: Redis | Cluster): Promise<void> {
+    const node = this.link.node
+    const done: Array<Promise<unknown>> = []
+    for (const room of node.localRooms()) {
+      const { members, nodes } = this.link.keys.room(room)
+      const ids = node.localMembers(room).map((m) => m.connectionId)
+      if (ids.length > 0) done.push(pub.hdel(members, ...ids))
+      done.push(pub.hdel(nodes, node.nodeId))
+    }
+    await Promise.allSettled(done)
+  }
+}
+
+const TIMED_OUT = Symbol('timed out')
+
+/** Resolve with `promise`, or reject after `ms` (the promise keeps running). */
+export async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(resolve, ms, TIMED_OUT)
+    timer.unref()
+  })
+  const result = await Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  if (result === TIMED_OUT) throw new Error(`no answer from Redis within ${ms} ms`)
+  return result
+}
