@@ -54,8 +54,9 @@ t.test('a client that never answers the close does not hang close()', async (t) 
   await s.app.close()
   const took = Date.now() - started
   // It waits for the stuck client's answer for closeTimeout (so a slow but live client can still
-  // finish the closing handshake), then cuts it: not sooner, and not much later.
-  t.ok(took >= 300 - 5 && took < 300 + 2000, `close() resolved after closeTimeout: ${took} ms (closeTimeout 300 ms)`)
+  // finish the closing handshake), then cuts it: not sooner, and not much later. (The lower bound
+  // allows for timers measured from the event loop's cached clock, which can lag Date.now().)
+  t.ok(took >= 300 - 100 && took < 300 + 2000, `close() resolved after closeTimeout: ${took} ms (closeTimeout 300 ms)`)
   t.equal((await closedWithin(polite)).code, 1001)
   t.equal(s.app.server.listening, false, 'the server stopped')
   ;(stuck.ws as any)._socket.resume()
