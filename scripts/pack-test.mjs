@@ -41,6 +41,8 @@ function run (cmd, args, cwd, what, env = {}) {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 120_000,
+    // A step past its time is killed outright: a child that ignores SIGTERM must not hang the run.
+    killSignal: 'SIGKILL',
     env: { ...process.env, npm_config_loglevel: 'error', npm_config_update_notifier: 'false', ...env }
   })
   if (result.status !== 0) {
