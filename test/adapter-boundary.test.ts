@@ -123,6 +123,9 @@ t.test('a failing adapter costs nothing locally: joins ack, broadcasts resolve, 
   await t.resolves(s.app.rooms.broadcast('r', { type: 'local' }))
   t.same(await b.next({ type: 'local' }), { type: 'local' })
   await until(() => s.app.rooms.stats().dropped >= 4)
+  await roundTrip(a)
+  // Two join events, the chat and the broadcast: each failed publication counted once.
+  t.equal(s.app.rooms.stats().dropped, 4, 'every failed publication is counted in dropped, once')
   t.ok(logs.records().some((r) => /rooms adapter subscribeRoom|could not subscribe/.test(r.msg)), 'the subscribe failure is logged')
   t.ok(logs.records().some((r) => /rooms adapter publishToRoom failed/.test(r.msg)), 'the publish failure is logged')
 })

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import { BrowserLikeWebSocket, listen, openClient, rejection } from './client-helpers.js'
-import { freePort } from './helpers.js'
+import { reservedPort } from './helpers.js'
 
 t.test('a refused token (403) is final: one attempt, an error, calls rejected', async (t) => {
   let calls = 0
@@ -120,7 +120,7 @@ t.test('browser-like socket: a server back within the bound is reached, and the 
     }
     return 'tok'
   }
-  const port = await freePort()
+  const port = await reservedPort()
   const { client, events } = openClient(t, `ws://127.0.0.1:${port}/ws`, {
     token,
     WebSocket: BrowserLikeWebSocket,

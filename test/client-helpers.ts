@@ -1,4 +1,4 @@
-// Helpers for the client tests: a restartable server on a fixed port, a recorder that turns
+// Helpers for the client tests: a server that can restart on the same port, a recorder that turns
 // client events into awaitable queues, and a WebSocket that hides handshake statuses the way
 // browsers do.
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -8,6 +8,7 @@ import { connect as connectClient, type RoomsClient, type RoomsClientError } fro
 import wsRooms from '../lib/index.js'
 import type { ConnectOptions, WebSocketLike } from '../types/client.js'
 import type { WsRoomsOptions } from '../types/index.js'
+import { isAddressInUse, reservedPort, retryAddressInUse } from './helpers.js'
 
 export interface Server {
   app: FastifyInstance
@@ -19,11 +20,40 @@ export interface Server {
   upgrades: Array<{ url: string, protocol: string | undefined, authorization: string | undefined }>
 }
 
-/** A rooms server on 127.0.0.1, on `port` (0: any free port). */
+/**
+ * A rooms server on 127.0.0.1, on `port` (0: any free port; a fixed port, e.g. a restart on the
+ * port of a server just closed, is retried while another process holds it for a moment).
+ */
 export async function listen (
   options: WsRoomsOptions = {},
   setup?: (app: FastifyInstance) => void | Promise<void>,
   port = 0
+): Promise<Server> {
+  if (port === 0) return await listenOnce(options, setup, 0)
+  return await retryAddressInUse(async () => await listenOnce(options, setup, port))
+}
+
+/**
+ * A rooms server on a port outside the ephemeral range (see `reservedPort`), for a test that
+ * restarts it on the same port: no other test can be handed that port in between.
+ */
+export async function listenRestartable (
+  options: WsRoomsOptions = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>
+): Promise<Server> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await listenOnce(options, setup, await reservedPort())
+    } catch (err) {
+      if (!isAddressInUse(err) || attempt >= 5) throw err
+    }
+  }
+}
+
+async function listenOnce (
+  options: WsRoomsOptions,
+  setup: ((app: FastifyInstance) => void | Promise<void>) | undefined,
+  port: number
 ): Promise<Server> {
   const app = Fastify({ logger: false })
   const sockets = new Set<Socket>()
@@ -40,7 +70,12 @@ export async function listen (
   })
   await app.register(wsRooms, options)
   if (setup !== undefined) await setup(app)
-  await app.listen({ port, host: '127.0.0.1' })
+  try {
+    await app.listen({ port, host: '127.0.0.1' })
+  } catch (err) {
+    await app.close()
+    throw err
+  }
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   return { app, port: address.port, url: `ws://127.0.0.1:${address.port}/ws`, sockets, upgrades }

@@ -4,8 +4,8 @@ import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { RoomsClientError } from '../lib/client/index.js'
-import { listen, openClient, rejection, type Server } from './client-helpers.js'
-import { freePort } from './helpers.js'
+import { listen, listenRestartable, openClient, rejection, type Server } from './client-helpers.js'
+import { reservedPort } from './helpers.js'
 
 /** Server side of the tests: `kick` closes the caller with a code, `note` records what it got. */
 function setup (notes: unknown[]) {
@@ -23,7 +23,7 @@ function setup (notes: unknown[]) {
 
 t.test('a server restart on the same port: reconnect, rejoin, messages flow again, queued calls sent once', async (t) => {
   const notes: unknown[] = []
-  let server: Server = await listen({}, setup(notes))
+  let server: Server = await listenRestartable({}, setup(notes))
   t.teardown(() => server.app.close())
   const { client: a, events: ea } = openClient(t, server.url, { maxQueuedFrames: 2 })
   const { client: b, events: eb } = openClient(t, server.url)
@@ -159,7 +159,7 @@ t.test('close() rejects what is pending or queued, resolves when the socket is c
   t.equal(wrong.state, 'closed')
 
   // While reconnecting: the retry timer is cancelled and queued calls reject.
-  const port = await freePort()
+  const port = await reservedPort()
   const { client: down, events: downEvents } = openClient(t, `ws://127.0.0.1:${port}/ws`)
   const pending = rejection(down.join('x'))
   await downEvents.next('reconnecting')
@@ -169,7 +169,7 @@ t.test('close() rejects what is pending or queued, resolves when the socket is c
 })
 
 t.test('maxAttempts bounds the retries; reconnect: false makes any loss final', async (t) => {
-  const port = await freePort()
+  const port = await reservedPort()
   const { client, events } = openClient(t, `ws://127.0.0.1:${port}/ws`, { reconnect: { initialDelayMs: 1, maxDelayMs: 5, maxAttempts: 3 } })
   const queued = client.join('x')
   const [final] = await events.next('close', (info) => !info.willReconnect)

@@ -4,7 +4,8 @@ import WebSocket from 'ws'
 import { closedWithin, connect, join, startServer, type TestClient } from './helpers.js'
 
 t.test('fastify.close(): every client gets 1001 and close resolves', async (t) => {
-  const s = await startServer({})
+  const closeTimeout = 5000
+  const s = await startServer({ closeTimeout })
   const clients: TestClient[] = []
   t.teardown(async () => {
     for (const c of clients) c.ws.terminate()
@@ -17,7 +18,11 @@ t.test('fastify.close(): every client gets 1001 and close resolves', async (t) =
   const disconnects: number[] = []
   s.app.rooms.on('disconnect', (_conn, code) => { disconnects.push(code) })
 
+  const started = Date.now()
   await s.app.close()
+  const took = Date.now() - started
+  // Every client answers the close at once: close() must not sit out closeTimeout.
+  t.ok(took < closeTimeout, `close() resolved once every client answered: ${took} ms (closeTimeout ${closeTimeout} ms)`)
   const codes = await Promise.all(clients.map(async (c) => (await closedWithin(c)).code))
   t.same(codes, [1001, 1001, 1001, 1001, 1001], 'every client got 1001')
   t.equal(s.app.server.listening, false, 'the server stopped')
@@ -45,12 +50,19 @@ t.test('a client that never answers the close does not hang close()', async (t) 
   t.teardown(async () => { stuck.ws.terminate(); polite.ws.terminate(); await s.app.close() })
   await join(stuck, 'r')
   ;(stuck.ws as any)._socket.pause()
+  const started = Date.now()
   await s.app.close()
-  t.pass('close() resolved')
+  const took = Date.now() - started
+  // It waits for the stuck client's answer for closeTimeout (so a slow but live client can still
+  // finish the closing handshake), then cuts it: not sooner, and not much later. (The lower bound
+  // allows for timers measured from the event loop's cached clock, which can lag Date.now().)
+  t.ok(took >= 300 - 100 && took < 300 + 2000, `close() resolved after closeTimeout: ${took} ms (closeTimeout 300 ms)`)
   t.equal((await closedWithin(polite)).code, 1001)
+  t.equal(s.app.server.listening, false, 'the server stopped')
   ;(stuck.ws as any)._socket.resume()
-  await closedWithin(stuck)
+  const cut = await closedWithin(stuck)
   t.equal(stuck.ws.readyState, WebSocket.CLOSED, 'the stuck client was cut')
+  t.equal(cut.code, 1001, 'its 1001 was sent before the cut (read once it read again)')
   t.equal(s.app.rooms.stats().connections, 0)
 })
 

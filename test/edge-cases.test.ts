@@ -13,7 +13,7 @@ t.test('a malformed Origin header is refused under the same-origin default', asy
   const s = await serve(t)
   t.equal((await refusedUpgrade(s.url, { headers: { origin: 'not a url' } })).status, 403)
   t.equal((await refusedUpgrade(s.url, { headers: { origin: 'null' } })).status, 403)
-  t.ok(await s.open({ headers: { origin: `http://127.0.0.1:${s.port}` } }), 'the same origin is accepted')
+  t.equal((await s.open({ headers: { origin: `http://127.0.0.1:${s.port}` } })).welcome.event, 'welcome', 'the same origin is accepted')
 })
 
 t.test('authenticate returning an object without a string id is refused (403) and logged', async (t) => {

@@ -1,5 +1,6 @@
 // Shared test helpers: a real server on 127.0.0.1:0 and a `ws` client that queues what it receives,
 // so tests wait for frames and close codes instead of sleeping.
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket, { type ClientOptions } from 'ws'
@@ -184,16 +185,60 @@ export async function until (predicate: () => unknown, timeoutMs = 5000, what = 
   await eventually(async () => (await predicate()) ? true : undefined, what, timeoutMs, 5)
 }
 
-/** A port nothing listens on (taken from the kernel, then released). */
-export async function freePort (): Promise<number> {
+/** The range `listen(0)` draws ports from (Linux: net.ipv4.ip_local_port_range). */
+function ephemeralRange (): { low: number, high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    if (Number.isInteger(low) && Number.isInteger(high) && low <= high) return { low, high }
+  } catch {}
+  return { low: 32768, high: 60999 }
+}
+
+export function isAddressInUse (err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE'
+}
+
+/** Listen on 127.0.0.1:`port` and close again: true when the port was free. */
+async function portIsFree (port: number): Promise<boolean> {
   return await new Promise((resolve, reject) => {
     const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')))
-    })
+    server.once('error', (err) => isAddressInUse(err) ? resolve(false) : reject(err))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
   })
+}
+
+/**
+ * A port nothing listens on, for a server that must come back on the same port (a restart its
+ * clients reconnect to) or a client that must find nothing there. Taken outside the range that
+ * `listen(0)` draws from: the other test file tap runs beside this one binds port 0 everywhere,
+ * and the kernel could hand it a port we released a moment ago, between our close and our next
+ * bind. A fixed-port bind elsewhere could still take it, so bind it with `retryAddressInUse`.
+ */
+export async function reservedPort (): Promise<number> {
+  const { low, high } = ephemeralRange()
+  // Below the ephemeral range when there is room (usually 10000..32767), else above it.
+  const [from, to] = low - 10_000 >= 1000 ? [10_000, low - 1] : [high + 1, 65_535]
+  for (let i = 0; i < 50; i++) {
+    const port = from + Math.floor(Math.random() * (to - from + 1))
+    if (await portIsFree(port)) return port
+  }
+  throw new Error(`no free port found in ${from}..${to}`)
+}
+
+/**
+ * Run `bind` (a listen on a fixed port) again while it fails with EADDRINUSE, for up to
+ * `timeoutMs`: a port another process holds for a moment is not a test failure.
+ */
+export async function retryAddressInUse<T> (bind: () => Promise<T>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await bind()
+    } catch (err) {
+      if (!isAddressInUse(err) || Date.now() > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
 }
 
 /** Open `n` clients (each waits for its welcome). */

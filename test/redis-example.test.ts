@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startCluster } from '../examples/cluster/start.js'
 import { connect, type TestClient } from './helpers.js'
-import { deleteKeys, get, post, SHARED_REDIS, uniquePrefix } from './fixtures/redis-helpers.js'
+import { deleteKeys, get, post, SHARED_REDIS, stopOrKillChildren, uniquePrefix } from './fixtures/redis-helpers.js'
 
 const prefix = uniquePrefix('example')
 const dir = mkdtempSync(join(tmpdir(), 'ws-rooms-cluster-'))
@@ -18,7 +18,9 @@ const cluster = await startCluster({
 const clients: TestClient[] = []
 t.teardown(async () => {
   for (const c of clients) c.ws.terminate()
-  await cluster.stop()
+  // cluster.stop() sends SIGTERM and waits; a node stuck in its shutdown is killed after 5 s.
+  const killed = await stopOrKillChildren(cluster.stop(), 'examples/cluster/node.ts')
+  if (killed.length > 0) t.fail(`cluster nodes ${killed.join(', ')} did not exit within 5 s of SIGTERM and were killed`)
   await deleteKeys(SHARED_REDIS, prefix)
   rmSync(dir, { recursive: true, force: true })
 })

@@ -7,7 +7,7 @@ import { Redis, Cluster } from 'ioredis'
 import wsRooms from '../lib/index.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
 import type { RedisAdapterOptions } from '../types/redis.js'
-import { connect, freePort } from './helpers.js'
+import { connect, reservedPort } from './helpers.js'
 import { RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
 
 const redis = await RedisServer.start()
@@ -45,7 +45,7 @@ t.test('bad options fail register with an error naming the option', async (t) =>
 })
 
 t.test('a Redis that cannot be reached fails register, and nothing keeps retrying', async (t) => {
-  const port = await freePort()
+  const port = await reservedPort() // nothing listens there, and no listen(0) elsewhere can be handed it
   await registerFails(t, { url: `redis://127.0.0.1:${port}` }, 'redisAdapter.url', new RegExp(`could not connect to Redis at 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`))
   const closed = new Redis(redis.url, { lazyConnect: true })
   await closed.connect()

@@ -74,13 +74,13 @@ describe('connect', () => {
   })
 
   test('rejects misuse of options', () => {
-    expect(connect('ws://x', { token: 42 })).type.toRaiseError()
-    expect(connect('ws://x', { tokenTransport: 'header' })).type.toRaiseError()
-    expect(connect('ws://x', { reconnect: true })).type.toRaiseError()
-    expect(connect('ws://x', { reconnect: { factor: '2' } })).type.toRaiseError()
-    expect(connect('ws://x', { WebSocket: class {} })).type.toRaiseError()
-    expect(connect('ws://x', { protocols: 'rooms.v1' })).type.toRaiseError()
-    expect(connect(42)).type.toRaiseError()
+    expect(connect('ws://x', { token: 42 })).type.toRaiseError("Type 'number' is not assignable to type 'string | (() => string | Promise<string>) | undefined'")
+    expect(connect('ws://x', { tokenTransport: 'header' })).type.toRaiseError('Type \'"header"\' is not assignable to type \'"protocol" | "query" | undefined\'')
+    expect(connect('ws://x', { reconnect: true })).type.toRaiseError("Type 'true' is not assignable to type 'false | ReconnectOptions | undefined'")
+    expect(connect('ws://x', { reconnect: { factor: '2' } })).type.toRaiseError("Type 'string' is not assignable to type 'number'")
+    expect(connect('ws://x', { WebSocket: class {} })).type.toRaiseError("is not assignable to type 'WebSocketConstructorLike'")
+    expect(connect('ws://x', { protocols: 'rooms.v1' })).type.toRaiseError("Type 'string' is not assignable to type 'string[]'")
+    expect(connect(42)).type.toRaiseError("Argument of type 'number' is not assignable to parameter of type 'string | URL'")
   })
 })
 
@@ -94,10 +94,10 @@ describe('calls', () => {
   })
 
   test('core calls reject wrong arguments', () => {
-    expect(typed.join(1)).type.toRaiseError()
-    expect(typed.send('lobby')).type.toRaiseError()
-    expect(typed.send('lobby', { text: 'hi' })).type.toRaiseError()
-    expect(typed.leave()).type.toRaiseError()
+    expect(typed.join(1)).type.toRaiseError("Argument of type 'number' is not assignable to parameter of type 'string'")
+    expect(typed.send('lobby')).type.toRaiseError('Expected 2-3 arguments, but got 1')
+    expect(typed.send('lobby', { text: 'hi' })).type.toRaiseError("Argument of type '{ text: string; }' is not assignable to parameter of type 'string'")
+    expect(typed.leave()).type.toRaiseError('Expected 1-2 arguments, but got 0')
   })
 
   test('request is typed from the TypeBox schemas: payload in, ack data out', () => {
@@ -108,18 +108,18 @@ describe('calls', () => {
   })
 
   test('request rejects unknown types, wrong payloads and core types', () => {
-    expect(typed.request('histroy', { room: 'lobby' })).type.toRaiseError()
-    expect(typed.request('history', { room: 1 })).type.toRaiseError()
-    expect(typed.request('history', { limit: 10 })).type.toRaiseError()
-    expect(typed.request('history')).type.toRaiseError()
-    expect(typed.request('post', { room: 'lobby' })).type.toRaiseError()
-    expect(typed.request('join', { room: 'lobby' })).type.toRaiseError()
+    expect(typed.request('histroy', { room: 'lobby' })).type.toRaiseError('Argument of type \'"histroy"\' is not assignable to parameter of type \'"history" | "post" | "ping"\'')
+    expect(typed.request('history', { room: 1 })).type.toRaiseError("Type 'number' is not assignable to type 'string'")
+    expect(typed.request('history', { limit: 10 })).type.toRaiseError("Property 'room' is missing in type '{ limit: number; }'")
+    expect(typed.request('history')).type.toRaiseError('Expected 2-3 arguments, but got 1')
+    expect(typed.request('post', { room: 'lobby' })).type.toRaiseError("Property 'text' is missing in type '{ room: string; }'")
+    expect(typed.request('join', { room: 'lobby' })).type.toRaiseError('Argument of type \'"join"\' is not assignable to parameter of type \'"history" | "post" | "ping"\'')
   })
 
   test('without an application spec, any type and payload object, unknown result', () => {
     expect(untyped.request('anything', { x: 1 })).type.toBe<Promise<unknown>>()
     expect(untyped.request('anything')).type.toBe<Promise<unknown>>()
-    expect(untyped.request('anything', 'text')).type.toRaiseError()
+    expect(untyped.request('anything', 'text')).type.toRaiseError("Argument of type 'string' is not assignable to parameter of type 'Record<string, unknown>'")
   })
 })
 
@@ -153,10 +153,10 @@ describe('events', () => {
   })
 
   test('misuse fails: unknown events, wrong listener types', () => {
-    expect(typed.on('typo', () => {})).type.toRaiseError()
-    expect(typed.on('chat', (event: SystemEvent) => event)).type.toRaiseError()
-    expect(typed.on('typing', (frame: ChatEvent) => frame)).type.toRaiseError()
-    expect(typed.on('state', (state: number) => state)).type.toRaiseError()
+    expect(typed.on('typo', () => {})).type.toRaiseError('Argument of type \'"typo"\' is not assignable to parameter of type \'keyof ClientEvents\'')
+    expect(typed.on('chat', (event: SystemEvent) => event)).type.toRaiseError("Type 'ChatEvent' is not assignable to type 'SystemEvent'")
+    expect(typed.on('typing', (frame: ChatEvent) => frame)).type.toRaiseError("Property 'text' is missing in type 'TypingFrame' but required in type 'ChatEvent'")
+    expect(typed.on('state', (state: number) => state)).type.toRaiseError("Argument of type '(state: number) => number' is not assignable to parameter of type '(state: ConnectionState, previous: ConnectionState) => void'")
   })
 
   test('state and properties', () => {
@@ -173,7 +173,7 @@ describe('errors', () => {
     const err = new RoomsClientError('forbidden', 'refused', { status: 403 })
     expect(err).type.toBeAssignableTo<Error>()
     expect(err.status).type.toBe<number | undefined>()
-    expect(new RoomsClientError('nope', 'x')).type.toRaiseError()
+    expect(new RoomsClientError('nope', 'x')).type.toRaiseError('Argument of type \'"nope"\' is not assignable to parameter of type \'"closed" | "invalid_message"')
   })
 })
 

@@ -63,23 +63,23 @@ describe('register', () => {
 
   test('wrong option types do not compile', () => {
     expect(app.register(wsRooms, { path: 42 })).type.toRaiseError("'number' is not assignable to type 'string'")
-    expect(app.register(wsRooms, { maxPayload: '64k' })).type.toRaiseError()
-    expect(app.register(wsRooms, { rateLimit: true })).type.toRaiseError()
-    expect(app.register(wsRooms, { rateLimit: { max: 10 } })).type.toRaiseError()
-    expect(app.register(wsRooms, { allowedOrigins: 'https://example.com' })).type.toRaiseError()
-    expect(app.register(wsRooms, { allowMissingOrigin: 'yes' })).type.toRaiseError()
-    expect(app.register(wsRooms, { idleTimeout: '60s' })).type.toRaiseError()
-    expect(app.register(wsRooms, { adapter: {} })).type.toRaiseError()
+    expect(app.register(wsRooms, { maxPayload: '64k' })).type.toRaiseError("Type 'string' is not assignable to type 'number'")
+    expect(app.register(wsRooms, { rateLimit: true })).type.toRaiseError("Type 'true' is not assignable to type 'false | RateLimitOptions | undefined'")
+    expect(app.register(wsRooms, { rateLimit: { max: 10 } })).type.toRaiseError("Property 'windowMs' is missing in type '{ max: number; }' but required in type 'RateLimitOptions'")
+    expect(app.register(wsRooms, { allowedOrigins: 'https://example.com' })).type.toRaiseError('Type \'"https://example.com"\' is not assignable to type \'string[] | "*" | OriginCheck | undefined\'')
+    expect(app.register(wsRooms, { allowMissingOrigin: 'yes' })).type.toRaiseError("Type 'string' is not assignable to type 'boolean | undefined'")
+    expect(app.register(wsRooms, { idleTimeout: '60s' })).type.toRaiseError("Type 'string' is not assignable to type 'number'")
+    expect(app.register(wsRooms, { adapter: {} })).type.toRaiseError("Type '{}' is missing the following properties from type 'RoomsAdapter': init, publishToRoom")
   })
 
   test('authenticate must resolve to something with a string id', () => {
-    expect(app.register(wsRooms, { authenticate: () => ({ name: 'no id' }) })).type.toRaiseError()
-    expect(app.register(wsRooms, { authenticate: async () => ({ id: 7 }) })).type.toRaiseError()
-    expect(app.register(wsRooms, { authenticate: () => 'u1' })).type.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: () => ({ name: 'no id' }) })).type.toRaiseError("Property 'id' is missing in type '{ name: string; }' but required in type 'RoomUser'")
+    expect(app.register(wsRooms, { authenticate: async () => ({ id: 7 }) })).type.toRaiseError("Type '{ id: number; }' is not assignable to type 'RoomUser'")
+    expect(app.register(wsRooms, { authenticate: () => 'u1' })).type.toRaiseError("Type 'string' is not assignable to type 'RoomUser | Promise<RoomUser | null | undefined> | null | undefined'")
   })
 
   test('authorizeJoin must return a boolean', () => {
-    expect(app.register(wsRooms, { authorizeJoin: () => 'yes' })).type.toRaiseError()
+    expect(app.register(wsRooms, { authorizeJoin: () => 'yes' })).type.toRaiseError("Type 'string' is not assignable to type 'boolean | Promise<boolean>'")
   })
 
   test('an unknown option does not compile', () => {
@@ -119,10 +119,10 @@ describe('fastify.rooms', () => {
   })
 
   test('misused rooms calls do not compile', () => {
-    expect(app.rooms.broadcast(42, 'x')).type.toRaiseError()
+    expect(app.rooms.broadcast(42, 'x')).type.toRaiseError("Argument of type 'number' is not assignable to parameter of type 'string'")
     expect(app.rooms.broadcast('lobby', 'x', { exclude: 'c1' })).type.toRaiseError("'exclude' does not exist")
-    expect(app.rooms.join('c1')).type.toRaiseError()
-    expect(app.rooms.sendToUser({ id: 'u1' }, 'x')).type.toRaiseError()
+    expect(app.rooms.join('c1')).type.toRaiseError('Expected 2 arguments, but got 1')
+    expect(app.rooms.sendToUser({ id: 'u1' }, 'x')).type.toRaiseError("Argument of type '{ id: string; }' is not assignable to parameter of type 'string'")
     expect(app.rooms.stats().nope).type.toRaiseError("Property 'nope' does not exist")
   })
 
@@ -150,12 +150,12 @@ describe('fastify.rooms', () => {
       return undefined
     })
     // A handler whose declared payload disagrees with the schema
-    expect(app.rooms.handle('vote', schema, (_conn, _msg: { type: string, votes: string }) => undefined)).type.toRaiseError()
+    expect(app.rooms.handle('vote', schema, (_conn, _msg: { type: string, votes: string }) => undefined)).type.toRaiseError("Types of property 'votes' are incompatible")
   })
 
   test('handle needs a TypeBox object schema', () => {
-    expect(app.rooms.handle('vote', Type.String(), () => undefined)).type.toRaiseError()
-    expect(app.rooms.handle('vote', { type: 'object' }, () => undefined)).type.toRaiseError()
+    expect(app.rooms.handle('vote', Type.String(), () => undefined)).type.toRaiseError("Argument of type 'TString' is not assignable to parameter of type 'TObject<TProperties>'")
+    expect(app.rooms.handle('vote', { type: 'object' }, () => undefined)).type.toRaiseError('Argument of type \'{ type: "object"; }\' is not assignable to parameter of type \'TObject<TProperties>\'')
   })
 
   test('on accepts the four event names with matching listeners', () => {
@@ -168,7 +168,7 @@ describe('fastify.rooms', () => {
   test('a wrong event name or listener does not compile', () => {
     expect(app.rooms.on('message', () => {})).type.toRaiseError('"message"')
     expect(app.rooms.on('connection', () => {})).type.toRaiseError('"connection"')
-    expect(app.rooms.on('join', (_conn: RoomConnection, room: number) => { room.toFixed() })).type.toRaiseError()
+    expect(app.rooms.on('join', (_conn: RoomConnection, room: number) => { room.toFixed() })).type.toRaiseError("Argument of type '(_conn: RoomConnection, room: number) => void' is not assignable to parameter of type '(conn: RoomConnection, room: string) => void'")
   })
 })
 

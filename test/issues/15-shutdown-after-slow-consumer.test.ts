@@ -31,7 +31,9 @@ t.test('fastify.close() after a slow consumer was cut takes at most closeTimeout
   const started = Date.now()
   await s.app.close()
   const took = Date.now() - started
-  t.ok(took <= closeTimeout + margin, `close() took ${took} ms (closeTimeout ${closeTimeout} ms)`)
+  // The cut socket gets its closeTimeout (it could still answer), and no more.
+  t.ok(took >= closeTimeout - 100 && took <= closeTimeout + margin, `close() took ${took} ms (closeTimeout ${closeTimeout} ms)`)
+  t.equal((s.app.server as any)._connections, 0, 'no socket is left open')
   t.equal((await closedWithin(polite)).code, 1001, 'the reading client got 1001')
   ;(stuck.ws as any)._socket.resume()
   await closedWithin(stuck)
@@ -48,5 +50,6 @@ t.test('a slow consumer\'s socket is cut within closeTimeout even without a shut
   const serverSockets = (): number => (s.app.server as any)._connections as number
   await until(() => serverSockets() === 0, closeTimeout + 4000 + margin, 'the slow consumer\'s socket to be cut')
   const took = Date.now() - cutAt
-  t.ok(took <= closeTimeout + 2000, `cut ${took} ms after the 1013 (closeTimeout ${closeTimeout} ms, sweep included)`)
+  // Not before closeTimeout (it may still answer the close), not much after.
+  t.ok(took >= closeTimeout - 100 && took <= closeTimeout + 2000, `cut ${took} ms after the 1013 (closeTimeout ${closeTimeout} ms, sweep included)`)
 })
