@@ -170,20 +170,21 @@ function looksLikeUpstream (hostname: string): boolean {
 /**
  * Whether an Origin refused by the same-origin check differs from the compared host the way a
  * reverse proxy makes it differ: same hostname on another port (the proxy's port, or `$host`
- * dropping it), proxy headers present, or a Host that names an upstream rather than a site.
+ * dropping it); or, when the host is the Host header, proxy headers present or a Host that names
+ * an upstream rather than a site. A host a trusted proxy forwarded was passed on on purpose: only
+ * a lost port counts then.
  */
-export function refusalLooksProxied (origin: string, compared: string, request: FastifyRequest): boolean {
-  if (hasProxyHeaders(request)) return true
+export function refusalLooksProxied (origin: string, compared: ComparedHost, request: FastifyRequest): boolean {
   let originUrl: URL
   let hostUrl: URL
   try {
     originUrl = new URL(origin)
-    hostUrl = new URL(`${originUrl.protocol}//${compared}`)
+    hostUrl = new URL(`${originUrl.protocol}//${compared.host}`)
   } catch {
-    return false
+    return compared.from === 'Host' && hasProxyHeaders(request)
   }
   if (originUrl.hostname === hostUrl.hostname) return originUrl.port !== hostUrl.port
-  return looksLikeUpstream(hostUrl.hostname)
+  return compared.from === 'Host' && (hasProxyHeaders(request) || looksLikeUpstream(hostUrl.hostname))
 }
 
 /**
@@ -200,7 +201,7 @@ export class ProxyHints {
     const compared = describeOriginHost(request)
     const fields: Record<string, unknown> = { origin, host: compared.host, hostFrom: compared.from }
     if (compared.ignored !== undefined) fields.ignoredForwardedHost = compared.ignored
-    if (this.#warnedOrigin || !refusalLooksProxied(origin, compared.host, request)) {
+    if (this.#warnedOrigin || !refusalLooksProxied(origin, compared, request)) {
       request.log.info(fields, 'WebSocket upgrade refused: Origin not allowed')
       return
     }
@@ -210,10 +211,10 @@ export class ProxyHints {
       : ` ${compared.ignored.header} ${quoted(compared.ignored.value)} was ignored: ${compared.ignored.why}.`
     request.log.warn(fields,
       `WebSocket upgrade refused: Origin ${quoted(origin)} does not match the host ${quoted(compared.host)} it was compared with ` +
-      `(from the ${compared.from} header).${ignored} A reverse proxy that does not pass the browser's host on causes this. ` +
-      'Fix one of: forward the Host header with its port (nginx: proxy_set_header Host $http_host; $host drops the port), ' +
+      `(from the ${compared.from} header).${ignored} If that Origin is your page's, a reverse proxy that does not pass the browser's host on ` +
+      'causes this. Fix one of: forward the Host header with its port (nginx: proxy_set_header Host $http_host; $host drops the port), ' +
       "or send X-Forwarded-Host and set Fastify's trustProxy to the proxy's address, " +
-      "or list the page's origin in allowedOrigins. " +
+      "or list the page's origin in allowedOrigins. (If it is not your page's, the refusal is right: another site's page tried to connect.) " +
       'This warning is logged once; later refusals are logged at info.')
   }
 

@@ -47,6 +47,11 @@ t.test('same-origin without trustProxy: forwarded hosts are ignored, the compari
   }
   const c = await s.open({ origin: `http://127.0.0.1:${s.port}`, headers: { 'x-forwarded-host': 'evil.example' } })
   t.equal(c.welcome.event, 'welcome', 'the Host still decides: Origin equal to Host is allowed')
+  // An AWS load balancer adds its listener's port to Host by default.
+  await s.open({ origin: 'https://chat.example.com', headers: { host: 'chat.example.com:443' } })
+  t.pass('Host with the default port of the Origin\'s scheme (chat.example.com:443) equals https://chat.example.com')
+  t.equal((await refusedUpgrade(s.url, { origin: 'https://chat.example.com', headers: { host: 'chat.example.com:8443' } })).status, 403,
+    'another port is refused')
 })
 
 t.test('same-origin with trustProxy trusting the peer: X-Forwarded-Host (Fastify) and Forwarded host= (the plugin)', async (t) => {
