@@ -125,17 +125,23 @@ export function originHost (request: FastifyRequest): string {
   return request.host
 }
 
+/** A header value as log lines keep it: at most MAX_LOGGED_LENGTH characters. */
+function shortened (value: string): string {
+  return value.length > MAX_LOGGED_LENGTH ? value.slice(0, MAX_LOGGED_LENGTH) + '…' : value
+}
+
 /** `originHost` with where it came from and what was left out, for log lines. */
 export function describeOriginHost (request: FastifyRequest): ComparedHost {
   const host = originHost(request)
   const xForwardedHost = headerValue(request.headers['x-forwarded-host'])
-  const forwarded = headerValue(request.headers.forwarded)
+  const forwardedHeader = headerValue(request.headers.forwarded)
+  const forwarded = forwardedHeader === undefined ? undefined : shortened(forwardedHeader)
   if (xForwardedHost !== undefined) {
     if (trustsPeer(request)) return { host, from: 'X-Forwarded-Host' }
-    return { host, from: 'Host', ignored: { header: 'X-Forwarded-Host', value: xForwardedHost, why: untrustedWhy(request) } }
+    return { host, from: 'Host', ignored: { header: 'X-Forwarded-Host', value: shortened(xForwardedHost), why: untrustedWhy(request) } }
   }
-  if (forwarded !== undefined) {
-    const elements = parseForwarded(forwarded)
+  if (forwarded !== undefined && forwardedHeader !== undefined) {
+    const elements = parseForwarded(forwardedHeader)
     if (elements === undefined) {
       return {
         host,
@@ -154,7 +160,7 @@ export function describeOriginHost (request: FastifyRequest): ComparedHost {
 
 /** A value from the request, quoted and cut short, for a log message. */
 function quoted (value: string): string {
-  return JSON.stringify(value.length > MAX_LOGGED_LENGTH ? value.slice(0, MAX_LOGGED_LENGTH) + '…' : value)
+  return JSON.stringify(shortened(value))
 }
 
 function hasProxyHeaders (request: FastifyRequest): boolean {
