@@ -5,6 +5,7 @@ import type { FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { AuthenticatedSession, RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import { corkUntilNextTick } from './frame-writer.js'
+import { originHost, ProxyHints } from './proxy-hints.js'
 import {
   AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
   TooManyConnectionsFromIpError
@@ -48,14 +49,22 @@ export function extractToken (request: FastifyRequest): string | undefined {
   return undefined
 }
 
-/** Same-origin: the Origin's host and port equal the request's Host. A missing Origin is a non-browser client. */
+// An authority as a Host header carries it: a bracketed IPv6 literal or a plain name, then an
+// optional port. Anything else (userinfo, a path, spaces) would make URL parsing pick some other host.
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~]+)(?::[0-9]*)?$/
+
+/**
+ * Same-origin: the Origin's host and port equal the request's host (behind a trusted proxy, the
+ * forwarded host: see proxy-hints). A missing Origin is a non-browser client.
+ */
 function isSameOrigin (origin: string | undefined, request: FastifyRequest): boolean {
   if (origin === undefined) return true
-  let originUrl: URL
+  const host = originHost(request)
+  if (!AUTHORITY.test(host)) return false
   try {
-    originUrl = new URL(origin)
+    const originUrl = new URL(origin)
     // Compare under the Origin's scheme so default ports (:80, :443) normalise the same way on both sides.
-    return originUrl.host === new URL(`${originUrl.protocol}//${request.host}`).host
+    return originUrl.host === new URL(`${originUrl.protocol}//${host}`).host
   } catch {
     return false
   }
@@ -87,6 +96,7 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
   const params = broker.params
   const origins = params.origins
   let pendingAuthentications = 0
+  const proxyHints = new ProxyHints()
   // Sockets are counted only for a limit that needs them.
   const countSockets = params.maxConnections > 0 || params.maxConnectionsPerIp > 0
 
@@ -154,7 +164,9 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
 
     function afterOrigin (allowed: boolean): void {
       if (allowed !== true) {
-        request.log.info({ origin: request.headers.origin }, 'WebSocket upgrade refused: Origin not allowed')
+        // Only the same-origin default compares with a host, and only it can be a proxy's doing.
+        if (origins === undefined) proxyHints.sameOriginRefused(request)
+        else request.log.info({ origin: request.headers.origin }, 'WebSocket upgrade refused: Origin not allowed')
         return refuse(new OriginRefusedError())
       }
       // A client that offers subprotocols must get one back; the only one we may answer is rooms.v1
@@ -203,8 +215,13 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
     }
 
     if (params.maxConnections > 0 && broker.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
-    if (params.maxConnectionsPerIp > 0 && (broker.admittedPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
-      return refuse(new TooManyConnectionsFromIpError())
+    if (params.maxConnectionsPerIp > 0) {
+      proxyHints.checkForwardedFor(request, params.maxConnectionsPerIp)
+      if ((broker.admittedPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
+        request.log.info({ ip: request.ip, maxConnectionsPerIp: params.maxConnectionsPerIp },
+          'WebSocket upgrade refused: too many connections from this address')
+        return refuse(new TooManyConnectionsFromIpError())
+      }
     }
     const socket = request.raw.socket as typeof request.raw.socket | undefined
     if (countSockets && socket !== undefined && socket !== null) broker.admit(request.ip, socket)
