@@ -73,12 +73,14 @@ function isSameOrigin (origin: string | undefined, request: FastifyRequest): boo
 /** A log-safe copy of an error thrown by `authenticate`: the token is cut out of its message and stack. */
 function redact (err: unknown, token: string): unknown {
   if (!(err instanceof Error)) return { message: String(err).split(token).join('[redacted]') }
-  return {
-    type: err.name,
-    message: err.message.split(token).join('[redacted]'),
-    stack: err.stack?.split(token).join('[redacted]'),
-    code: (err as { code?: unknown }).code
-  }
+  // Same prototype, so the logger's error serializer still names the type (TypeError, ...);
+  // nothing of the original but these fields, any of which might hold the token.
+  const copy = Object.create(Object.getPrototypeOf(err) as object) as Error & { code?: unknown }
+  copy.message = err.message.split(token).join('[redacted]')
+  copy.stack = err.stack?.split(token).join('[redacted]')
+  const code = (err as { code?: unknown }).code
+  if (code !== undefined) copy.code = code
+  return copy
 }
 
 type AuthenticateResult = RoomUser | AuthenticatedSession | null | undefined
