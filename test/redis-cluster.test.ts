@@ -140,9 +140,11 @@ t.test('the members of a SIGKILLed node leave members() within its presence TTL'
   // to D's, or the live nodes' members would expire with it.
   const redis = new Redis(SHARED_REDIS)
   t.teardown(() => redis.disconnect())
-  const lifetime = await redis.pttl(`${prefix}:presence:lobby`)
   // The others' presenceTtl is the default, 10 s.
-  t.ok(lifetime > presenceTtl && lifetime <= 10_000, `the room's presence lives on at the longest TTL (${lifetime} ms left)`)
+  for (const key of [`${prefix}:{r:lobby}:members`, `${prefix}:{r:lobby}:nodes`]) {
+    const lifetime = await redis.pttl(key)
+    t.ok(lifetime > presenceTtl && lifetime <= 10_000, `the room's ${key.slice(key.lastIndexOf(':') + 1)} live on at the longest TTL (${lifetime} ms left)`)
+  }
 
   const killedAt = Date.now()
   await D.kill()

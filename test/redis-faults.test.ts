@@ -281,14 +281,18 @@ t.test('a room\'s presence hash that vanished is written again by the next heart
   const admin = await redis.open()
   t.teardown(() => admin.disconnect())
   const before = (await A.app.rooms.members('r')).map((m) => m.user.id).sort()
-  t.equal(await admin.del(`${prefix}:presence:r`), 1, 'the hash existed, and is deleted behind the nodes\' backs')
+  const members = `${prefix}:{r:r}:members`
+  const leases = `${prefix}:{r:r}:nodes`
+  t.equal(await admin.del(members, leases), 2, 'the members hash and the nodes\' leases existed, and are deleted behind the nodes\' backs')
   const users = await eventually(async () => {
     const ids = (await A.app.rooms.members('r')).map((m) => m.user.id).sort()
     return ids.length === before.length ? ids : undefined
   }, 'B to write its entries again', 5 * presenceTtl)
   t.same(users, before, 'every member is listed again')
-  const ttl = await admin.pttl(`${prefix}:presence:r`)
-  t.ok(ttl > 0 && ttl <= presenceTtl, `and the hash expires again, within presenceTtl (${ttl} ms left)`)
+  for (const key of [members, leases]) {
+    const ttl = await admin.pttl(key)
+    t.ok(ttl > 0 && ttl <= presenceTtl, `and ${key.slice(prefix.length + 1)} expires again, within presenceTtl (${ttl} ms left)`)
+  }
 })
 
 t.test('fastify.close() closes every connection the adapter opened', async (t) => {

@@ -66,7 +66,7 @@ t.test('with a url: close() closes both connections and removes the node\'s keys
   const names = (await redis.clients()).map((line) => /name=(\S*)/.exec(line)?.[1]).sort()
   const nodeId = (app.rooms as unknown as { nodeId: string }).nodeId
   t.same(names, [`fastify-ws-rooms-${nodeId}-pub`, `fastify-ws-rooms-${nodeId}-sub`], 'a publisher and a subscriber, named after the node')
-  t.same((await redis.command('KEYS', `${prefix}:*`) as string[]).sort(), [`${prefix}:node:${nodeId}`, `${prefix}:presence:r`])
+  t.same((await redis.command('KEYS', `${prefix}:*`) as string[]).sort(), [`${prefix}:{r:r}:members`, `${prefix}:{r:r}:nodes`], 'the room\'s members and this node\'s lease there')
   client.ws.terminate()
   await app.close()
   t.same(await redis.clients(), [], 'CLIENT LIST is empty after fastify.close()')

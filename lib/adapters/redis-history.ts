@@ -7,6 +7,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
 import { newEpoch } from '../history/memory-history.js'
 import type { KeyNames } from './redis-keys.js'
+import { withTimeout } from './redis-presence.js'
 import { PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
 
 export interface HistoryLink {
@@ -16,6 +17,8 @@ export interface HistoryLink {
   readonly historyLimits: HistoryLimits | undefined
   /** The command connection when publications can go out now (connected, not stalled), else undefined. */
   writable (): Redis | Cluster | undefined
+  /** How long a read may take before it counts as failed. */
+  readonly readTimeoutMs: number
   down (reason: string, err?: Error): void
 }
 
@@ -54,7 +57,7 @@ export class RedisHistory implements RoomsHistory {
     if (pub === undefined) throw new Error('Redis is unreachable, so the room\'s history cannot be read')
     const { ttlMs } = this.limits()
     const keys = this.link.keys.room(room)
-    const reply = await READ_HISTORY.run(pub, [keys.meta, keys.stream], [after, limit ?? -1, ttlMs, newEpoch()]) as unknown[]
+    const reply = await withTimeout(READ_HISTORY.run(pub, [keys.meta, keys.stream], [after, limit ?? -1, ttlMs, newEpoch()]), this.link.readTimeoutMs) as unknown[]
     const [epoch, last, complete] = reply
     const messages: HistoryPage['messages'] = []
     // After the three head fields: offset, payload, except (empty when none), per message.

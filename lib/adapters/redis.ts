@@ -104,6 +104,8 @@ class RedisAdapter implements RoomsAdapter {
   private get p (): RedisParams { return this.params as RedisParams }
   get presenceTtl (): number { return this.p.presenceTtl }
   get historyLimits (): HistoryLimits | undefined { return this.node?.historyLimits }
+  /** How long a read may take before it counts as failed (a Redis that stopped answering). */
+  get readTimeoutMs (): number { return 2 * this.heartbeatMs }
 
   /** History rooms are ordered by Redis (set once init has run). */
   get history (): RedisHistory | undefined { return this.historyStore }
@@ -421,9 +423,10 @@ class RedisAdapter implements RoomsAdapter {
 
   async subscribeRoom (room: string): Promise<void> {
     this.rooms.add(room)
+    // The counts only size the first presence frame: never hold a join for them (a frozen Redis).
     await Promise.all([
       this.subscribe(this.keys.roomChannel(room)),
-      this.presence.readCounts(room).catch(noop)
+      this.stalled ? undefined : settleWithin(this.presence.readCounts(room), this.heartbeatMs)
     ])
   }
 
