@@ -304,3 +304,14 @@ t.test('fastify.close() closes every connection the adapter opened', async (t) =
   for (const s of servers.splice(0)) await s.app.close()
   t.same(await redis.clients(), [], 'CLIENT LIST is empty after close')
 })
+
+t.test('fastify.close() with Redis gone does not wait for connections that have no socket', async (t) => {
+  // ioredis ends a connection that waits to reconnect without an 'end' event: waiting for one
+  // held close() for two heartbeat intervals (here 2 × 15 s).
+  const server = await startServer({ adapter: redisAdapter({ url: redis.url, prefix, presenceTtl: 60_000 }) })
+  await redis.stop('SIGKILL')
+  const closing = server.app.close().then(() => 'closed' as const)
+  const late = new Promise<'late'>((resolve) => setTimeout(resolve, 5000, 'late').unref())
+  t.equal(await Promise.race([closing, late]), 'closed', 'close() resolved before 5 s')
+  await closing
+})

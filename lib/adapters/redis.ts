@@ -49,6 +49,14 @@ function ended (conn: Redis): Promise<void> {
   return new Promise((resolve) => conn.once('end', () => resolve()))
 }
 
+/**
+ * Whether `conn` has a socket to close: one waiting to reconnect has none, and ioredis ends it
+ * on disconnect() without an 'end' event (nothing to wait for).
+ */
+function hasSocket (conn: Redis): boolean {
+  return conn.status === 'connecting' || conn.status === 'connect' || conn.status === 'ready'
+}
+
 async function settleWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
   try {
     await withTimeout(promise, ms)
@@ -220,21 +228,21 @@ class RedisAdapter implements RoomsAdapter {
     const { pub, sub } = this
     if (pub === undefined || sub === undefined) return
     sub.on('error', noop)
-    const subEnded = ended(sub)
+    const subEnded = hasSocket(sub) ? ended(sub) : undefined
     sub.disconnect()
     // Leave the cluster's view now rather than after presenceTtl.
     if (pub.status === 'ready') await settleWithin(this.presence.leaveAll(pub), this.heartbeatMs)
     if (this.ownsPublisher) {
       pub.on('error', noop)
-      const pubEnded = ended(pub)
+      const pubEnded = hasSocket(pub) ? ended(pub) : undefined
       if (pub.status === 'ready') {
         if (!await settleWithin(pub.quit(), this.heartbeatMs)) pub.disconnect()
       } else {
         pub.disconnect()
       }
-      await settleWithin(pubEnded, this.heartbeatMs)
+      if (pubEnded !== undefined) await settleWithin(pubEnded, this.heartbeatMs)
     }
-    await settleWithin(subEnded, this.heartbeatMs)
+    if (subEnded !== undefined) await settleWithin(subEnded, this.heartbeatMs)
   }
 
   // ---- outages ----
