@@ -94,8 +94,11 @@ export class RoomStream {
     let frame: Buffer | undefined
     for (const conn of this.room.members) {
       if (conn.id === entry.except) continue
+      const joiner = joiners?.get(conn)
+      // A join still waiting for an earlier step (its subscription) reads its start later: the read
+      // gives it this message (or puts it before the join), never the live flow as well.
+      if (joiner === undefined && conn.joining?.has(this.room.name) === true) continue
       if (joiners !== null) {
-        const joiner = joiners.get(conn)
         if (joiner !== undefined) {
           if (!joiner.ready) {
             joiner.buffer!.push(entry)
@@ -200,7 +203,11 @@ export class RoomStream {
    */
   join (conn: Connection, since: StreamPosition | undefined): StreamJoinAck | Promise<StreamJoinAck> {
     const settled = this.epoch !== undefined && !this.repairing && this.held.length === 0
-    if (since === undefined && settled) return { epoch: this.epoch!, offset: this.offset }
+    if (since === undefined && settled) {
+      // Known position: the joiner takes the live flow from here (what comes before its ack waits for it).
+      ;(this.joiners ??= new Map()).set(conn, { from: this.offset, buffer: [], ready: false })
+      return { epoch: this.epoch!, offset: this.offset }
+    }
     const joiner: Joiner = { from: -1, buffer: [], ready: false }
     ;(this.joiners ??= new Map()).set(conn, joiner)
     // Without `since` only the position is needed (limit 0).

@@ -41,6 +41,10 @@ export interface ChaosResult {
   duplicatesDropped: number
   deliveriesChecked: number
   redisRestarts: number
+  /** What the nodes logged at warn and above, by message. */
+  serverLogs: Record<string, number>
+  /** Close codes the clients saw (their own cuts are 1006). */
+  closes: Record<string, number>
 }
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed with its seed. */
@@ -102,6 +106,8 @@ class ChaosClient {
     this.node = node
     this.joined.clear()
     this.recovering.clear()
+    this.since.clear()
+    this.joinsSent = 0
     // What was in flight on the old connection will never be answered.
     run.result.unanswered += this.pending.size
     this.pending.clear()
@@ -111,6 +117,7 @@ class ChaosClient {
     ws.on('message', (data) => this.receive(run, ws, JSON.parse(data.toString())))
     ws.on('close', (code) => {
       if (this.ws !== ws || this.stopped) return
+      run.result.closes[code] = (run.result.closes[code] ?? 0) + 1
       this.ws = undefined
       // Cut by the test, or closed by a node (1012: history lost; 1001: node closing): back soon.
       if (code !== 1000 && code !== 1005 && code !== 1006 && code !== 1012 && code !== 1001) run.problem(`${this.user}: closed with ${code}`)
@@ -134,7 +141,7 @@ class ChaosClient {
       if (view.seen(offset)) {
         // Recovery replays from the watermark: offsets seen ahead of it come again and are dropped (§9: the client does).
         if (inRecovery && offset > view.watermark) run.result.duplicatesDropped++
-        else run.problem(`${this.user}: offset ${offset} of ${frame.room} twice (${inRecovery ? 'recovery' : 'live'})`)
+        else run.problem(`${this.user}: offset ${offset} of ${frame.room} twice (${inRecovery ? 'recovery' : 'live'}; node ${this.node}, joined with since ${this.since.get(frame.room) ?? 'none'}, watermark ${view.watermark}, joins on this connection ${this.joinsSent})`)
         return
       }
       if (inRecovery) {
@@ -170,10 +177,16 @@ class ChaosClient {
     }
   }
 
+  /** The `since` offset of the last join of each room on this connection (for the report). */
+  private readonly since = new Map<string, number>()
+  private joinsSent = 0
+
   private join (ws: WebSocket, room: string): void {
     const view = this.rooms.get(room)!
     const frame: Record<string, unknown> = { type: 'join', room, id: `join:${room}` }
     if (view.epoch !== undefined) frame.since = { epoch: view.epoch, offset: view.watermark }
+    this.since.set(room, view.watermark)
+    this.joinsSent++
     ws.send(JSON.stringify(frame))
   }
 
@@ -250,7 +263,9 @@ class ChaosRun {
     reportedLost: 0,
     duplicatesDropped: 0,
     deliveriesChecked: 0,
-    redisRestarts: 0
+    redisRestarts: 0,
+    serverLogs: {},
+    closes: {}
   }
 
   readonly refusedTexts = new Set<string>()
@@ -259,6 +274,15 @@ class ChaosRun {
   readonly rand: () => number
   urls: string[] = []
   constructor (seed: number) { this.rand = random(seed) }
+
+  /** Warnings and errors the nodes logged, by message (how often). */
+  readonly serverLogs = new Map<string, number>()
+  serverLog (node: number, line: string): void {
+    let msg = line
+    try { msg = String(JSON.parse(line).msg) } catch {}
+    msg = `node ${node}: ${msg.replace(/[0-9a-f]{12}|\d+/g, 'N')}`
+    this.serverLogs.set(msg, (this.serverLogs.get(msg) ?? 0) + 1)
+  }
 
   problem (text: string): void {
     if (this.result.problems.length < 50) this.result.problems.push(text)
@@ -275,7 +299,7 @@ export async function runHistoryChaos (options: ChaosOptions): Promise<ChaosResu
   const rooms = Array.from({ length: options.rooms }, (_, i) => `h-${i}`)
   try {
     for (let i = 0; i < options.nodes; i++) {
-      const app = Fastify({ logger: false })
+      const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { run.serverLog(i, line) } } } })
       await app.register(wsRooms, {
         authenticate: (token) => ({ id: token }),
         rateLimit: false,
@@ -366,6 +390,7 @@ export async function runHistoryChaos (options: ChaosOptions): Promise<ChaosResu
         run.result.deliveriesChecked += view.payloads.size
       }
     }
+    run.result.serverLogs = Object.fromEntries(run.serverLogs)
     for (const [text, offset] of run.sentOffsets) if (run.refusedTexts.has(text)) run.problem(`${text} acked at ${offset} and refused`)
     return run.result
   } finally {
