@@ -75,7 +75,7 @@ describe('register', () => {
   test('authenticate must resolve to something with a string id', () => {
     expect(app.register(wsRooms, { authenticate: () => ({ name: 'no id' }) })).type.toRaiseError("Property 'id' is missing in type '{ name: string; }' but required in type 'RoomUser'")
     expect(app.register(wsRooms, { authenticate: async () => ({ id: 7 }) })).type.toRaiseError("Type '{ id: number; }' is not assignable to type 'RoomUser'")
-    expect(app.register(wsRooms, { authenticate: () => 'u1' })).type.toRaiseError("Type 'string' is not assignable to type 'RoomUser | Promise<RoomUser | null | undefined> | null | undefined'")
+    expect(app.register(wsRooms, { authenticate: () => 'u1' })).type.toRaiseError("Type 'string' is not assignable to type 'RoomUser | AuthenticatedSession | Promise<RoomUser | AuthenticatedSession | null | undefined> | null | undefined'")
   })
 
   test('authorizeJoin must return a boolean', () => {
@@ -183,10 +183,42 @@ describe('wire types', () => {
   test('server messages include acks with optional data and errors with documented codes', () => {
     expect<ServerMessage>().type.toBeAssignableFrom<AckMessage>()
     expect<AckMessage>().type.toBeAssignableFrom({ type: 'ack' as const, id: 'a', data: { any: 'thing' } })
-    expect<ErrorCode>().type.toBe<'invalid_message' | 'rate_limited' | 'forbidden' | 'not_in_room' | 'too_many_rooms' | 'invalid_room' | 'internal_error'>()
+    expect<ErrorCode>().type.toBe<'invalid_message' | 'rate_limited' | 'forbidden' | 'not_in_room' | 'too_many_rooms' | 'invalid_room' | 'internal_error' | 'unavailable'>()
   })
 
   test('memoryAdapter returns a RoomsAdapter', () => {
     expect(memoryAdapter()).type.toBe<RoomsAdapter>()
+  })
+})
+
+describe('v2 (§9–§11)', () => {
+  const app = Fastify()
+
+  test('history, presence and members options', () => {
+    expect(app.register(wsRooms, {
+      history: { size: 50, ttlMs: 60_000, rooms: (room: string) => room.startsWith('chat:') },
+      presenceEvents: (room: string) => room === 'stage' ? 'batched' : 'each',
+      presenceEachMax: 50,
+      presenceInterval: 100,
+      membersLimit: 200
+    })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { history: false, presenceEvents: 'auto' })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { presenceEvents: 'sometimes' })).type.toRaiseError()
+    expect(app.register(wsRooms, { history: { size: '100' } })).type.toRaiseError()
+  })
+
+  test('authenticate may return a session with expiresAt', () => {
+    expect(app.register(wsRooms, { authenticate: async () => ({ user: { id: 'u1' }, expiresAt: Date.now() + 60_000 }) })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: () => ({ user: { id: 'u1' }, expiresAt: 'tomorrow' }) })).type.toRaiseError()
+  })
+
+  test('history(), members(limit), disconnectUser, joinUser, leaveUser', () => {
+    const rooms = app.rooms
+    expect(rooms.history('r', { after: 10, limit: 5 })).type.toBe<Promise<{ epoch: string, offset: number, messages: Array<Record<string, unknown> & { offset: number }> }>>()
+    expect(rooms.members('r', { limit: 10 })).type.toBe<Promise<RoomMember[]>>()
+    expect(rooms.disconnectUser('u1', { code: 4003, reason: 'Banned' })).type.toBe<Promise<void>>()
+    expect(rooms.joinUser('u1', 'r')).type.toBe<Promise<void>>()
+    expect(rooms.leaveUser('u1', 'r')).type.toBe<Promise<void>>()
+    expect(rooms.disconnectUser('u1', { code: '4003' })).type.toRaiseError()
   })
 })

@@ -108,6 +108,7 @@ class ChaosClient {
     this.recovering.clear()
     this.since.clear()
     this.joinsSent = 0
+    this.trace = []
     // What was in flight on the old connection will never be answered.
     run.result.unanswered += this.pending.size
     this.pending.clear()
@@ -138,10 +139,11 @@ class ChaosClient {
       }
       const inRecovery = !this.joined.has(frame.room)
       const offset: number = frame.offset
+      if (inRecovery) this.trace.push(offset)
       if (view.seen(offset)) {
         // Recovery replays from the watermark: offsets seen ahead of it come again and are dropped (§9: the client does).
         if (inRecovery && offset > view.watermark) run.result.duplicatesDropped++
-        else run.problem(`${this.user}: offset ${offset} of ${frame.room} twice (${inRecovery ? 'recovery' : 'live'}; node ${this.node}, joined with since ${this.since.get(frame.room) ?? 'none'}, watermark ${view.watermark}, joins on this connection ${this.joinsSent})`)
+        else run.problem(`${this.user}: offset ${offset} of ${frame.room} twice (${inRecovery ? 'recovery' : 'live'}; node ${this.node}, joined with since ${this.since.get(frame.room) ?? 'none'}, watermark ${view.watermark}, joins on this connection ${this.joinsSent}; before the ack: ${this.trace.join(',')})`)
         return
       }
       if (inRecovery) {
@@ -180,6 +182,7 @@ class ChaosClient {
   /** The `since` offset of the last join of each room on this connection (for the report). */
   private readonly since = new Map<string, number>()
   private joinsSent = 0
+  private trace: number[] = []
 
   private join (ws: WebSocket, room: string): void {
     const view = this.rooms.get(room)!
