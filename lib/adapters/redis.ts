@@ -425,6 +425,7 @@ class RedisAdapter implements RoomsAdapter {
         return
       }
       const missed = this.seq.received(channel, envelope.from, envelope.seq)
+      if (missed < 0) return // late, and already counted as missing
       if (missed > 0) node.countDropped(missed)
       if (envelope.kind === 'p') {
         const diff = room !== undefined ? parseDiff(envelope.body) : undefined
