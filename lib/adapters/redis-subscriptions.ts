@@ -132,10 +132,15 @@ export class ShardedSubscriptions {
     if (shard !== undefined) return shard
     const cut = key.lastIndexOf(':')
     const given = (this.cluster.options.redisOptions ?? {}) as RedisOptions
+    // The slot map has the nodes' own addresses: translate them as the Cluster does (NAT, Docker).
+    const natMap = this.cluster.options.natMap as unknown
+    const mapped = (typeof natMap === 'function'
+      ? natMap(key)
+      : (natMap as Record<string, { host: string, port: number }> | undefined)?.[key]) as { host: string, port: number } | undefined
     const conn = new Redis({
       ...given,
-      host: key.slice(0, cut),
-      port: Number(key.slice(cut + 1)),
+      host: mapped?.host ?? key.slice(0, cut),
+      port: mapped?.port ?? Number(key.slice(cut + 1)),
       lazyConnect: true,
       // One attempt per connection: when it closes, its channels are re-placed from a fresh slot map.
       retryStrategy: () => null,
