@@ -1,6 +1,6 @@
 // Public types of `fastify-ws-rooms/redis` (CONTRACT §7): the Redis adapter. ioredis is an optional
 // peer dependency, needed only by users of this subpath.
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { RoomsAdapter } from './index.js'
 
 export interface RedisAdapterOptions {
@@ -8,8 +8,14 @@ export interface RedisAdapterOptions {
    * An ioredis `Redis` instance to publish and keep presence with. The adapter subscribes on a
    * `duplicate()` of it, which it closes on `fastify.close()`; the client itself stays yours and
    * stays open. Give either `client` or `url`.
+   *
+   * An ioredis `Cluster` (Redis 7 or newer) puts the adapter in cluster mode: rooms, users and user
+   * commands travel over sharded pub/sub (SPUBLISH / SSUBSCRIBE on the master of each room's slot,
+   * through subscriber connections the adapter opens with the Cluster's `redisOptions` and closes on
+   * `fastify.close()`), broadcastAll over plain PUBLISH, and every key and channel of one room hashes
+   * to one slot. The Cluster stays yours and stays open.
    */
-  client?: Redis
+  client?: Redis | Cluster
   /**
    * `redis://[user:password@]host:port[/db]` or `rediss://…`. The adapter opens its own two
    * connections and closes both on `fastify.close()`. Default `redis://127.0.0.1:6379`.

@@ -2,7 +2,7 @@
 // package name, so they resolve via package.json "exports" like a user's would.
 import { expect, test, describe } from 'tstyche'
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import wsRooms, { type RoomsAdapter } from 'fastify-ws-rooms'
 import { redisAdapter, type RedisAdapterOptions } from 'fastify-ws-rooms/redis'
 
@@ -15,7 +15,11 @@ describe('redisAdapter', () => {
   test('takes a client, a url, a prefix and a presence TTL', () => {
     expect(redisAdapter({ client: new Redis() })).type.not.toRaiseError()
     expect(redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: 'chat', presenceTtl: 5000 })).type.not.toRaiseError()
-    expect<RedisAdapterOptions['client']>().type.toBe<Redis | undefined>()
+    expect<RedisAdapterOptions['client']>().type.toBe<Redis | Cluster | undefined>()
+  })
+
+  test('takes an ioredis Cluster (sharded pub/sub, §12)', () => {
+    expect(redisAdapter({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }]), prefix: 'chat' })).type.not.toRaiseError()
   })
 
   test('misuse does not compile', () => {

@@ -68,7 +68,12 @@ export class SeqCounter {
     return kind + this.nodeId + SEP + seq.toString(36) + SEP + (except ?? '') + SEP + body
   }
 
-  /** How many of `from`'s publications on `channel` went missing before this one (0 when none). */
+  /**
+   * How many of `from`'s publications on `channel` went missing before this one (0 when none), or
+   * -1 when it is older than one already received: a publication a Redis Cluster client retried
+   * after a failover, arriving after later ones. It was counted in the gap; delivering it now would
+   * break the publisher's order. Seq 1 is a publisher starting its count again, never stale.
+   */
   received (channel: string, from: string, seq: number): number {
     let streams = this.seen.get(channel)
     if (streams === undefined) {
@@ -76,6 +81,7 @@ export class SeqCounter {
       this.seen.set(channel, streams)
     }
     const last = streams.get(from)
+    if (last !== undefined && seq <= last && seq !== 1) return -1
     streams.set(from, seq)
     return last !== undefined && seq > last + 1 ? seq - last - 1 : 0
   }

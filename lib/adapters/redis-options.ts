@@ -1,6 +1,6 @@
 // The Redis adapter's options, checked once when the adapter is created: a bad one fails
 // `register` with an error naming it (`redisAdapter.url`, ...), before any connection opens.
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { InvalidOptionError } from '../errors.js'
 import { describe } from '../options.js'
 
@@ -10,7 +10,8 @@ const DEFAULT_PRESENCE_TTL = 10_000
 const KNOWN_OPTIONS = new Set(['client', 'url', 'prefix', 'presenceTtl'])
 
 export interface RedisParams {
-  client: Redis | undefined
+  /** A Redis, or a Cluster (then sharded pub/sub, §12). */
+  client: Redis | Cluster | undefined
   url: string
   prefix: string
   presenceTtl: number
@@ -31,10 +32,7 @@ export function normaliseRedisOptions (input: unknown): RedisParams {
   if (client !== undefined) {
     const c = client as Partial<Redis> | null
     if (c === null || typeof c !== 'object' || typeof c.duplicate !== 'function' || typeof c.publish !== 'function' || typeof c.status !== 'string') {
-      throw new InvalidOptionError('redisAdapter.client', `expected an ioredis Redis instance, got ${describe(client)}`)
-    }
-    if ((c as { isCluster?: boolean }).isCluster === true) {
-      throw new InvalidOptionError('redisAdapter.client', 'an ioredis Cluster is not supported; pass a Redis instance')
+      throw new InvalidOptionError('redisAdapter.client', `expected an ioredis Redis instance or Cluster, got ${describe(client)}`)
     }
   }
   if (url !== undefined) {
@@ -54,5 +52,5 @@ export function normaliseRedisOptions (input: unknown): RedisParams {
   if (typeof presenceTtl !== 'number' || !Number.isSafeInteger(presenceTtl) || presenceTtl < 200) {
     throw new InvalidOptionError('redisAdapter.presenceTtl', `expected an integer number of milliseconds >= 200, got ${describe(presenceTtl)}`)
   }
-  return { client: client as Redis | undefined, url: (url as string | undefined) ?? DEFAULT_URL, prefix, presenceTtl }
+  return { client: client as Redis | Cluster | undefined, url: (url as string | undefined) ?? DEFAULT_URL, prefix, presenceTtl }
 }

@@ -15,7 +15,12 @@
 // held up. When both connections are ready again the adapter resubscribes every room and user it
 // has locally, re-registers its presence, has every history room check its position (missed
 // messages are read back from the stream), and logs once that Redis is back.
-import { Redis, type RedisOptions } from 'ioredis'
+//
+// Redis Cluster (§12). Given an ioredis `Cluster`, the adapter publishes and runs its scripts through
+// it (each script touches one room's slot), uses SPUBLISH for room and user channels, and subscribes
+// through redis-subscriptions.ts (SSUBSCRIBE per channel on the master of its slot, reconciled with
+// the slot map); broadcastAll stays plain PUBLISH, which a cluster carries to every node.
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import type {
   AdapterNode, HistoryLimits, PresenceChange, PresenceDiff, RoomMember, RoomsAdapter, UserCommand
 } from '../../types/index.js'
@@ -26,6 +31,7 @@ import { RedisHistory } from './redis-history.js'
 import { KeyNames } from './redis-keys.js'
 import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
 import { RedisPresence, withTimeout } from './redis-presence.js'
+import { ShardedSubscriptions } from './redis-subscriptions.js'
 
 /** Channels one SUBSCRIBE carries when resubscribing many at once. */
 const SUBSCRIBE_BATCH = 1000
@@ -44,7 +50,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RoomsAdapter {
 function noop (): void {}
 
 /** Resolves when `conn` will not reconnect any more (its socket is closed). */
-function ended (conn: Redis): Promise<void> {
+function ended (conn: Redis | Cluster): Promise<void> {
   if (conn.status === 'end') return Promise.resolve()
   return new Promise((resolve) => conn.once('end', () => resolve()))
 }
@@ -53,7 +59,7 @@ function ended (conn: Redis): Promise<void> {
  * Whether `conn` has a socket to close: one waiting to reconnect has none, and ioredis ends it
  * on disconnect() without an 'end' event (nothing to wait for).
  */
-function hasSocket (conn: Redis): boolean {
+function hasSocket (conn: Redis | Cluster): boolean {
   return conn.status === 'connecting' || conn.status === 'connect' || conn.status === 'ready'
 }
 
@@ -80,9 +86,11 @@ class RedisAdapter implements RoomsAdapter {
   node!: AdapterNode
   keys!: KeyNames
   seq!: SeqCounter
-  readonly publishCommand = 'PUBLISH' as const
-  private pub: Redis | undefined
+  publishCommand: 'PUBLISH' | 'SPUBLISH' = 'PUBLISH'
+  private pub: Redis | Cluster | undefined
   private sub: Redis | undefined
+  /** Cluster mode: the sharded subscriptions (there is no `sub` connection then). */
+  private shards: ShardedSubscriptions | undefined
   private ownsPublisher = false
   private readonly heartbeatMs: number = 0
   private presence!: RedisPresence
@@ -102,7 +110,7 @@ class RedisAdapter implements RoomsAdapter {
   private pubSynced = false
   private subSynced = false
   private closed = false
-  private readonly listeners: Array<[Redis, string, (...args: any[]) => void]> = []
+  private readonly listeners: Array<[Redis | Cluster, string, (...args: any[]) => void]> = []
 
   constructor (params: RedisParams | Error) {
     this.params = params
@@ -132,6 +140,7 @@ class RedisAdapter implements RoomsAdapter {
     this.presence = new RedisPresence(this)
     this.historyStore = new RedisHistory(this)
     const given = this.p.client
+    if (given !== undefined && given.isCluster) return await this.initCluster(given as Cluster)
     const optionName = given !== undefined ? 'redisAdapter.client' : 'redisAdapter.url'
     let pub: Redis | undefined
     let sub: Redis | undefined
@@ -140,7 +149,7 @@ class RedisAdapter implements RoomsAdapter {
     try {
       if (given !== undefined) {
         if (given.status === 'end' || given.status === 'close') throw new Error('the client is closed')
-        pub = given
+        pub = given as Redis
       } else {
         pub = new Redis(this.p.url, {
           lazyConnect: true,
@@ -199,8 +208,47 @@ class RedisAdapter implements RoomsAdapter {
     this.heartbeat.unref()
   }
 
+  /** Cluster mode: publish and run scripts through the user's Cluster, subscribe per shard. */
+  private async initCluster (cluster: Cluster): Promise<void> {
+    this.publishCommand = 'SPUBLISH'
+    let lastError: Error | undefined
+    const remember = (err: Error): void => { lastError ??= err }
+    cluster.on('error', remember)
+    const shards = new ShardedSubscriptions(cluster, this.keys.all, {
+      receive: (channel, message) => this.receive(channel, message),
+      lost: (reason, err) => { this.subSynced = false; this.down(reason, err) },
+      restored: () => {
+        this.subSynced = true
+        // What was published while a channel had no subscription is read back from history streams.
+        this.node.resyncHistory()
+        this.maybeUp()
+      }
+    }, { connectionName: `fastify-ws-rooms-${this.node.nodeId}-sub`, reconcileMs: this.heartbeatMs })
+    try {
+      if (cluster.status === 'end' || cluster.status === 'close') throw new Error('the client is closed')
+      await this.connect(cluster)
+      await shards.start()
+      await cluster.ping()
+    } catch (err) {
+      shards.close()
+      this.node = undefined as unknown as AdapterNode
+      throw new InvalidOptionError('redisAdapter.client', `could not connect to the Redis Cluster: ${lastError?.message ?? (err as Error).message}`)
+    } finally {
+      cluster.off('error', remember)
+    }
+    this.pub = cluster
+    this.shards = shards
+    this.pubSynced = true
+    this.subSynced = true
+    this.listen(cluster, 'ready', () => { this.restorePresence() })
+    this.listen(cluster, 'close', () => { this.pubSynced = false; this.down('the cluster connection closed') })
+    this.listen(cluster, 'error', (err: Error) => this.down('connection error', err))
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs)
+    this.heartbeat.unref()
+  }
+
   /** Connect `conn` if it is not yet; reject at its first failed attempt. */
-  private async connect (conn: Redis): Promise<void> {
+  private async connect (conn: Redis | Cluster): Promise<void> {
     if (conn.status === 'ready') return
     if (conn.status === 'wait') {
       await conn.connect()
@@ -214,7 +262,7 @@ class RedisAdapter implements RoomsAdapter {
     })
   }
 
-  private listen (conn: Redis, event: string, fn: (...args: any[]) => void): void {
+  private listen (conn: Redis | Cluster, event: string, fn: (...args: any[]) => void): void {
     conn.on(event, fn)
     this.listeners.push([conn, event, fn])
   }
@@ -226,10 +274,11 @@ class RedisAdapter implements RoomsAdapter {
     for (const [conn, event, fn] of this.listeners) conn.off(event, fn)
     this.listeners.length = 0
     const { pub, sub } = this
-    if (pub === undefined || sub === undefined) return
-    sub.on('error', noop)
-    const subEnded = hasSocket(sub) ? ended(sub) : undefined
-    sub.disconnect()
+    this.shards?.close()
+    if (pub === undefined || (sub === undefined && this.shards === undefined)) return
+    sub?.on('error', noop)
+    const subEnded = sub !== undefined && hasSocket(sub) ? ended(sub) : undefined
+    sub?.disconnect()
     // Leave the cluster's view now rather than after presenceTtl.
     if (pub.status === 'ready') await settleWithin(this.presence.leaveAll(pub), this.heartbeatMs)
     if (this.ownsPublisher) {
@@ -257,7 +306,8 @@ class RedisAdapter implements RoomsAdapter {
   private maybeUp (): void {
     if (this.closed || this.outage === undefined) return
     if (!this.pubSynced || !this.subSynced || this.stalled) return
-    if (this.pub?.status !== 'ready' || this.sub?.status !== 'ready') return
+    if (this.pub?.status !== 'ready') return
+    if (this.shards !== undefined ? !this.shards.healthy : this.sub?.status !== 'ready') return
     const { since, dropped } = this.outage
     this.outage = undefined
     this.node.log.info({ prefix: this.p.prefix, downMs: Date.now() - since, dropped, rooms: this.rooms.size, users: this.users.size },
@@ -265,13 +315,13 @@ class RedisAdapter implements RoomsAdapter {
   }
 
   /** The command connection when it can take commands now. */
-  ready (): Redis | undefined {
+  ready (): Redis | Cluster | undefined {
     const pub = this.pub
     return pub !== undefined && !this.closed && pub.status === 'ready' ? pub : undefined
   }
 
   /** The command connection when a publication can go out now (never queue one: it would arrive out of its time). */
-  writable (): Redis | undefined {
+  writable (): Redis | Cluster | undefined {
     return this.stalled ? undefined : this.ready()
   }
 
@@ -348,7 +398,9 @@ class RedisAdapter implements RoomsAdapter {
       this.drop()
       return undefined
     }
-    const published = pub.publish(channel, this.seq.envelope(kind, channel, except, payload))
+    const message = this.seq.envelope(kind, channel, except, payload)
+    // broadcastAll's channel is plain pub/sub, which a cluster carries to every node.
+    const published = this.shards !== undefined && channel !== this.keys.all ? pub.spublish(channel, message) : pub.publish(channel, message)
     published.catch((err: Error) => {
       this.drop()
       this.down('a publish failed', err)
@@ -381,6 +433,7 @@ class RedisAdapter implements RoomsAdapter {
         return
       }
       const missed = this.seq.received(channel, envelope.from, envelope.seq)
+      if (missed < 0) return // late, and already counted as missing
       if (missed > 0) node.countDropped(missed)
       if (envelope.kind === 'p') {
         const diff = room !== undefined ? parseDiff(envelope.body) : undefined
@@ -459,6 +512,12 @@ class RedisAdapter implements RoomsAdapter {
    */
   private async subscribe (channel: string): Promise<void> {
     this.seq.forget(channel)
+    if (this.shards !== undefined) {
+      if (this.closed) return
+      const done = this.shards.add(channel)
+      if (!this.stalled) await settleWithin(done, this.heartbeatMs)
+      return
+    }
     const sub = this.sub
     if (sub === undefined || this.closed || sub.status !== 'ready') return
     const done = sub.subscribe(channel).catch((err: Error) => { this.down('a subscribe failed', err) })
@@ -468,6 +527,10 @@ class RedisAdapter implements RoomsAdapter {
 
   private unsubscribe (channel: string): void {
     this.seq.forget(channel)
+    if (this.shards !== undefined) {
+      this.shards.remove(channel)
+      return
+    }
     const sub = this.sub
     if (sub === undefined || this.closed || sub.status !== 'ready') return
     sub.unsubscribe(channel).catch(noop) // after a reconnect only what is still needed is resubscribed
