@@ -6,6 +6,8 @@ import WebSocket from 'ws'
 import { connect as connectClient } from '../lib/client/index.js'
 import { fastReconnect, listen, listenRestartable, Recorder, type Server } from './client-helpers.js'
 import { connect as rawConnect, join, type TestClient } from './helpers.js'
+import { RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
+import { redisAdapter } from '../lib/adapters/redis.js'
 
 /** A `ws` WebSocket that keeps its instances, so a test can cut the client's own connection. */
 class CuttableWebSocket extends WebSocket {
@@ -158,4 +160,33 @@ t.test('a restarted in-memory server (a new epoch): recovered false, and its off
   await say(other, 'r', 'b2')
   await events.next('chat', (m) => m.text === 'b2')
   t.same(texts(events, 'r'), ['a1', 'a2', 'a3', 'b1', 'b2'], 'offsets 1 and 2 of the new epoch are new messages')
+})
+
+t.test('a rejoin refused with unavailable (Redis down) is tried again, and the room is kept', async (t) => {
+  const redis = await RedisServer.start()
+  t.teardown(() => redis.stop())
+  const server = await listen({ history: {}, adapter: redisAdapter({ url: redis.url, prefix: uniquePrefix('client-rejoin'), presenceTtl: 400 }) })
+  t.teardown(() => server.app.close())
+  const { client, events, socket } = openRecovering(t, server.url)
+  await client.join('r')
+  const other = await sender(t, server, 'r')
+  await say(other, 'r', 'before')
+  await events.next('chat', (m) => m.text === 'before')
+
+  await redis.stop()
+  socket().terminate()
+  const [refused] = await events.next('error', (err) => err.room === 'r')
+  t.equal(refused.code, 'unavailable', 'the rejoin was refused: the history cannot be read')
+  const [opened] = await events.next('open', (info) => info.reconnected)
+  t.same(opened.rooms, [], 'open without it: the connection itself is up')
+  t.same([...client.rooms], ['r'], 'the room is kept, to be rejoined')
+
+  await redis.start() // empty: the room's history is gone, so its epoch is new
+  const [recovery] = await events.next('recovery', () => true, 20_000)
+  t.same(recovery, { room: 'r', recovered: false, missed: 0 }, 'rejoined once Redis is back, told that the history was lost')
+  t.same(events.events('error').filter(([err]) => err.room === 'r').length, 1, 'one error for the outage, not one per retry')
+  const fresh = await sender(t, server, 'r')
+  await say(fresh, 'r', 'after')
+  await events.next('chat', (m) => m.text === 'after')
+  t.same(texts(events, 'r'), ['before', 'after'])
 })
