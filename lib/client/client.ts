@@ -171,6 +171,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
 
   join (room: string, options?: RequestOptions): Promise<void> {
     const intent = this.#intend(room)
+    this.#cancelRejoinRetry(room) // this join takes its place
     return this.#call({ type: 'join', room }, options, (data) => {
       if (this.#roomIntent.get(room) !== intent) return
       this.#rooms.add(room)
@@ -298,7 +299,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   #membersCall (room: string, options: RequestOptions | undefined, direct: boolean): Promise<MembersAckData> {
     if (this.#state !== 'closed') this.#presence.loading(room)
     return this.#call({ type: 'members', room }, options, (data) => {
-      if (this.#rooms.has(room) && this.#presence.snapshot(room, data as MembersAckData)) this.#emitPresence(room)
+      if (this.#presence.snapshot(room, data as MembersAckData)) this.#emitPresence(room)
     }, direct).catch((err: unknown) => {
       this.#presence.failed(room)
       throw err
@@ -321,6 +322,10 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   #forgetRoom (room: string): void {
     this.#positions.forget(room)
     this.#presence.forget(room)
+    this.#cancelRejoinRetry(room)
+  }
+
+  #cancelRejoinRetry (room: string): void {
     clearTimeout(this.#rejoinRetries.get(room))
     this.#rejoinRetries.delete(room)
   }
@@ -461,8 +466,9 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     }
   }
 
+  /** Rooms with a view (joined, or asked about with members()) follow their join/leave and presence frames. */
   #onPresenceFrame (frame: any): void {
-    if (typeof frame.room !== 'string' || !this.#rooms.has(frame.room)) return
+    if (typeof frame.room !== 'string') return
     let changed = false
     if (frame.event === 'join' || frame.event === 'leave') changed = this.#presence.change(frame.room, frame.user, frame.event === 'join')
     else if (frame.event === 'presence') changed = this.#presence.batch(frame.room, frame)
