@@ -1,4 +1,5 @@
-// examples/chat: REST + SQLite + rooms (the hybrid pattern), the page, and the static file guard.
+// examples/chat: REST + SQLite + rooms (the hybrid pattern) with room history, the page, and the
+// static file guard.
 import t, { type Test } from 'tap'
 import { request as httpRequest } from 'node:http'
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -6,7 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { build, type ChatOptions } from '../examples/chat/server.js'
-import { connect } from './helpers.js'
+import WebSocket from 'ws'
+import { connect as connectClient } from '../lib/client/index.js'
+import { connect, until } from './helpers.js'
 
 interface Started { app: FastifyInstance, http: string, ws: string, port: number }
 
@@ -67,7 +70,8 @@ t.test('two members get a REST-posted message, and it is in the history', async 
   t.match(created.body, { id: Number, room: 'general', user: 'alice', text: 'hello <b>room</b>', createdAt: String })
   t.ok(!Number.isNaN(Date.parse(created.body.createdAt)), 'createdAt is a date')
 
-  const expected = { ...created.body, type: 'chat', user: { id: 'alice' } }
+  // The room keeps history: the push carries its place in the room's stream.
+  const expected = { ...created.body, type: 'chat', user: { id: 'alice' }, offset: 1 }
   t.same(await a.next({ type: 'chat' }), expected)
   t.same(await b.next({ type: 'chat' }), expected)
 
@@ -148,7 +152,7 @@ t.test('a `post` frame over the socket is stored and pushed like a REST post', a
   const ack = await a.request({ type: 'post', room: 'general', text: 'over ws', user: 'mallory' }, 2)
   t.equal(ack.type, 'ack')
   t.match(ack.data, { id: Number, room: 'general', user: a.welcome.user.id, text: 'over ws' })
-  const expected = { ...ack.data, type: 'chat', user: { id: a.welcome.user.id } }
+  const expected = { ...ack.data, type: 'chat', user: { id: a.welcome.user.id }, offset: 1 }
   t.same(await a.next({ type: 'chat' }), expected)
   t.same(await b.next({ type: 'chat' }), expected)
   t.same((await history(http, 'general')).body, [ack.data])
@@ -249,4 +253,36 @@ t.test('CHAT_DB picks the file when no dbPath is given', async (t) => {
   t.teardown(() => app.close())
   await app.ready()
   t.ok(existsSync(join(dir, 'from-env.db')))
+})
+
+t.test('with the fastify-ws-rooms client: a cut connection recovers the posts made meanwhile, once each', async (t) => {
+  const { http, ws } = await start(t)
+  let socket: WebSocket | undefined
+  class Tracked extends WebSocket {
+    constructor (url: string, protocols?: string | string[]) { super(url, protocols); socket = this }
+  }
+  // The token function holds the reconnect until the posts below are made.
+  let gate: Promise<void> = Promise.resolve()
+  let release = (): void => {}
+  const client = connectClient(ws, { WebSocket: Tracked, reconnect: { initialDelayMs: 5 }, token: async () => { await gate; return 'unused' } })
+  t.teardown(() => client.close())
+  const pushed: any[] = []
+  const recoveries: any[] = []
+  client.on('chat', (m) => pushed.push(m))
+  client.on('recovery', (info) => recoveries.push(info))
+  await client.join('general')
+  await post(http, { room: 'general', user: 'alice', text: 'one' })
+  await until(() => pushed.length === 1)
+
+  gate = new Promise((resolve) => { release = resolve })
+  socket!.terminate()
+  await post(http, { room: 'general', user: 'bob', text: 'two' })
+  await post(http, { room: 'general', user: 'bob', text: 'three' })
+  release()
+  await until(() => recoveries.length === 1)
+  t.same(recoveries, [{ room: 'general', recovered: true, missed: 2 }])
+  await post(http, { room: 'general', user: 'alice', text: 'four' })
+  await until(() => pushed.length === 4)
+  t.same(pushed.map((m) => [m.offset, m.text]), [[1, 'one'], [2, 'two'], [3, 'three'], [4, 'four']])
+  t.same((await history(http, 'general')).body.map((m: any) => m.text), ['one', 'two', 'three', 'four'], 'and REST has them all')
 })

@@ -1,5 +1,6 @@
 // examples/secure: wss:// with a generated certificate (trusted as the CA, so TLS is really
-// verified), the Origin allowlist, and signed tokens through every place a client can put them.
+// verified), the Origin allowlist, signed tokens through every place a client can put them, and
+// sessions that end with the token (4001), after which the example client logs in again.
 import t, { type Test } from 'tap'
 import { createHmac } from 'node:crypto'
 import { request as httpsRequest } from 'node:https'
@@ -7,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { build, loadOrCreateCertificate, signToken, verifyToken, type SecureOptions } from '../examples/secure/server.js'
+import { connectSecure } from '../examples/secure/client.js'
 import { connect, refusedUpgrade } from './helpers.js'
 
 const SECRET = 'test-secret-0123456789abcdef-0123456789'
@@ -192,4 +194,34 @@ t.test('signToken / verifyToken', async (t) => {
   t.throws(() => signToken('u', SECRET, Number.NaN), /ttlSeconds/)
   t.throws(() => signToken('u', 'short', 60), /at least 32 bytes/)
   await t.rejects(build({ certDir, tokenSecret: 'short' }), /at least 32 bytes/, 'a short secret fails at startup')
+})
+
+t.test('sessions end with the token (4001); the example client logs in again and is back at once', async (t) => {
+  const { port } = await start(t, { tokenTtl: 2 })
+  const base = `https://127.0.0.1:${port}`
+  const tokens: string[] = []
+  const client = connectSecure(base, 'dora', { ca, onToken: (token) => tokens.push(token) })
+  t.teardown(() => client.close())
+  const seen: any[] = []
+  for (const event of ['open', 'close', 'reconnecting'] as const) client.on(event, (info: unknown) => seen.push([event, info]))
+  await client.join('lobby')
+
+  const reopened = new Promise<any>((resolve) => client.on('open', (info) => { if (info.reconnected) resolve(info) }))
+  const info = await reopened
+  t.same(info.rooms, ['lobby'], 'the room is rejoined')
+  t.same(seen.map(([event]) => event), ['open', 'close', 'reconnecting', 'open'])
+  t.same(seen[1][1], { code: 4001, reason: 'Token expired', willReconnect: true })
+  t.same(seen[2][1], { attempt: 1, delayMs: 0 }, 'no backoff after an expiry')
+  t.equal(tokens.length, 2, 'one login per connection')
+  t.not(tokens[1], tokens[0], 'a fresh token')
+  t.equal(client.user?.id, 'dora')
+})
+
+t.test('the welcome carries the session\'s expiry: the token\'s exp', async (t) => {
+  const { port, url, origin } = await start(t)
+  const token = await login(port, 'erin')
+  const client = await connect(url, { ca, origin, protocols: ['rooms.v1', `bearer.${token}`] })
+  t.teardown(() => client.close())
+  t.equal(client.welcome.expiresAt, verifyToken(token, SECRET)!.exp * 1000)
+  t.same(client.welcome.user, { id: 'erin', name: 'erin' })
 })

@@ -20,6 +20,13 @@ declare namespace connect {
   export type SystemEvent = esm.SystemEvent
   export type ChatEvent = esm.ChatEvent
   export type AckMessage = esm.AckMessage
+  export type StreamPosition = esm.StreamPosition
+  export type MembersMessage = esm.MembersMessage
+  export type PresenceEvent = esm.PresenceEvent
+  export type HistoryJoinAckData = esm.HistoryJoinAckData
+  export type RecoveryAckData = esm.RecoveryAckData
+  export type MessageAckData = esm.MessageAckData
+  export type MembersAckData = esm.MembersAckData
   export type ErrorCode = esm.ErrorCode
   export type ErrorMessage = esm.ErrorMessage
   export type ServerMessage = esm.ServerMessage
@@ -36,6 +43,8 @@ declare namespace connect {
   export type OpenInfo = esm.OpenInfo
   export type CloseInfo = esm.CloseInfo
   export type ReconnectingInfo = esm.ReconnectingInfo
+  export type RecoveryInfo = esm.RecoveryInfo
+  export type RoomPresence = esm.RoomPresence
   export type ClientEvents = esm.ClientEvents
   export type ClientEventName = esm.ClientEventName
   // Application types

@@ -7,6 +7,7 @@ import type {
   ChatEvent,
   ErrorCode,
   ErrorMessage,
+  MembersAckData,
   RoomUser,
   ServerMessage,
   SystemEvent
@@ -85,6 +86,13 @@ export interface ConnectOptions {
    * Default 100.
    */
   maxQueuedFrames?: number
+  /**
+   * Keep a presence view (`client.presence(room)`, the `presence` event) of these rooms: after
+   * each join and rejoin the client sends a `members` request (one more frame against the
+   * server's `rateLimit`), then follows the room's join/leave events or presence frames.
+   * `false`: only rooms whose members were asked for with `client.members(room)`. Default `true`.
+   */
+  presence?: boolean | ((room: string) => boolean)
 }
 
 export interface RequestOptions {
@@ -114,7 +122,7 @@ export type ClientErrorCode =
   | 'handshake_failed'
   /** `maxAttempts` reached. */
   | 'reconnect_failed'
-  /** The server closed the connection with a code that means "do not come back" (1000, 1003, 1007, 1008, 4xxx). */
+  /** The server closed the connection with a code that means "do not come back" (1000, 1003, 1007, 1008, 3xxx, 4xxx but 4001). */
   | 'connection_refused'
 
 export declare class RoomsClientError extends Error {
@@ -159,8 +167,33 @@ export interface CloseInfo {
 export interface ReconnectingInfo {
   /** 1 for the first retry after a loss. */
   attempt: number
-  /** The wait before this attempt. */
+  /** The wait before this attempt (0 after an expired session, 4001). */
   delayMs: number
+}
+
+/**
+ * A history room rejoined after a reconnect (CONTRACT §9). `recovered`: every message published
+ * while away was delivered (as `chat` or application events, before this event), `missed` of
+ * them. `recovered: false`: the history no longer reaches back that far (or was lost): messages
+ * may be missing, reload the room from the application's own store; the client follows the room
+ * from its new position.
+ */
+export interface RecoveryInfo {
+  room: string
+  recovered: boolean
+  missed: number
+}
+
+/**
+ * Who is in a room (CONTRACT §10), from a `members` answer and the join/leave or presence frames
+ * since. `size` counts connections across all nodes; `members` lists each user once.
+ */
+export interface RoomPresence {
+  room: string
+  size: number
+  members: RoomUser[]
+  /** False when the answer was cut at the server's `membersLimit`: `members` lists only some of them. */
+  complete: boolean
 }
 
 /** Events every client has. */
@@ -176,8 +209,12 @@ export interface ClientEvents {
   system: (event: SystemEvent) => void
   /** A server `error` frame that answers no pending call, or a failed automatic rejoin. */
   error: (error: RoomsClientError) => void
-  /** Every frame from the server, parsed, before it is dispatched. */
+  /** Every frame from the server, parsed, before it is dispatched (a history room's repeat is dropped before this). */
   message: (frame: ServerMessage | AppFrame) => void
+  /** A history room was rejoined after a reconnect. */
+  recovery: (info: RecoveryInfo) => void
+  /** A room's presence view changed (or was loaded). */
+  presence: (presence: RoomPresence) => void
 }
 
 export type ClientEventName = keyof ClientEvents
@@ -262,6 +299,10 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
   leave (room: string, options?: RequestOptions): Promise<void>
   /** Send chat text to the other members of a joined room. */
   send (room: string, text: string, options?: RequestOptions): Promise<void>
+  /** Ask for a joined room's members (across nodes); the answer also (re)loads its presence view. */
+  members (room: string, options?: RequestOptions): Promise<MembersAckData>
+  /** The room's presence view, once loaded (see the `presence` option); undefined before, and for rooms not joined. */
+  presence (room: string): RoomPresence | undefined
   /** Send an application frame (a type registered with `rooms.handle`); resolves with the ack's `data`. */
   request<K extends RequestName<App>> (type: K, ...args: RequestArgs<RequestPayload<App, K>>): Promise<RequestResult<App, K>>
 

@@ -14,7 +14,10 @@ import connectDefault, {
   type CloseInfo,
   type ConnectionState,
   type ErrorCode,
+  type MembersAckData,
   type OpenInfo,
+  type RecoveryInfo,
+  type RoomPresence,
   type ReconnectingInfo,
   type RequestFor,
   type RequestSpec,
@@ -64,8 +67,10 @@ describe('connect', () => {
       reconnect: { initialDelayMs: 100, maxDelayMs: 5000, factor: 1.5, jitter: 0.2, maxAttempts: 10, maxHandshakeFailures: 3 },
       requestTimeoutMs: 5000,
       connectTimeoutMs: 5000,
-      maxQueuedFrames: 0
+      maxQueuedFrames: 0,
+      presence: (room) => room.startsWith('small:')
     })).type.not.toRaiseError()
+    expect(connect('ws://x', { presence: false })).type.not.toRaiseError()
     expect(connect(new URL('ws://localhost/ws'), { reconnect: false })).type.not.toRaiseError()
   })
 
@@ -80,6 +85,7 @@ describe('connect', () => {
     expect(connect('ws://x', { reconnect: { factor: '2' } })).type.toRaiseError("Type 'string' is not assignable to type 'number'")
     expect(connect('ws://x', { WebSocket: class {} })).type.toRaiseError("is not assignable to type 'WebSocketConstructorLike'")
     expect(connect('ws://x', { protocols: 'rooms.v1' })).type.toRaiseError("Type 'string' is not assignable to type 'string[]'")
+    expect(connect('ws://x', { presence: 'auto' })).type.toRaiseError("Type 'string' is not assignable to type 'boolean | ((room: string) => boolean) | undefined'")
     expect(connect(42)).type.toRaiseError("Argument of type 'number' is not assignable to parameter of type 'string | URL'")
   })
 })
@@ -91,6 +97,13 @@ describe('calls', () => {
     expect(typed.send('lobby', 'hi')).type.toBe<Promise<void>>()
     expect(typed.ready()).type.toBe<Promise<void>>()
     expect(typed.close(4000, 'bye')).type.toBe<Promise<void>>()
+  })
+
+  test('members answers with the room across nodes; presence is the view, once loaded', () => {
+    expect(typed.members('lobby')).type.toBe<Promise<MembersAckData>>()
+    expect(typed.presence('lobby')).type.toBe<RoomPresence | undefined>()
+    expect<RoomPresence>().type.toBe<{ room: string, size: number, members: RoomUser[], complete: boolean }>()
+    expect(typed.members()).type.toRaiseError('Expected 1-2 arguments, but got 0')
   })
 
   test('core calls reject wrong arguments', () => {
@@ -140,6 +153,11 @@ describe('events', () => {
     typed.on('open', (info) => { expect(info).type.toBe<OpenInfo>() })
     typed.on('close', (info) => { expect(info).type.toBe<CloseInfo>() })
     typed.on('reconnecting', (info) => { expect(info).type.toBe<ReconnectingInfo>() })
+    typed.on('recovery', (info) => {
+      expect(info).type.toBe<RecoveryInfo>()
+      expect(info).type.toBe<{ room: string, recovered: boolean, missed: number }>()
+    })
+    typed.on('presence', (view) => { expect(view).type.toBe<RoomPresence>() })
     typed.on('state', (state, previous) => {
       expect(state).type.toBe<ConnectionState>()
       expect(previous).type.toBe<ConnectionState>()

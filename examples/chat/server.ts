@@ -1,5 +1,8 @@
 // Chat rooms with history: the tutorial's hybrid pattern. REST creates and reads messages
-// (stored in SQLite), WebSocket pushes them to the members of the room.
+// (stored in SQLite), WebSocket pushes them to the members of the room. The rooms keep their last
+// 100 pushes (`history`), so a page that lost its connection for a moment gets what it missed when
+// the client rejoins; when that is not possible (the server restarted, or it was away too long)
+// the page is told and reloads the room over REST.
 //
 //   npm run example                        (npx tsx examples/chat/server.ts, PORT=3000 by default)
 //   open http://localhost:3000/            (the page in public/, the browser client under /client/)
@@ -11,6 +14,8 @@
 //   WS   /ws  {"type":"post","room","text"} → the same as the POST, as the connection's user; acked
 //                                             with the saved row. The built-in {"type":"message"}
 //                                             frame stays ephemeral (not stored).
+//   Pushes carry the room's `offset` (the plugin's history); the page lists the room's members
+//   from the client's presence view.
 //
 // CHAT_DB (or the `dbPath` option) picks the SQLite file; default examples/chat/chat.db.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
@@ -30,7 +35,7 @@ export interface ChatOptions {
   dbPath?: string
   /** Fastify's logger option. Default `false` (the CLI entry below turns it on). */
   logger?: FastifyServerOptions['logger']
-  /** Extra plugin options (path, limits, ...). */
+  /** Extra plugin options (path, limits, ...). Default `{ history: { size: 100 } }`. */
   rooms?: WsRoomsOptions
   /** The page and its assets, served at `/`. Default examples/chat/public. */
   publicDir?: string
@@ -109,7 +114,8 @@ async function sendFile (reply: FastifyReply, root: string, relativePath: string
 
 export async function build (options: ChatOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false })
-  const roomsOptions = options.rooms ?? {}
+  // Recovery needs history; the last 100 pushes of a room cover a short drop in a busy room.
+  const roomsOptions: WsRoomsOptions = { history: { size: 100 }, ...options.rooms }
   const maxRoomNameLength = roomsOptions.maxRoomNameLength ?? DEFAULT_MAX_ROOM_NAME_LENGTH
   const publicDir = resolve(options.publicDir ?? DEFAULT_PUBLIC)
   const clientDir = resolve(options.clientDir ?? DEFAULT_CLIENT)

@@ -1,17 +1,20 @@
 // The rooms client: one logical session over a succession of WebSockets. It matches acks to
-// calls by id, rejoins rooms after a reconnect, queues calls made while disconnected (bounded,
-// sent once), and decides from close codes and handshake failures whether to come back.
+// calls by id, rejoins rooms after a reconnect (recovering what history rooms published meanwhile,
+// stream-positions.ts), keeps a presence view per room (presence-views.ts), queues calls made while
+// disconnected (bounded, sent once), and decides from close codes and handshake failures whether
+// to come back.
 // Plain ES2022 with no imports at runtime beyond its siblings, so it runs unbundled in browsers.
 import type {
   AppSpec,
   ConnectionState,
   ConnectOptions,
   RequestOptions,
+  RoomPresence,
   UntypedApp,
   WebSocketConstructorLike,
   WebSocketLike
 } from '../../types/client.js'
-import type { RoomUser, WelcomeEvent } from '../../types/protocol.js'
+import type { MembersAckData, RoomUser, WelcomeEvent } from '../../types/protocol.js'
 import { Emitter } from './emitter.js'
 import { RoomsClientError } from './errors.js'
 import {
@@ -19,10 +22,14 @@ import {
   handshakeVerdict,
   networkErrorOf,
   normalizeReconnect,
+  reconnectDefaults,
+  reconnectsAtOnce,
   shouldReconnect,
   statusOfError,
   type NormalizedReconnect
 } from './policy.js'
+import { PresenceViews } from './presence-views.js'
+import { StreamPositions } from './stream-positions.js'
 
 export const PROTOCOL = 'rooms.v1' as const
 
@@ -33,7 +40,7 @@ const STABLE_AFTER_MS = 5000
 /** Characters allowed in a subprotocol name (an HTTP token, RFC 9110). */
 const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 /** Event names the client emits itself: a server frame of such a type only reaches 'message'. */
-const RESERVED = new Set(['open', 'close', 'reconnecting', 'state', 'chat', 'system', 'error', 'message', 'ack'])
+const RESERVED = new Set(['open', 'close', 'reconnecting', 'state', 'chat', 'system', 'error', 'message', 'ack', 'recovery', 'presence'])
 
 interface Pending {
   id: number
@@ -43,7 +50,7 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | undefined
   resolve: (value: any) => void
   reject: (error: Error) => void
-  onAck?: () => void
+  onAck?: (data: unknown) => void
 }
 
 interface Attempt {
@@ -88,6 +95,11 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   readonly #connectTimeoutMs: number
   readonly #maxQueuedFrames: number
   readonly #events = new Emitter()
+  readonly #presenceOption: NonNullable<ConnectOptions['presence']>
+  readonly #positions = new StreamPositions()
+  readonly #presence = new PresenceViews()
+  /** Rooms whose rejoin was refused with `unavailable` (Redis down), waiting to try again. */
+  readonly #rejoinRetries = new Map<string, ReturnType<typeof setTimeout>>()
 
   #state: ConnectionState = 'connecting'
   #attempt: Attempt | undefined
@@ -135,6 +147,9 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs, 10000)
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 10000)
     this.#maxQueuedFrames = positive('maxQueuedFrames', options.maxQueuedFrames, 100)
+    const presence = options.presence ?? true
+    if (typeof presence !== 'boolean' && typeof presence !== 'function') throw new TypeError('presence must be a boolean or a function')
+    this.#presenceOption = presence
     // Start on a microtask: listeners added right after connect() see every event.
     queueMicrotask(() => { this.#connect().catch(report) })
   }
@@ -156,19 +171,36 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
 
   join (room: string, options?: RequestOptions): Promise<void> {
     const intent = this.#intend(room)
-    return this.#call({ type: 'join', room }, options, () => {
-      if (this.#roomIntent.get(room) === intent) this.#rooms.add(room)
+    this.#cancelRejoinRetry(room) // this join takes its place
+    return this.#call({ type: 'join', room }, options, (data) => {
+      if (this.#roomIntent.get(room) !== intent) return
+      this.#rooms.add(room)
+      this.#positions.joined(room, data)
+      if (this.#wantsPresence(room)) this.#loadPresence(room, false)
     }).then(() => undefined)
   }
 
   leave (room: string, options?: RequestOptions): Promise<void> {
     this.#intend(room)
     this.#rooms.delete(room)
+    this.#forgetRoom(room)
     return this.#call({ type: 'leave', room }, options).then(() => undefined)
   }
 
   send (room: string, text: string, options?: RequestOptions): Promise<void> {
-    return this.#call({ type: 'message', room, text }, options).then(() => undefined)
+    return this.#call({ type: 'message', room, text }, options, (data) => {
+      // Our own message never comes back as a chat frame: its ack is where its offset is seen.
+      const offset = (data as { offset?: unknown } | undefined)?.offset
+      if (typeof offset === 'number') this.#positions.sent(room, offset)
+    }).then(() => undefined)
+  }
+
+  members (room: string, options?: RequestOptions): Promise<MembersAckData> {
+    return this.#membersCall(room, options, false)
+  }
+
+  presence (room: string): RoomPresence | undefined {
+    return this.#presence.get(room)
   }
 
   request (type: string, payload?: object, options?: RequestOptions): Promise<any> {
@@ -219,7 +251,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     return intent
   }
 
-  #call (frame: Record<string, unknown>, options: RequestOptions | undefined, onAck?: () => void, direct = false): Promise<any> {
+  #call (frame: Record<string, unknown>, options: RequestOptions | undefined, onAck?: (data: unknown) => void, direct = false): Promise<any> {
     if (this.#state === 'closed') return Promise.reject(new RoomsClientError('closed', 'The client is closed'))
     const id = this.#nextId++
     let data: string
@@ -252,6 +284,52 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     })
   }
 
+  #wantsPresence (room: string): boolean {
+    const option = this.#presenceOption
+    if (typeof option === 'boolean') return option
+    try {
+      return option(room) === true
+    } catch (err) {
+      report(err)
+      return false
+    }
+  }
+
+  /** A `members` request whose answer becomes the room's presence view. */
+  #membersCall (room: string, options: RequestOptions | undefined, direct: boolean): Promise<MembersAckData> {
+    if (this.#state !== 'closed') this.#presence.loading(room)
+    return this.#call({ type: 'members', room }, options, (data) => {
+      if (this.#presence.snapshot(room, data as MembersAckData)) this.#emitPresence(room)
+    }, direct).catch((err: unknown) => {
+      this.#presence.failed(room)
+      throw err
+    })
+  }
+
+  /** The automatic `members` request after a join: its failure is an `error` event, a lost connection is not. */
+  #loadPresence (room: string, direct: boolean): void {
+    this.#membersCall(room, undefined, direct).catch((err: RoomsClientError) => {
+      if (err.code === 'disconnected' || err.code === 'closed' || !this.#rooms.has(room)) return
+      this.#events.emit('error', new RoomsClientError(err.code, `Loading the members of "${room}" failed: ${err.message}`, { room, cause: err, ...(err.frame === undefined ? {} : { frame: err.frame }) }))
+    })
+  }
+
+  #emitPresence (room: string): void {
+    const view = this.#presence.get(room)
+    if (view !== undefined) this.#events.emit('presence', view)
+  }
+
+  #forgetRoom (room: string): void {
+    this.#positions.forget(room)
+    this.#presence.forget(room)
+    this.#cancelRejoinRetry(room)
+  }
+
+  #cancelRejoinRetry (room: string): void {
+    clearTimeout(this.#rejoinRetries.get(room))
+    this.#rejoinRetries.delete(room)
+  }
+
   #canSend (): boolean {
     return this.#ready && this.#attempt !== undefined && this.#attempt.socket.readyState === OPEN
   }
@@ -273,7 +351,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     if (error !== undefined) {
       pending.reject(error)
     } else {
-      pending.onAck?.()
+      pending.onAck?.(value)
       pending.resolve(value)
     }
   }
@@ -356,6 +434,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       return
     }
     if (frame === null || typeof frame !== 'object' || typeof frame.type !== 'string') return
+    // A history room's message seen before (replayed by a recovery that overlapped): dropped unseen.
+    if (typeof frame.offset === 'number' && typeof frame.room === 'string' && !this.#positions.accept(frame.room, frame.offset)) return
     this.#events.emit('message', frame)
     switch (frame.type) {
       case 'ack': {
@@ -376,6 +456,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
           this.#onWelcome(attempt, frame).catch(report)
         }
         this.#events.emit('system', frame)
+        this.#onPresenceFrame(frame)
         return
       case 'chat':
         this.#events.emit('chat', frame)
@@ -383,6 +464,15 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       default:
         if (!RESERVED.has(frame.type)) this.#events.emit(frame.type, frame)
     }
+  }
+
+  /** Rooms with a view (joined, or asked about with members()) follow their join/leave and presence frames. */
+  #onPresenceFrame (frame: any): void {
+    if (typeof frame.room !== 'string') return
+    let changed = false
+    if (frame.event === 'join' || frame.event === 'leave') changed = this.#presence.change(frame.room, frame.user, frame.event === 'join')
+    else if (frame.event === 'presence') changed = this.#presence.batch(frame.room, frame)
+    if (changed) this.#emitPresence(frame.room)
   }
 
   async #onWelcome (attempt: Attempt, welcome: WelcomeEvent): Promise<void> {
@@ -396,25 +486,67 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#everOpened = true
 
     const rooms = [...this.#rooms]
-    const results = await Promise.allSettled(rooms.map((room) => this.#call({ type: 'join', room }, undefined, undefined, true)))
+    const results = await Promise.all(rooms.map((room) => this.#rejoin(attempt, room, 1)))
     if (this.#attempt !== attempt || this.#state === 'closed') return // dropped while rejoining: the close handler took over
-    const rejoined: string[] = []
-    results.forEach((result, i) => {
-      const room = rooms[i]
-      if (result.status === 'fulfilled') {
-        rejoined.push(room)
-      } else if (this.#rooms.has(room)) {
-        // Refused now (forbidden, too_many_rooms, ...) or unanswered: it is no longer joined.
-        this.#rooms.delete(room)
-        const cause = result.reason as RoomsClientError
-        this.#events.emit('error', new RoomsClientError(cause.code ?? 'internal_error', `Rejoining "${room}" failed: ${cause.message}`, { room, cause, ...(cause.frame === undefined ? {} : { frame: cause.frame }) }))
-      }
-    })
+    const rejoined = rooms.filter((_room, i) => results[i])
 
     this.#ready = true
     for (const pending of this.#queue.splice(0)) this.#transmit(pending)
     this.#setState('open')
     this.#events.emit('open', { connectionId: welcome.connectionId, user: welcome.user, reconnected, rooms: rejoined })
+  }
+
+  /**
+   * Rejoin `room` on this connection, with `since` in a history room: resolves true once rejoined.
+   * Refused with `unavailable` (the history cannot be read: Redis is down), the room stays joined
+   * on the client's side and the rejoin is tried again later; any other refusal drops it.
+   */
+  async #rejoin (attempt: Attempt, room: string, tries: number): Promise<boolean> {
+    const since = this.#positions.since(room)
+    const frame: Record<string, unknown> = { type: 'join', room }
+    if (since !== undefined) {
+      frame.since = since
+      this.#positions.recovering(room)
+    }
+    const intent = this.#roomIntent.get(room)
+    try {
+      await this.#call(frame, undefined, (data) => {
+        if (this.#attempt !== attempt || this.#roomIntent.get(room) !== intent) return
+        const result = this.#positions.recovered(room, data)
+        if (result !== undefined) this.#events.emit('recovery', { room, ...result })
+        if (this.#presence.tracked(room) || this.#wantsPresence(room)) this.#loadPresence(room, true)
+      }, true)
+      return true
+    } catch (err) {
+      const cause = err as RoomsClientError
+      this.#positions.abandoned(room)
+      if (this.#attempt !== attempt || this.#roomIntent.get(room) !== intent || !this.#rooms.has(room)) return false
+      if (cause.code === 'unavailable') {
+        if (tries === 1) this.#events.emit('error', new RoomsClientError('unavailable', `Rejoining "${room}" failed, trying again: ${cause.message}`, { room, cause, ...(cause.frame === undefined ? {} : { frame: cause.frame }) }))
+        this.#retryRejoin(attempt, room, tries)
+        return false
+      }
+      // Refused now (forbidden, too_many_rooms, ...) or unanswered: it is no longer joined.
+      this.#rooms.delete(room)
+      this.#forgetRoom(room)
+      this.#events.emit('error', new RoomsClientError(cause.code ?? 'internal_error', `Rejoining "${room}" failed: ${cause.message}`, { room, cause, ...(cause.frame === undefined ? {} : { frame: cause.frame }) }))
+      return false
+    }
+  }
+
+  #retryRejoin (attempt: Attempt, room: string, tries: number): void {
+    clearTimeout(this.#rejoinRetries.get(room))
+    const delayMs = backoffDelay(tries, this.#reconnect === false ? reconnectDefaults : this.#reconnect)
+    this.#rejoinRetries.set(room, setTimeout(() => {
+      this.#rejoinRetries.delete(room)
+      if (this.#attempt !== attempt || !this.#rooms.has(room)) return
+      this.#rejoin(attempt, room, tries + 1).catch(report)
+    }, delayMs))
+  }
+
+  #clearRejoinRetries (): void {
+    for (const timer of this.#rejoinRetries.values()) clearTimeout(timer)
+    this.#rejoinRetries.clear()
   }
 
   /**
@@ -426,6 +558,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#connectTimer = undefined
     this.#ready = false
     this.#connectionId = undefined
+    this.#clearRejoinRetries()
+    let atOnce = false
     for (const pending of [...this.#pending.values()]) {
       if (pending.sent) this.#settle(pending, new RoomsClientError('disconnected', `The connection dropped before "${pending.type}" was answered`))
     }
@@ -433,6 +567,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     if (retry === undefined && attempt !== undefined) {
       if (attempt.opened) {
         retry = shouldReconnect(code)
+        atOnce = reconnectsAtOnce(code)
         if (!retry) error = new RoomsClientError('connection_refused', `The server closed the connection with code ${code}${reason === '' ? '' : ` (${reason})`}`)
         if (Date.now() - attempt.openedAt >= STABLE_AFTER_MS) this.#backoffStep = 0
       } else {
@@ -476,7 +611,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#setState('reconnecting')
     this.#events.emit('close', info)
     if (this.#state !== 'reconnecting') return // a listener closed the client
-    const delayMs = backoffDelay(++this.#backoffStep, this.#reconnect)
+    // An expired session (4001) comes back at once with a fresh token: nothing is wrong to wait out.
+    const delayMs = atOnce ? 0 : backoffDelay(++this.#backoffStep, this.#reconnect)
     this.#events.emit('reconnecting', { attempt: this.#failures, delayMs })
     if (this.#state !== 'reconnecting') return // a listener closed the client
     this.#retryTimer = setTimeout(() => {
@@ -492,6 +628,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     clearTimeout(this.#connectTimer)
     this.#retryTimer = undefined
     this.#connectTimer = undefined
+    this.#clearRejoinRetries()
     this.#ready = false
     this.#setState('closed')
     const message = error === undefined ? 'The client is closed' : `The client is closed: ${error.message}`

@@ -4,6 +4,9 @@ import type { ClientErrorCode, ReconnectOptions } from '../../types/client.js'
 
 export type NormalizedReconnect = Required<ReconnectOptions>
 
+/** The server's close code when the session's `expiresAt` passed (CONTRACT §11). */
+const SESSION_EXPIRED = 4001
+
 export const reconnectDefaults: NormalizedReconnect = {
   initialDelayMs: 500,
   maxDelayMs: 30000,
@@ -29,12 +32,19 @@ export function shouldReconnect (code: number): boolean {
     case 1015: // TLS handshake failure
       return false
   }
-  // 3000–4999 are for libraries and applications: their meaning is the application's, so the
-  // client does not guess that coming back is welcome.
+  // 4001: the session expired (CONTRACT §11); a fresh token gets back in.
+  if (code === SESSION_EXPIRED) return true
+  // Other codes of 3000–4999 are for libraries and applications (4000: disconnectUser): their
+  // meaning is the application's, so the client does not guess that coming back is welcome.
   if (code >= 3000 && code <= 4999) return false
   // 1001 going away, 1005 no status, 1006 dropped (idle termination too), 1009 too big (that
   // frame's call was rejected and is never resent), 1011, 1012, 1013 try again later, 1014, ...
   return true
+}
+
+/** Whether a close code means "come back now", without the backoff: only an expired session. */
+export function reconnectsAtOnce (code: number): boolean {
+  return code === SESSION_EXPIRED
 }
 
 export interface HandshakeVerdict {

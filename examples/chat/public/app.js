@@ -1,7 +1,9 @@
 // The chat page: the fastify-ws-rooms client loaded as a plain ES module from /client/.
 // Joining a room loads its history over REST; messages are posted with the server's `post`
-// request type (stored, then pushed to every member, the sender too); the client rejoins the
-// room after a reconnect and the page reloads history to fill what was missed.
+// request type (stored, then pushed to every member, the sender too). After a reconnect the
+// client rejoins the room and recovers the pushes it missed from the server's room history; when
+// it cannot (`recovery` with recovered: false), the page says so and reloads the room over REST.
+// The member list and count come from the client's presence view.
 // Text from the network only ever goes through textContent.
 import { connect } from '/client/index.js'
 
@@ -13,10 +15,13 @@ const roomInput = document.getElementById('room')
 const sendForm = document.getElementById('send-form')
 const textInput = document.getElementById('text')
 const sendButton = document.getElementById('send')
+const memberCount = document.getElementById('member-count')
+const memberList = document.getElementById('member-list')
 
 let client = null
 let current = null
 const seen = new Set() // stored message ids: history and live pushes overlap after a join
+let reloading = null // pushes that arrive while the room is (re)loaded over REST wait here
 
 function show (kind, who, text, mine = false) {
   const li = document.createElement('li')
@@ -34,6 +39,10 @@ function show (kind, who, text, mine = false) {
 }
 
 function showMessage (message) {
+  if (reloading !== null) {
+    reloading.push(message)
+    return
+  }
   if (message.id !== undefined) {
     if (seen.has(message.id)) return
     seen.add(message.id)
@@ -51,11 +60,36 @@ function setStatus (state, text) {
   sendButton.disabled = !usable
 }
 
+/** Show the room from the REST endpoint, then the pushes that arrived meanwhile (each once). */
 async function loadHistory (room) {
-  const res = await fetch('/api/rooms/' + encodeURIComponent(room) + '/messages')
-  if (!res.ok) throw new Error('history: HTTP ' + res.status)
-  const messages = await res.json()
-  if (room === current) for (const m of messages) showMessage(m)
+  log.replaceChildren()
+  seen.clear()
+  const early = (reloading = [])
+  let messages = []
+  try {
+    const res = await fetch('/api/rooms/' + encodeURIComponent(room) + '/messages')
+    if (!res.ok) throw new Error('history: HTTP ' + res.status)
+    messages = await res.json()
+  } finally {
+    if (reloading === early) {
+      reloading = null
+      if (room === current) for (const m of [...messages, ...early]) showMessage(m)
+    }
+  }
+}
+
+function showMembers (view) {
+  if (view === undefined) {
+    memberCount.textContent = ''
+    memberList.replaceChildren()
+    return
+  }
+  memberCount.textContent = `${view.size} online`
+  memberList.replaceChildren(...view.members.map((user) => {
+    const li = document.createElement('li')
+    li.textContent = user.id === client.user?.id ? `${user.id} (you)` : user.id
+    return li
+  }))
 }
 
 function start () {
@@ -70,15 +104,20 @@ function start () {
   client.on('reconnecting', ({ attempt, delayMs }) => {
     setStatus('reconnecting', `Reconnecting (attempt ${attempt}, in ${Math.round(delayMs / 100) / 10} s)…`)
   })
-  client.on('open', ({ reconnected }) => {
-    if (reconnected && current !== null) {
-      // The room was rejoined by the client; the history fills in what was missed meanwhile.
-      log.replaceChildren()
-      seen.clear()
-      loadHistory(current)
-        .then(() => show('system', '', 'Reconnected'))
-        .catch((err) => show('error', '', err.message))
+  client.on('recovery', ({ room, recovered, missed }) => {
+    if (room !== current) return
+    if (recovered) {
+      // The pushes missed while away came before this event, each once.
+      show('system', '', missed === 0 ? 'Reconnected' : `Reconnected (${missed} missed message${missed === 1 ? '' : 's'} delivered)`)
+      return
     }
+    // The server could not replay what we missed (it restarted, or we were away too long).
+    loadHistory(room)
+      .then(() => show('notice', '', 'Reconnected: some messages could not be recovered, the room was reloaded'))
+      .catch((err) => show('error', '', err.message))
+  })
+  client.on('presence', (view) => {
+    if (view.room === current) showMembers(view)
   })
   client.on('close', ({ error }) => {
     if (error) show('error', '', `Connection closed: ${error.message}`)
@@ -105,9 +144,11 @@ joinForm.addEventListener('submit', async (event) => {
   roomName.textContent = '# ' + room
   log.replaceChildren()
   seen.clear()
+  showMembers(undefined)
   try {
     if (previous !== null) await client.leave(previous)
     await client.join(room)
+    showMembers(client.presence(room)) // usually not loaded yet: the presence event follows
     setStatus(client.state, status.textContent)
     await loadHistory(room)
     textInput.focus()
