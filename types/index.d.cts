@@ -15,27 +15,44 @@ declare namespace fastifyWsRooms {
   // Wire protocol (./protocol.d.ts)
   export type RoomUser = esm.RoomUser
   export type MessageId = esm.MessageId
+  export type StreamPosition = esm.StreamPosition
   export type JoinMessage = esm.JoinMessage
   export type LeaveMessage = esm.LeaveMessage
   export type ChatMessageIn = esm.ChatMessageIn
+  export type MembersMessage = esm.MembersMessage
   export type ClientMessage = esm.ClientMessage
   export type WelcomeEvent = esm.WelcomeEvent
   export type JoinEvent = esm.JoinEvent
   export type LeaveEvent = esm.LeaveEvent
+  export type PresenceEvent = esm.PresenceEvent
   export type SystemEvent = esm.SystemEvent
   export type ChatEvent = esm.ChatEvent
   export type AckMessage = esm.AckMessage
+  export type HistoryJoinAckData = esm.HistoryJoinAckData
+  export type RecoveryAckData = esm.RecoveryAckData
+  export type MessageAckData = esm.MessageAckData
+  export type MembersAckData = esm.MembersAckData
   export type ErrorCode = esm.ErrorCode
   export type ErrorMessage = esm.ErrorMessage
   export type ServerMessage = esm.ServerMessage
   export type CloseCode = esm.CloseCode
   // Adapters
   export type RoomMember = esm.RoomMember
+  export type PresenceChange = esm.PresenceChange
+  export type PresenceDiff = esm.PresenceDiff
+  export type HistoryEntry = esm.HistoryEntry
+  export type HistoryPage = esm.HistoryPage
+  export type HistoryLimits = esm.HistoryLimits
+  export type RoomsHistory = esm.RoomsHistory
+  export type UserCommand = esm.UserCommand
   export type AdapterNode = esm.AdapterNode
   export type RoomsAdapter = esm.RoomsAdapter
   // Options
   export type OriginCheck = esm.OriginCheck
   export type RateLimitOptions = esm.RateLimitOptions
+  export type HistoryOptions = esm.HistoryOptions
+  export type PresenceMode = esm.PresenceMode
+  export type AuthenticatedSession = esm.AuthenticatedSession
   export type WsRoomsOptions = esm.WsRoomsOptions
   // fastify.rooms
   export type RoomConnection = esm.RoomConnection
@@ -43,6 +60,8 @@ declare namespace fastifyWsRooms {
   export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: esm.MessageId }
   export type RoomsEventName = esm.RoomsEventName
   export type RoomsEvents = esm.RoomsEvents
+  export type RoomHistory = esm.RoomHistory
+  export type DisconnectOptions = esm.DisconnectOptions
   export type RoomsStats = esm.RoomsStats
   export type BroadcastOptions = esm.BroadcastOptions
   export type RoomsApi = esm.RoomsApi
