@@ -139,11 +139,12 @@ class ChaosClient {
       }
       const inRecovery = !this.joined.has(frame.room)
       const offset: number = frame.offset
-      if (inRecovery) this.trace.push(offset)
+      this.trace.push(`${inRecovery ? 'r' : 'l'}${frame.room}@${offset}/${view.watermark}`)
       if (view.seen(offset)) {
         // Recovery replays from the watermark: offsets seen ahead of it come again and are dropped (§9: the client does).
-        if (inRecovery && offset > view.watermark) run.result.duplicatesDropped++
-        else run.problem(`${this.user}: offset ${offset} of ${frame.room} twice (${inRecovery ? 'recovery' : 'live'}; node ${this.node}, joined with since ${this.since.get(frame.room) ?? 'none'}, watermark ${view.watermark}, joins on this connection ${this.joinsSent}; before the ack: ${this.trace.join(',')})`)
+        // (`since` is the watermark the join was sent with: what was seen above it comes again.)
+        if (inRecovery && offset > (this.since.get(frame.room) ?? Infinity)) run.result.duplicatesDropped++
+        else run.problem(`${this.user}: offset ${offset} of ${frame.room} twice (${inRecovery ? 'recovery' : 'live'}; node ${this.node}, joined with since ${this.since.get(frame.room) ?? 'none'}, watermark ${view.watermark}, joins on this connection ${this.joinsSent}; trace: ${this.trace.slice(-60).join(' ')})`)
         return
       }
       if (inRecovery) {
@@ -166,6 +167,7 @@ class ChaosClient {
     if (frame.type === 'ack') {
       run.result.acked++
       const offset: number = frame.data.offset
+      this.trace.push(`ack${sent.room}@${offset}/${view.watermark}`)
       if (view.seen(offset)) run.problem(`${this.user}: own offset ${offset} already seen`)
       view.mark(offset)
       view.payloads.set(offset, `${this.user}:${sent.text}`)
@@ -182,7 +184,7 @@ class ChaosClient {
   /** The `since` offset of the last join of each room on this connection (for the report). */
   private readonly since = new Map<string, number>()
   private joinsSent = 0
-  private trace: number[] = []
+  private trace: string[] = []
 
   private join (ws: WebSocket, room: string): void {
     const view = this.rooms.get(room)!
@@ -204,6 +206,7 @@ class ChaosClient {
       return
     }
     const data = frame.data
+    this.trace.push(`joined${room}@${JSON.stringify(data)}/${view.watermark}`)
     const recovered = this.recovering.get(room) ?? 0
     this.recovering.delete(room)
     if (view.epoch === undefined) {
