@@ -6,45 +6,18 @@
 // say so, reload the room over REST, and talk again. Screenshots go to test/artifacts/.
 // No Chromium is a failure, not a skip: CI installs it (.ci/run).
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Page } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
 import { build } from '../examples/chat/server.js'
 import { isAddressInUse, reservedPort, retryAddressInUse } from './helpers.js'
+import { browserClientDir, CHROMIUM, CHROMIUM_ARGS } from './fixtures/browser.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const artifacts = join(root, 'test', 'artifacts')
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-  '--no-first-run', '--disable-component-update', '--disable-sync'
-]
-
-/**
- * The browser client as served: dist/esm/client when it is at least as new as lib/client
- * (`npm test` builds first), else a fresh compile of lib/client into test/artifacts (dist is
- * left alone: other tests may be reading it).
- */
-function browserClientDir (): string {
-  const sources = join(root, 'lib', 'client')
-  const newestSource = Math.max(...readdirSync(sources).map((f) => statSync(join(sources, f)).mtimeMs))
-  const dist = join(root, 'dist', 'esm', 'client')
-  if (existsSync(join(dist, 'index.js')) && statSync(join(dist, 'index.js')).mtimeMs >= newestSource) return dist
-  const out = join(artifacts, 'client-build')
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-  execFileSync(process.execPath, [
-    tsc, '--ignoreConfig', '--outDir', out, '--rootDir', sources, '--target', 'ES2022', '--module', 'nodenext',
-    '--moduleResolution', 'nodenext', '--lib', 'ES2023,DOM', '--strict', '--skipLibCheck', '--types', 'node',
-    join(sources, 'index.ts')
-  ], { cwd: root, stdio: 'inherit' })
-  writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n')
-  return out
-}
 
 async function startOn (clientDir: string, dbPath: string, port: number): Promise<{ app: FastifyInstance, port: number }> {
   const app = await build({ dbPath, clientDir })
@@ -95,7 +68,7 @@ async function say (page: Page, text: string): Promise<void> {
 t.test('the chat page in headless Chromium: two pages, one room, messages across, a server restart', async (t) => {
   t.ok(existsSync(CHROMIUM), `${CHROMIUM} exists (install Debian's chromium package; .ci/run does)`)
   mkdirSync(artifacts, { recursive: true })
-  const clientDir = browserClientDir()
+  const clientDir = browserClientDir('client-build')
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())

@@ -85,7 +85,7 @@ async function chatAcross (t: Test, browser: Browser, base: string): Promise<str
 
 t.test('the chat page in Chromium behind nginx', { skip }, async (t) => {
   t.ok(existsSync(CHROMIUM), `${CHROMIUM} exists (install Debian's chromium package; .ci/run does)`)
-  const clientDir = browserClientDir()
+  const clientDir = browserClientDir('client-build-proxy')
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
 
