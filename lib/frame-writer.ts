@@ -4,7 +4,9 @@
 // as one Buffer at the end of the tick: the same Buffer for every member that got all of it.
 // Receivers with other frames in between (acks, errors, other rooms) get their own
 // concatenation, in their exact order. Node's stream machinery then runs once per socket per
-// tick instead of once per frame, which is most of what a corked write of each frame costs.
+// tick instead of once per frame. A "tick" is one turn of the event loop (flushed in
+// setImmediate, after the poll phase): the frames that every socket read in that turn caused
+// leave together, so a write carries more of them (the write system call is most of the cost).
 import type { Socket } from 'node:net'
 
 /** A complete, unmasked WebSocket text frame (RFC 6455 §5.2: FIN + opcode 1, then the length) in one Buffer. */
@@ -97,7 +99,7 @@ const upgradeCorked = new Set<Socket>()
 function scheduleFlush (): void {
   if (flushScheduled) return
   flushScheduled = true
-  process.nextTick(flush)
+  setImmediate(flush)
 }
 
 /** This tick's batch for a room (`key` is anything that stands for the room during the tick). */
