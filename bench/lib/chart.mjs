@@ -55,7 +55,8 @@ export function chartSvg (results) {
     const colour = row.met === false ? '#d9534f' : row.better >= 1 ? '#2e7d32' : '#ef8c00'
     parts.push(`<text x="${LABEL_WIDTH - 8}" y="${y + 16}" text-anchor="end">${escape(row.label)}</text>`)
     parts.push(`<rect x="${Math.min(x1, x2).toFixed(1)}" y="${y + 5}" width="${Math.max(1, Math.abs(x2 - x1)).toFixed(1)}" height="${ROW - 10}" fill="${colour}"/>`)
-    parts.push(`<text x="${(Math.max(x1, x2) + 4).toFixed(1)}" y="${y + 16}">${row.better.toFixed(2)}×</text>`)
+    const labelX = Math.max(x1, x2, row.target === null ? 0 : x(row.target) + 2) + 4
+    parts.push(`<text x="${labelX.toFixed(1)}" y="${y + 16}">${row.better.toFixed(2)}×</text>`)
     if (row.target !== null) {
       const tx = x(row.target).toFixed(1)
       parts.push(`<line x1="${tx}" y1="${y + 2}" x2="${tx}" y2="${y + ROW - 2}" stroke="black" stroke-width="2"/>`)
