@@ -6,7 +6,7 @@
 //   node bench/run.mjs [--quick] [--rounds N] [--scenario a,b] [--workers N]
 //                      [--measure-ms N] [--window N] [--plugin-server baseline|<path>]
 //                      [--server-args="--cpu-prof --cpu-prof-dir=DIR"] [--loadgen-args="..."]
-//                      [--profile DIR] [--out file.json]
+//                      [--profile DIR] [--out file.json] [--chart file.svg]
 //
 // --quiet-wait S (default 20, 5 with --quick): before each run, wait up to S seconds for other processes on
 // the machine to use less than a third of a core (0: do not wait). The bench shares the
@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { killAll, setSchedulingPriority, startServer, startWorkers, stopWorkers } from './lib/procs.mjs'
 import { SATURATED, limitedBy, machineCpu, machinePercent, median, mode, sleep } from './lib/stats.mjs'
+import { chartSvg } from './lib/chart.mjs'
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const root = resolve(benchDir, '..')
@@ -45,6 +46,7 @@ const { values: flags } = parseArgs({
     'server-args': { type: 'string', default: '' },
     'loadgen-args': { type: 'string', default: '' },
     out: { type: 'string' },
+    chart: { type: 'string' },
     profile: { type: 'string' },
     'heap-snapshots': { type: 'string' },
     'quiet-wait': { type: 'string', default: process.env.BENCH_QUIET_WAIT },
@@ -71,6 +73,7 @@ const opts = {
 }
 if (flags.nice !== undefined) setSchedulingPriority(Number(flags.nice))
 const outFile = resolve(flags.out ?? join(benchDir, 'results', 'latest.json'))
+const chartFile = resolve(flags.chart ?? outFile.replace(/\.json$/, '') + '.svg')
 
 const baselineScript = pathToFileURL(join(benchDir, 'baseline', 'server.mjs'))
 let pluginScript = pathToFileURL(join(benchDir, 'servers', 'plugin.mjs'))
@@ -331,7 +334,8 @@ async function main () {
   printTable(results)
   mkdirSync(dirname(outFile), { recursive: true })
   writeFileSync(outFile, JSON.stringify(results, null, 2) + '\n')
-  process.stdout.write(`\nresults written to ${relative(process.cwd(), outFile)}\n`)
+  writeFileSync(chartFile, chartSvg(results))
+  process.stdout.write(`\nresults written to ${relative(process.cwd(), outFile)}, chart to ${relative(process.cwd(), chartFile)}\n`)
 }
 
 function summarizeParams (params) {

@@ -14,7 +14,7 @@ import type { TObject } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ClosingSockets } from './closing-sockets.js'
 import { Connection, type ConnectionHost } from './connection.js'
-import { frameText } from './frame-writer.js'
+import { frameText, type TickBatch, tickBatch } from './frame-writer.js'
 import { MemoryHistory } from './history/memory-history.js'
 import { RoomStream, type StreamHost, type StreamJoinAck } from './history/room-stream.js'
 import { PresenceBoard, type PresenceHost } from './presence.js'
@@ -441,11 +441,16 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   deliverToRoom (room: string, payload: string, except?: string): void {
     const local = this.roomsByName.get(room)?.members
     if (local === undefined) return
-    let frame: Buffer | undefined
+    // Framed once, added to the room's frames of this tick; its members' writes share them.
+    let batch: TickBatch | undefined
+    let index = 0
     for (const conn of local) {
       if (conn.id === except) continue
-      frame ??= frameText(payload)
-      conn.deliver(frame, payload)
+      if (batch === undefined) {
+        batch = tickBatch(local)
+        index = batch.add(frameText(payload))
+      }
+      conn.deliverBatched(batch, index, payload)
     }
   }
 

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomConnection, RoomUser } from '../types/index.js'
-import { type CoalescedWriter, frameText, holdUntilNextTick, writeCoalesced } from './frame-writer.js'
+import { flushNow, frameText, holdUntilNextTick, queueBatched, queueFrame, type TickBatch, type TickWriter } from './frame-writer.js'
 import type { RateLimitState, RateVerdict } from './rate-limiter.js'
 
 /** A frame waiting its turn, with the rate limiter's verdict from when it arrived. */
@@ -22,7 +22,7 @@ export interface ConnectionHost {
   closeStarted (conn: Connection): void
 }
 
-export class Connection implements RoomConnection, RateLimitState, CoalescedWriter {
+export class Connection implements RoomConnection, RateLimitState, TickWriter {
   readonly id: string
   readonly user: RoomUser
   /** The user serialized once, spliced into every frame that names them. */
@@ -51,8 +51,8 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
   backlog: WaitingFrame[] | null = null
   /** Size of the frames in `backlog`, bounded by maxBacklogBytes. */
   backlogBytes = 0
-  /** Part of this tick's flush (see frame-writer). */
-  flushPending = false
+  /** This tick's output, written at the tick's end (see frame-writer); null when none. */
+  pending: TickWriter['pending'] = null
   /** A rate-limit close waits in the backlog behind earlier frames: read nothing more. */
   closeQueued = false
   private readonly host: ConnectionHost
@@ -72,23 +72,41 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
     this.connectedAt = now
     // With compression each receiver needs its own deflate; only then do frames go through ws.send.
     this.socket = ws.extensions.includes('permessage-deflate') ? null : (ws as unknown as { _socket: Socket })._socket
+    // ws writes its close frames itself (ours, the echo of the client's, 1009 and the like from
+    // its receiver): what this tick queued before must go out ahead of them.
+    ;(ws as ConnectionSocket)[kConnection] = this
+    if (this.socket !== null) ws.close = closeAfterQueuedFrames
   }
 
-  /** Write an already-framed broadcast (`frame` is `payload` framed once for every receiver). */
-  deliver (frame: Buffer, payload: string): void {
+  /** Queue frame `index` of this tick's batch of a room (`payload` framed once for every receiver). */
+  deliverBatched (batch: TickBatch, index: number, payload: string): void {
     if (!this.open) return
-    const host = this.host
-    host.messagesOut++
-    const socket = this.socket
-    if (socket !== null) {
-      writeCoalesced(this as this & { socket: Socket }, frame)
+    this.host.messagesOut++
+    if (this.socket !== null) {
+      queueBatched(this, batch, index)
     } else {
       this.ws.send(payload)
       holdUntilNextTick(this)
     }
   }
 
-  /** Called once per tick after this socket's coalesced writes were handed to the kernel. */
+  /** Queue an already-framed message (`frame` is `payload` framed; it may be shared with other receivers). */
+  deliver (frame: Buffer, payload: string): void {
+    if (!this.open) return
+    this.host.messagesOut++
+    if (this.socket !== null) {
+      queueFrame(this, frame)
+    } else {
+      this.ws.send(payload)
+      holdUntilNextTick(this)
+    }
+  }
+
+  get writable (): boolean {
+    return this.ws.readyState === OPEN
+  }
+
+  /** Called once per tick after this socket's output of the tick was handed to the kernel. */
   flushed (): void {
     // With compression, ws.bufferedAmount also counts messages still queued for deflate.
     const unsent = this.socket !== null ? this.socket.writableLength : this.ws.bufferedAmount
@@ -127,3 +145,15 @@ export class Connection implements RoomConnection, RateLimitState, CoalescedWrit
 }
 
 const EMPTY = Buffer.alloc(0)
+const OPEN = 1
+
+/** The connection of a socket, for listeners shared by every socket (no closures per connection). */
+export const kConnection = Symbol('fastify-ws-rooms.connection')
+type ConnectionSocket = WebSocket & { [kConnection]?: Connection }
+
+/** ws.close, on sockets whose frames go out at the tick's end: those queued go first. */
+function closeAfterQueuedFrames (this: ConnectionSocket, code?: number, data?: string | Buffer): void {
+  const conn = this[kConnection]
+  if (conn !== undefined) flushNow(conn)
+  ;(Object.getPrototypeOf(this) as WebSocket).close.call(this, code, data)
+}

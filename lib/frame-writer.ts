@@ -1,11 +1,17 @@
-// The fan-out write path. A server frame is unmasked, so one framed Buffer serves every
-// receiver of a broadcast. Writes to one socket within a tick are coalesced: the socket is
-// corked on its first write and uncorked on the next tick, so one writev carries every frame
-// due to it instead of one system call per frame (most of a naive server's CPU is those calls).
+// The fan-out write path: one write per socket per tick. A server frame is unmasked, so one
+// framed Buffer serves every receiver. The frames a room sends within a tick are collected in
+// order (a TickBatch); a receiver whose output of the tick is a run of that batch gets the run
+// as one Buffer at the end of the tick: the same Buffer for every member that got all of it.
+// Receivers with other frames in between (acks, errors, other rooms) get their own
+// concatenation, in their exact order. Node's stream machinery then runs once per socket per
+// tick instead of once per frame. A "tick" is one turn of the event loop (flushed in
+// setImmediate, after the poll phase): the frames that every socket read in that turn caused
+// leave together, so a write carries more of them (the write system call is most of the cost).
 import type { Socket } from 'node:net'
 
 /** A complete, unmasked WebSocket text frame (RFC 6455 §5.2: FIN + opcode 1, then the length) in one Buffer. */
 export function frameText (payload: string): Buffer {
+  // ws's Sender.frame returns the header and the payload as two Buffers; one is cheaper to share and join.
   const length = Buffer.byteLength(payload, 'utf8')
   const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
   const frame = Buffer.allocUnsafe(headerLength + length)
@@ -24,64 +30,206 @@ export function frameText (payload: string): Buffer {
   return frame
 }
 
+/** The frames one room sent in this tick, in order. Joined once, when a receiver needs more than one. */
+export class TickBatch {
+  readonly frames: Buffer[] = []
+  private joined: Buffer | null = null
+  /** Where frame i starts in `joined` (offsets[frames.length] is its length). */
+  private offsets: number[] = [0]
+  private joinedCount = 0
+
+  /** Add a frame; returns its index in the batch. */
+  add (frame: Buffer): number {
+    return this.frames.push(frame) - 1
+  }
+
+  /** Frames [start, end) as one Buffer: `joined` itself when that is all of them, else a view of it. */
+  bytes (start: number, end: number): Buffer {
+    if (end - start === 1) return this.frames[start]
+    // Frames may still be added while the tick's writes go out (a slow receiver's close sends
+    // `leave` to its rooms): join again when the batch grew.
+    if (this.joinedCount !== this.frames.length) this.join()
+    const joined = this.joined!
+    return start === 0 && end === this.joinedCount ? joined : joined.subarray(this.offsets[start], this.offsets[end])
+  }
+
+  private join (): void {
+    const frames = this.frames
+    const offsets = this.offsets
+    for (let i = this.joinedCount; i < frames.length; i++) offsets.push(offsets[i] + frames[i].length)
+    this.joined = Buffer.concat(frames, offsets[frames.length])
+    this.joinedCount = frames.length
+  }
+}
+
+/** One writer's output of this tick, reused from tick to tick. */
+class PendingOutput {
+  writer: TickWriter | null = null
+  /** The open run: frames [start, end) of `batch`; batch is null when there is none. */
+  batch: TickBatch | null = null
+  start = 0
+  end = 0
+  /** Earlier output, in order, when it is not one run (frames of runs that were broken, single frames). */
+  readonly parts: Buffer[] = []
+}
+
 /**
- * Something that writes to one socket and wants to look at it once its writes of the tick went
- * out. `socket` is null when frames go through ws.send (permessage-deflate): nothing to cork,
- * but the end-of-tick look still happens.
+ * A connection's side of the write path. `socket` is null when frames go through ws.send
+ * (permessage-deflate): nothing is queued here, but the end-of-tick look still happens.
  */
-export interface CoalescedWriter {
+export interface TickWriter {
   readonly socket: Socket | null
-  /** True between its first write of a tick and the flush. */
-  flushPending: boolean
+  /** This tick's output; null when nothing is queued. */
+  pending: PendingOutput | null
+  /** False once nothing more may be written (a close frame went out, the socket is gone). */
+  readonly writable: boolean
+  /** Called once per tick after the writer's output was handed to the socket. */
   flushed (): void
 }
 
-let pending: CoalescedWriter[] = []
-let spare: CoalescedWriter[] = []
+let queue: PendingOutput[] = []
+let queued = 0
+let flushing: PendingOutput[] = []
 let flushScheduled = false
+/** This tick's batch per room (keyed by its member set), started afresh every tick. */
+const batches = new Map<object, TickBatch>()
+/** Sockets corked by an accepted upgrade: uncorked once their first frames are written. */
+const upgradeCorked = new Set<Socket>()
 
-function flush (): void {
-  flushScheduled = false
-  // Swap lists first: flushed() can run code that writes again.
-  const list = pending
-  pending = spare
-  spare = list
-  for (let i = 0; i < list.length; i++) {
-    const writer = list[i]
-    writer.flushPending = false
-    writer.socket?.uncork()
-    writer.flushed()
-  }
-  list.length = 0
+function scheduleFlush (): void {
+  if (flushScheduled) return
+  flushScheduled = true
+  setImmediate(flush)
 }
 
-/** Join this tick's flush: cork the socket (if there is one) until the next tick. */
-export function holdUntilNextTick (writer: CoalescedWriter): void {
-  if (writer.flushPending) return
-  writer.flushPending = true
-  writer.socket?.cork()
-  pending.push(writer)
-  if (!flushScheduled) {
-    flushScheduled = true
-    process.nextTick(flush)
+/** This tick's batch for a room (`key` is anything that stands for the room during the tick). */
+export function tickBatch (key: object): TickBatch {
+  let batch = batches.get(key)
+  if (batch === undefined) {
+    batch = new TickBatch()
+    batches.set(key, batch)
+    scheduleFlush()
   }
+  return batch
+}
+
+function enqueue (writer: TickWriter): PendingOutput {
+  let out = queue[queued]
+  if (out === undefined) {
+    out = new PendingOutput()
+    queue.push(out)
+  }
+  queued++
+  out.writer = writer
+  writer.pending = out
+  scheduleFlush()
+  return out
+}
+
+/** Move the open run into `parts` (the writer's output is no longer one run). */
+function closeRun (out: PendingOutput): void {
+  const batch = out.batch
+  if (batch === null) return
+  for (let i = out.start; i < out.end; i++) out.parts.push(batch.frames[i])
+  out.batch = null
+}
+
+/** Queue frame `index` of `batch` for this writer. */
+export function queueBatched (writer: TickWriter, batch: TickBatch, index: number): void {
+  let out = writer.pending
+  if (out === null) {
+    out = enqueue(writer)
+  } else if (out.batch === batch && out.end === index) {
+    out.end++
+    return
+  } else {
+    closeRun(out)
+  }
+  out.batch = batch
+  out.start = index
+  out.end = index + 1
+}
+
+/** Queue a frame that only this writer gets (an ack, an error, the welcome). */
+export function queueFrame (writer: TickWriter, frame: Buffer): void {
+  const out = writer.pending ?? enqueue(writer)
+  closeRun(out)
+  out.parts.push(frame)
+}
+
+/** Join this tick's end-of-tick look without queueing anything (frames that went through ws.send). */
+export function holdUntilNextTick (writer: TickWriter): void {
+  if (writer.pending === null) enqueue(writer)
+}
+
+/** The writer's output of this tick as one Buffer (null when there is none); forgets it. */
+function takeOutput (out: PendingOutput, shared: boolean): Buffer | null {
+  const writer = out.writer!
+  writer.pending = null
+  out.writer = null
+  let data: Buffer | null = null
+  const parts = out.parts
+  if (parts.length === 0) {
+    const batch = out.batch
+    if (batch !== null) {
+      // Before the tick's end the batch may still grow: join only this run's frames then.
+      data = shared || out.end - out.start === 1 ? batch.bytes(out.start, out.end) : Buffer.concat(batch.frames.slice(out.start, out.end))
+    }
+  } else {
+    closeRun(out)
+    data = parts.length === 1 ? parts[0] : Buffer.concat(parts)
+    parts.length = 0
+  }
+  out.batch = null
+  return data
+}
+
+function writeOut (writer: TickWriter, data: Buffer | null): void {
+  const socket = writer.socket
+  if (socket === null) return
+  if (data !== null && writer.writable && !socket.destroyed) socket.write(data)
+  if (upgradeCorked.size > 0 && upgradeCorked.delete(socket)) socket.uncork()
 }
 
 /**
- * Write a framed message, coalescing with every other write to this socket in the same tick.
- * What is still unsent is judged after the uncork (in `flushed`), once the kernel took what it
- * could, so a burst to a receiver that reads is not mistaken for a slow one.
+ * Write what this writer has queued now, ahead of the tick's end: before ws writes a close
+ * frame, so that frames queued earlier in the tick still precede it.
  */
-export function writeCoalesced (writer: CoalescedWriter & { readonly socket: Socket }, frame: Buffer): void {
-  holdUntilNextTick(writer)
-  writer.socket.write(frame)
+export function flushNow (writer: TickWriter): void {
+  const out = writer.pending
+  if (out === null) return
+  writeOut(writer, takeOutput(out, false))
 }
 
-function uncork (socket: Socket): void { socket.uncork() }
+function flush (): void {
+  flushScheduled = false
+  // Swap first: what the writes below cause (a slow receiver's `leave`) belongs to the next tick.
+  const list = queue
+  const count = queued
+  queue = flushing
+  queued = 0
+  flushing = list
+  batches.clear()
+  for (let i = 0; i < count; i++) {
+    const out = list[i]
+    const writer = out.writer
+    if (writer === null) continue // written ahead (flushNow)
+    writeOut(writer, takeOutput(out, true))
+    // What is still unsent is judged now, once the kernel took what it could, so a burst to a
+    // receiver that reads is not mistaken for a slow one.
+    writer.flushed()
+  }
+  for (const socket of upgradeCorked) socket.uncork()
+  upgradeCorked.clear()
+}
 
-/** Hold a socket's writes until the next tick, so that those of this tick leave together. */
-export function corkUntilNextTick (socket: Socket | null | undefined): void {
-  if (socket === null || socket === undefined) return
+/**
+ * Hold an upgraded socket's writes until its first frames go out, so that the 101 response and
+ * the welcome frame leave in one write.
+ */
+export function corkUntilFlush (socket: Socket | null | undefined): void {
+  if (socket === null || socket === undefined || upgradeCorked.has(socket)) return
   socket.cork()
-  process.nextTick(uncork, socket)
+  upgradeCorked.add(socket)
+  scheduleFlush()
 }

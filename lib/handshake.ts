@@ -4,7 +4,7 @@
 import type { FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { AuthenticatedSession, RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
-import { corkUntilNextTick } from './frame-writer.js'
+import { corkUntilFlush } from './frame-writer.js'
 import { originHost, ProxyHints } from './proxy-hints.js'
 import {
   AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
@@ -148,7 +148,7 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
       }
       ;(request.raw as unknown as Record<symbol, unknown>)[kRoomsUpgrade] = true
       // The 101 response and the welcome frame then leave in one write, not two.
-      corkUntilNextTick(request.raw.socket)
+      corkUntilFlush(request.raw.socket)
       done()
     }
 

@@ -8,14 +8,13 @@ import type WebSocket from 'ws'
 import type { RoomUser, WsRoomsOptions } from '../types/index.js'
 import { memoryAdapter } from './adapters/memory.js'
 import { RoomBroker } from './broker.js'
-import { Connection } from './connection.js'
+import { Connection, kConnection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
 import { createHandshake, kRoomsExpiresAt, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { normaliseOptions } from './options.js'
 import { welcomeFrame } from './protocol.js'
 
-const kConnection = Symbol('fastify-ws-rooms.connection')
 type RoomsSocket = WebSocket & { [kConnection]: Connection, _receiver?: { _maxPayload: number } }
 type HandleProtocols = (protocols: Set<string>, request: unknown) => string | false
 
@@ -130,7 +129,6 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     const expiresAt = (request as unknown as Record<symbol, number | undefined>)[kRoomsExpiresAt]
     // The request is dropped after the upgrade unless asked for: it is most of an idle connection's memory.
     const conn = new Connection(id, user, ws, request.ip, params.retainRequest ? request : undefined, broker, Date.now(), expiresAt)
-    ws[kConnection] = conn
     // Shared listeners that find their connection on the socket: no closures per connection.
     ws.on('message', onMessage as (data: WebSocket.RawData, isBinary: boolean) => void)
     ws.on('pong', onPong as () => void)

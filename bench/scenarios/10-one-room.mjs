@@ -5,8 +5,9 @@ export default {
   name: 'one-room',
   title: 'one room × 1000 receivers',
   metrics: [
-    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher', target: { op: '>=', ratio: 5 } },
-    { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher' },
+    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
+    // issue 12: per server CPU-second, so that other load on the machine does not move the figure
+    { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher', target: { op: '>=', ratio: 15 } },
     { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
     { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2, target: { op: '<=', ratio: 0.3 } }
   ],

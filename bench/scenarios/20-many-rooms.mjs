@@ -5,8 +5,8 @@ export default {
   name: 'many-rooms',
   title: '100 rooms × 10 receivers',
   metrics: [
-    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher', target: { op: '>=', ratio: 2 } },
-    { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher' },
+    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
+    { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher', target: { op: '>=', ratio: 6 } },
     { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
     { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2 }
   ],

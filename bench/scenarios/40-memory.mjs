@@ -12,7 +12,7 @@ export default {
   // nothing runs while memory is read: no need to wait for a quiet machine
   quiet: false,
   metrics: [
-    { key: 'rssPerConnKB', label: 'RSS per connection (KB)', better: 'lower', decimals: 1, target: { op: '<=', ratio: 1.2 } },
+    { key: 'rssPerConnKB', label: 'RSS per connection (KB)', better: 'lower', decimals: 1, target: { op: '<=', ratio: 1 } },
     { key: 'heapPerConnKB', label: 'heap+external per conn (KB)', better: 'lower', decimals: 1 }
   ],
   params (opts) {

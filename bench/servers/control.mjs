@@ -11,8 +11,9 @@ import { startProfile, stopProfile } from '../lib/profiler.mjs'
  * @param {number} server.port
  * @param {() => number} server.connections  connections the server currently holds
  * @param {() => Promise<void>} server.close
+ * @param {() => object} [server.stats]  the plugin's fastify.rooms.stats(), when there is one
  */
-export function serveControl ({ port, connections, close }) {
+export function serveControl ({ port, connections, close, stats }) {
   process.stdout.write(`READY ${port}\n`)
   if (typeof process.send !== 'function') return
   process.send({ type: 'ready', port, pid: process.pid })
@@ -23,6 +24,9 @@ export function serveControl ({ port, connections, close }) {
       switch (msg.cmd) {
         case 'usage':
           data = usage(connections)
+          break
+        case 'stats':
+          data = stats?.() ?? null
           break
         case 'gc':
           data = await collect(connections)

@@ -3,7 +3,8 @@
 // bench's own load are changed from the defaults: every client comes from 127.0.0.1 (so the
 // per-IP cap is off) and publishers send far more than a chat user would (so the per-
 // connection rate limit is off). Everything else, including the idle pings, stays default.
-// BENCH_REDIS_URL (with BENCH_REDIS_PREFIX) swaps in the Redis adapter, for multi-node scenarios.
+// BENCH_REDIS_URL (with BENCH_REDIS_PREFIX) swaps in the Redis adapter, for multi-node scenarios;
+// BENCH_PRESENCE sets presenceEvents (room-fill) and BENCH_HISTORY_SIZE turns history on (history).
 import Fastify from 'fastify'
 import { serveControl } from './control.mjs'
 
@@ -23,7 +24,9 @@ await app.register(wsRooms, {
   rateLimit: false,
   maxConnectionsPerIp: 0,
   maxConnections: 0,
-  ...(adapter ? { adapter } : {})
+  ...(adapter ? { adapter } : {}),
+  ...(process.env.BENCH_PRESENCE ? { presenceEvents: process.env.BENCH_PRESENCE } : {}),
+  ...(process.env.BENCH_HISTORY_SIZE ? { history: { size: Number(process.env.BENCH_HISTORY_SIZE) } } : {})
 })
 
 await app.listen({ port: Number(process.env.BENCH_PORT ?? 0), host: '127.0.0.1', backlog: 4096 })
@@ -31,5 +34,6 @@ await app.listen({ port: Number(process.env.BENCH_PORT ?? 0), host: '127.0.0.1',
 serveControl({
   port: app.server.address().port,
   connections: () => app.rooms.stats().connections,
+  stats: () => app.rooms.stats(),
   close: () => app.close()
 })

@@ -1,0 +1,24 @@
+// Fan-out into a history room (§9) against the same room without history: one room × 1000
+// receivers, as in one-room. Both columns run the plugin with the in-memory adapter: "plugin"
+// with history: { size: 100 } (every message gets its offset and is kept), "baseline" without.
+// The ratio is what keeping and ordering the history costs per delivery.
+import { measureFanout } from '../lib/fanout.mjs'
+import oneRoom from './10-one-room.mjs'
+
+const pluginScript = new URL('../servers/plugin.mjs', import.meta.url)
+
+export default {
+  name: 'history',
+  title: 'history: { size: 100 } (plugin column) vs no history (baseline column), memory adapter, 1 room × 1000',
+  metrics: [
+    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
+    { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher' },
+    { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
+    { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2 }
+  ],
+  params: (opts) => oneRoom.params(opts),
+  run (ctx, side, params) {
+    const env = side.name === 'plugin' ? { BENCH_HISTORY_SIZE: '100' } : {}
+    return measureFanout(ctx, { ...side, script: pluginScript }, { ...params, serverEnv: () => env })
+  }
+}
