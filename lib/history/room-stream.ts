@@ -8,7 +8,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../../types/index.js'
 import type { Connection } from '../connection.js'
-import { frameText } from '../frame-writer.js'
+import { frameText, tickBatch, type TickBatch } from '../frame-writer.js'
 import type { Room } from '../room.js'
 
 export interface StreamHost {
@@ -91,7 +91,9 @@ export class RoomStream {
   private emit (entry: HistoryEntry): void {
     this.offset = entry.offset
     const joiners = this.joiners
-    let frame: Buffer | undefined
+    // Framed once into the room's frames of this tick, shared by the members' writes (as deliverToRoom).
+    let batch: TickBatch | undefined
+    let index = 0
     for (const conn of this.room.members) {
       if (conn.id === entry.except) continue
       const joiner = joiners?.get(conn)
@@ -108,8 +110,11 @@ export class RoomStream {
           this.live(conn)
         }
       }
-      frame ??= frameText(entry.payload)
-      conn.deliver(frame, entry.payload)
+      if (batch === undefined) {
+        batch = tickBatch(this.room.members)
+        index = batch.add(frameText(entry.payload))
+      }
+      conn.deliverBatched(batch, index, entry.payload)
     }
   }
 
