@@ -9,53 +9,19 @@
 // In a history room nothing is lost at all: every member ends with exactly the offsets whose
 // publication was accepted, each once, in order (gaps are read back from the room's stream).
 import t, { type Test } from 'tap'
-import type { Cluster } from 'ioredis'
-import { connect, eventually, join, startServer, type StartedServer, type TestClient } from './helpers.js'
-import { redisAdapter } from '../lib/adapters/redis.js'
-import { KeyNames } from '../lib/adapters/redis-keys.js'
-import { uniquePrefix } from './fixtures/redis-helpers.js'
-import { RedisClusterServer, slotOf } from './fixtures/redis-cluster-server.js'
+import { eventually, join, type StartedServer } from './helpers.js'
+import { slotOf } from './fixtures/redis-cluster-server.js'
+import { startClusterPlugins, type Client } from './fixtures/cluster-plugins.js'
 
-type Client = TestClient & { welcome: any }
-
-const cluster = await RedisClusterServer.start(3, 1)
-const prefix = uniquePrefix('cluster-faults')
-const keys = new KeyNames(prefix)
-const clients: Client[] = []
-const servers: StartedServer[] = []
-const redisClients: Cluster[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
-  for (const r of redisClients) r.disconnect()
-  await cluster.stop()
+const { cluster, prefix, keys, nodes, open } = await startClusterPlugins(t, 'cluster-faults', {
+  history: { rooms: (room) => room.startsWith('h-'), size: 10_000 }
 })
-
-async function node (): Promise<StartedServer> {
-  const client = cluster.client()
-  redisClients.push(client)
-  const server = await startServer({
-    authenticate: (token) => ({ id: token }),
-    rateLimit: false,
-    history: { rooms: (room) => room.startsWith('h-'), size: 10_000 },
-    adapter: redisAdapter({ client, prefix, presenceTtl: 2000 })
-  })
-  servers.push(server)
-  return server
-}
-
-const [A, B, C] = await Promise.all([node(), node(), node()])
+const [A, B, C] = nodes
 const slotOfRoom = (room: string): number => slotOf(keys.roomChannel(room))
 
 /** A room name starting with `stem` whose slot the master on `port` serves. */
 async function roomOn (stem: string, port: number): Promise<string> {
   for (let i = 0; ; i++) if (await cluster.masterOf(slotOfRoom(`${stem}${i}`)) === port) return `${stem}${i}`
-}
-
-async function open (server: StartedServer, user: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${user}`)
-  clients.push(client)
-  return client
 }
 
 const dropped = (server: StartedServer): number => server.app.rooms.stats().dropped

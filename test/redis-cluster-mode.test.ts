@@ -4,50 +4,16 @@
 // every node, recovery on another node), §10 (batched presence counts across nodes), §11
 // (joinUser, disconnectUser across nodes), and that rooms really travel over sharded pub/sub.
 import t from 'tap'
-import type { Cluster } from 'ioredis'
-import { connect, eventually, join, startServer, type StartedServer, type TestClient } from './helpers.js'
-import { redisAdapter } from '../lib/adapters/redis.js'
-import { KeyNames } from '../lib/adapters/redis-keys.js'
-import { uniquePrefix } from './fixtures/redis-helpers.js'
-import { RedisClusterServer, slotOf } from './fixtures/redis-cluster-server.js'
+import { eventually, join } from './helpers.js'
+import { slotOf } from './fixtures/redis-cluster-server.js'
+import { startClusterPlugins } from './fixtures/cluster-plugins.js'
 
-type Client = TestClient & { welcome: any }
-
-const cluster = await RedisClusterServer.start(3, 1)
-const prefix = uniquePrefix('cluster-mode')
-const keys = new KeyNames(prefix)
-const clients: Client[] = []
-const servers: StartedServer[] = []
-const redisClients: Cluster[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
-  for (const r of redisClients) r.disconnect()
-  await cluster.stop()
+const { cluster, prefix, keys, nodes, open } = await startClusterPlugins(t, 'cluster-mode', {
+  history: { rooms: (room) => room.startsWith('h-') },
+  presenceEvents: (room) => room.startsWith('p-') ? 'batched' : 'each',
+  presenceInterval: 100
 })
-
-async function node (): Promise<StartedServer> {
-  const client = cluster.client()
-  redisClients.push(client)
-  const server = await startServer({
-    authenticate: (token) => ({ id: token }),
-    rateLimit: false,
-    history: { rooms: (room) => room.startsWith('h-') },
-    presenceEvents: (room) => room.startsWith('p-') ? 'batched' : 'each',
-    presenceInterval: 100,
-    adapter: redisAdapter({ client, prefix, presenceTtl: 2000 })
-  })
-  servers.push(server)
-  return server
-}
-
-const [A, B, C] = await Promise.all([node(), node(), node()])
-
-async function open (server: StartedServer, user: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${user}`)
-  clients.push(client)
-  return client
-}
+const [A, B, C] = nodes
 
 /** `count` room names starting with `stem` whose slots are served by `count` different masters. */
 async function spreadRooms (stem: string, count: number): Promise<string[]> {
