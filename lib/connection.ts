@@ -82,24 +82,22 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   deliverBatched (batch: TickBatch, index: number, payload: string): void {
     if (!this.open) return
     this.host.messagesOut++
-    if (this.socket !== null) {
-      queueBatched(this, batch, index)
-    } else {
-      this.ws.send(payload)
-      holdUntilNextTick(this)
-    }
+    if (this.socket !== null) queueBatched(this, batch, index)
+    else this.sendCompressed(payload)
   }
 
   /** Queue an already-framed message (`frame` is `payload` framed; it may be shared with other receivers). */
   deliver (frame: Buffer, payload: string): void {
     if (!this.open) return
     this.host.messagesOut++
-    if (this.socket !== null) {
-      queueFrame(this, frame)
-    } else {
-      this.ws.send(payload)
-      holdUntilNextTick(this)
-    }
+    if (this.socket !== null) queueFrame(this, frame)
+    else this.sendCompressed(payload)
+  }
+
+  /** permessage-deflate: ws deflates per receiver; the end-of-tick look still happens. */
+  private sendCompressed (payload: string): void {
+    this.ws.send(payload)
+    holdUntilNextTick(this)
   }
 
   get writable (): boolean {

@@ -91,15 +91,21 @@ async function check (t: Test, members: Client[], plain: string, history: string
     'the stream holds exactly the accepted messages')
 }
 
-t.test('a slot migrated while its rooms are in use', async (t) => {
-  const masters = await cluster.masterPorts()
-  const plain = await roomOn('mig-', masters[0])
-  const history = await roomOn('h-mig-', masters[0])
-  const members = [await open(A, 'ma'), await open(B, 'mb'), await open(C, 'mc')]
+/** A plain room and a history room on the master at `port`, joined by one member on each node. */
+async function roomsInUse (stem: string, port: number, users: [string, string, string]): Promise<{ plain: string, history: string, members: Client[] }> {
+  const plain = await roomOn(stem, port)
+  const history = await roomOn(`h-${stem}`, port)
+  const members = [await open(A, users[0]), await open(B, users[1]), await open(C, users[2])]
   for (const member of members) {
     await join(member, plain)
     await join(member, history)
   }
+  return { plain, history, members }
+}
+
+t.test('a slot migrated while its rooms are in use', async (t) => {
+  const masters = await cluster.masterPorts()
+  const { plain, history, members } = await roomsInUse('mig-', masters[0], ['ma', 'mb', 'mc'])
   const before = [dropped(A), dropped(B), dropped(C)]
   const run = traffic(plain, history)
   await new Promise((resolve) => setTimeout(resolve, 300))
@@ -119,13 +125,7 @@ t.test('a slot migrated while its rooms are in use', async (t) => {
 t.test('a master killed (SIGKILL) and its replica promoted in the middle of traffic', async (t) => {
   const masters = await cluster.masterPorts()
   const victim = masters[0]
-  const plain = await roomOn('fo-', victim)
-  const history = await roomOn('h-fo-', victim)
-  const members = [await open(A, 'fa'), await open(B, 'fb'), await open(C, 'fc')]
-  for (const member of members) {
-    await join(member, plain)
-    await join(member, history)
-  }
+  const { plain, history, members } = await roomsInUse('fo-', victim, ['fa', 'fb', 'fc'])
   const before = [dropped(A), dropped(B), dropped(C)]
   const run = traffic(plain, history)
   await new Promise((resolve) => setTimeout(resolve, 300))

@@ -7,18 +7,26 @@ import oneRoom from './10-one-room.mjs'
 
 const pluginScript = new URL('../servers/plugin.mjs', import.meta.url)
 
-export default {
-  name: 'history',
-  title: 'history: { size: 100 } (plugin column) vs no history (baseline column), memory adapter, 1 room × 1000',
-  metrics: [
-    { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
-    { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher' },
-    { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
-    { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2 }
-  ],
-  params: (opts) => oneRoom.params(opts),
-  run (ctx, side, params) {
-    const env = side.name === 'plugin' ? { BENCH_HISTORY_SIZE: '100' } : {}
-    return measureFanout(ctx, { ...side, script: pluginScript }, { ...params, serverEnv: () => env })
+/**
+ * A history-on against history-off scenario; `env()` is the server environment both columns
+ * share (the adapter), the plugin column adds history: { size: 100 }. Also used by history-redis.
+ */
+export function historyScenario (name, adapterTitle, env = () => ({})) {
+  return {
+    name,
+    title: `history: { size: 100 } (plugin column) vs no history (baseline column), ${adapterTitle}, 1 room × 1000`,
+    metrics: [
+      { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
+      { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher' },
+      { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
+      { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2 }
+    ],
+    params: (opts) => oneRoom.params(opts),
+    run (ctx, side, params) {
+      const serverEnv = { ...env(), ...(side.name === 'plugin' ? { BENCH_HISTORY_SIZE: '100' } : {}) }
+      return measureFanout(ctx, { ...side, script: pluginScript }, { ...params, serverEnv: () => serverEnv })
+    }
   }
 }
+
+export default historyScenario('history', 'memory adapter')
