@@ -151,6 +151,8 @@ t.test('without Redis a history room refuses to publish; a plain room goes on lo
   const other = await open(A, 'outage-other')
   for (const c of [member, other]) { await joinRoom(c, 'h-outage'); await joinRoom(c, 'plain') }
   const last = (await member.request({ type: 'message', room: 'h-outage', text: 'before' })).data.offset
+  // It comes back to every node from Redis: let it arrive before Redis goes.
+  await other.next((m) => m.type === 'chat' && m.text === 'before')
   const logged = logs[0].records.length // an earlier test's outage is logged too
   await redis.stop('SIGKILL')
   await eventually(() => logs[0].matching('redis adapter: Redis unavailable', undefined, logged).length > 0 ? true : undefined, 'A to notice')
