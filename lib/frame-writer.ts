@@ -7,6 +7,9 @@
 // tick instead of once per frame. A "tick" is one turn of the event loop (flushed in
 // setImmediate, after the poll phase): the frames that every socket read in that turn caused
 // leave together, so a write carries more of them (the write system call is most of the cost).
+// Under load, one more step (writeDelay): when the last flush itself took at least writeDelay
+// ms, the loop is busy writing, and the next flush waits writeDelay ms instead of one turn, so
+// the frames that arrive meanwhile share the writes. An idle server still flushes every turn.
 import type { Socket } from 'node:net'
 
 /** A complete, unmasked WebSocket text frame (RFC 6455 §5.2: FIN + opcode 1, then the length) in one Buffer. */
@@ -91,6 +94,11 @@ let queue: PendingOutput[] = []
 let queued = 0
 let flushing: PendingOutput[] = []
 let flushScheduled = false
+/** writeDelay of each registered plugin instance: the writer, shared by the process, uses the smallest. */
+const writeDelays: number[] = []
+let writeDelay = 0
+/** How long the last flush took (ms): the load signal for writeDelay. */
+let lastFlushMs = 0
 /** This tick's batch per room (keyed by its member set), started afresh every tick. */
 const batches = new Map<object, TickBatch>()
 /** Sockets corked by an accepted upgrade: uncorked once their first frames are written. */
@@ -99,7 +107,18 @@ const upgradeCorked = new Set<Socket>()
 function scheduleFlush (): void {
   if (flushScheduled) return
   flushScheduled = true
-  setImmediate(flush)
+  if (writeDelay > 0 && lastFlushMs >= writeDelay) setTimeout(flush, writeDelay)
+  else setImmediate(flush)
+}
+
+/** A plugin instance's writeDelay (ms, 0 = flush every turn); returns what removes it again. */
+export function useWriteDelay (ms: number): () => void {
+  writeDelays.push(ms)
+  writeDelay = Math.min(...writeDelays)
+  return () => {
+    writeDelays.splice(writeDelays.indexOf(ms), 1)
+    writeDelay = writeDelays.length === 0 ? 0 : Math.min(...writeDelays)
+  }
 }
 
 /** This tick's batch for a room (`key` is anything that stands for the room during the tick). */
@@ -203,6 +222,7 @@ export function flushNow (writer: TickWriter): void {
 
 function flush (): void {
   flushScheduled = false
+  const started = writeDelay > 0 ? performance.now() : 0
   // Swap first: what the writes below cause (a slow receiver's `leave`) belongs to the next tick.
   const list = queue
   const count = queued
@@ -221,6 +241,7 @@ function flush (): void {
   }
   for (const socket of upgradeCorked) socket.uncork()
   upgradeCorked.clear()
+  lastFlushMs = writeDelay > 0 ? performance.now() - started : 0
 }
 
 /**

@@ -10,6 +10,7 @@ import { memoryAdapter } from './adapters/memory.js'
 import { RoomBroker } from './broker.js'
 import { Connection, kConnection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
+import { useWriteDelay } from './frame-writer.js'
 import { createHandshake, kRoomsExpiresAt, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { normaliseOptions } from './options.js'
@@ -52,6 +53,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   broker.adapter = params.adapter ?? memoryAdapter()
   await broker.adapter.init(broker)
   broker.start()
+  const stopWriteDelay = useWriteDelay(params.writeDelay)
   if (params.history !== undefined && broker.adapter.history === undefined && params.adapter !== undefined) {
     fastify.log.warn('fastify-ws-rooms: the adapter keeps no history, so each node keeps its own in memory: offsets are per node, not one order across nodes')
   }
@@ -64,6 +66,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   })
   fastify.addHook('onClose', async () => {
     broker.stop()
+    stopWriteDelay()
     await broker.adapter.close()
   })
 

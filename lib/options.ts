@@ -29,6 +29,8 @@ export interface RoomsParams {
   authenticateTimeout: number
   firstFrameTimeout: number
   closeTimeout: number
+  /** See WsRoomsOptions.writeDelay. */
+  writeDelay: number
   retainRequest: boolean
   /** undefined when history is off. */
   history: { size: number, ttlMs: number, rooms: ((room: string) => boolean) | undefined } | undefined
@@ -42,7 +44,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxBacklogBytes',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
   'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'authenticateTimeout', 'firstFrameTimeout',
-  'closeTimeout', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
+  'closeTimeout', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
 ])
 const PRESENCE_MODES = new Set<unknown>(['auto', 'each', 'batched', 'none'])
 // Options Fastify itself passes to every plugin.
@@ -59,6 +61,13 @@ function integer (options: WsRoomsOptions, name: keyof WsRoomsOptions, fallback:
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new InvalidOptionError(name, `expected an integer >= ${min}, got ${describe(value)}`)
   }
+  return value
+}
+
+/** Milliseconds, 0–100: beyond that a delay would be felt by every user of a busy server. */
+function writeDelayOption (options: WsRoomsOptions): number {
+  const value = integer(options, 'writeDelay', 2, 0)
+  if (value > 100) throw new InvalidOptionError('writeDelay', `expected an integer from 0 to 100 (ms), got ${describe(value)}`)
   return value
 }
 
@@ -207,6 +216,7 @@ export function normaliseOptions (input: unknown): RoomsParams {
     authenticateTimeout: integer(options, 'authenticateTimeout', 10_000, 0),
     firstFrameTimeout: integer(options, 'firstFrameTimeout', 30_000, 0),
     closeTimeout: integer(options, 'closeTimeout', 2000, 0),
+    writeDelay: writeDelayOption(options),
     retainRequest,
     history: historyOption(options.history),
     presenceEvents: presenceOption(options.presenceEvents),

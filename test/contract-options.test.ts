@@ -48,6 +48,9 @@ const badOptions: Array<[string, Record<string, unknown>]> = [
   ['maxPendingAuthentications', { maxPendingAuthentications: -1 }],
   ['firstFrameTimeout', { firstFrameTimeout: -1 }],
   ['closeTimeout', { closeTimeout: 'soon' }],
+  ['writeDelay', { writeDelay: -1 }],
+  ['writeDelay', { writeDelay: 101 }],
+  ['writeDelay', { writeDelay: '2ms' }],
   // This implementation also refuses unknown options (a typo would otherwise be silently ignored).
   ['maxPayloadBytes', { maxPayloadBytes: 1024 }]
 ]

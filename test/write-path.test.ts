@@ -213,3 +213,42 @@ t.test('compressed and plain members of one room, in one turn: the same frames i
   t.same((await collect(publisher, reply, 50)).map((m) => m.id), Array.from({ length: 50 }, (_, i) => i), 'acks in order')
   for (const c of [publisher, compressed, plain]) await c.close()
 })
+
+t.test('writeDelay under load: bursts to many receivers across many turns arrive complete and in order', async (t) => {
+  // 1 ms, so that a flush to this many sockets on a test machine often takes at least that long
+  // and the next flush waits: either way every receiver must get every frame once, in order.
+  const { open } = await serve(t, { rateLimit: false, writeDelay: 1, maxConnectionsPerIp: 0 })
+  const publisher = await open()
+  await join(publisher, 'big')
+  const receivers: TestClient[] = []
+  for (let i = 0; i < 150; i++) {
+    const c = await open()
+    await join(c, 'big')
+    receivers.push(c)
+  }
+  const sent: string[] = []
+  for (let burst = 0; burst < 8; burst++) {
+    const frames: unknown[] = []
+    for (let i = 0; i < 25; i++) {
+      const text = `b${burst}-${i}`
+      frames.push({ type: 'message', room: 'big', text })
+      sent.push(text)
+    }
+    sendTogether(publisher, frames)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  for (const [i, c] of receivers.entries()) {
+    const got = (await collect(c, chat, sent.length)).map((m) => m.text)
+    if (i === 0 || i === receivers.length - 1) t.same(got, sent, `receiver ${i}: all ${sent.length} frames, in publishing order`)
+    else if (JSON.stringify(got) !== JSON.stringify(sent)) t.fail(`receiver ${i} got another sequence`)
+  }
+  t.same(receivers.flatMap((c) => c.pending().filter(chat)), [], 'and no frame twice')
+})
+
+t.test('writeDelay must be an integer from 0 to 100, named when it is not', async (t) => {
+  for (const writeDelay of [-1, 101, 1.5]) {
+    const app = Fastify({ logger: false })
+    await t.rejects(async () => { await app.register(wsRooms, { writeDelay }) }, /writeDelay/, `writeDelay ${writeDelay} is refused`)
+    await app.close().catch(() => {})
+  }
+})

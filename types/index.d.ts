@@ -243,6 +243,13 @@ export interface WsRoomsOptions {
   retainRequest?: boolean
   /** How long a client gets to answer a close frame before its socket is cut (on `fastify.close()` too). Default 2000. */
   closeTimeout?: number
+  /**
+   * Write coalescing under load (ms, 0–100; 0 turns it off). Frames go out once per event-loop
+   * turn, one write per socket. When the last of those flushes itself took at least this long,
+   * the server is busy writing: the next flush waits this long instead of one turn, so more
+   * frames share each write system call. An idle server is not delayed. Default 2.
+   */
+  writeDelay?: number
   /** v2 (§9): keep the last messages of each room (or of the rooms `rooms` picks) for recovery. Default `false`. */
   history?: false | HistoryOptions
   /** v2 (§10): how members hear of joins and leaves. Default `'auto'`. */
