@@ -55,19 +55,13 @@ const ADAPTER_METHODS = [
   'subscribeUser', 'unsubscribeUser', 'addPresence', 'removePresence', 'members', 'close'
 ] as const
 
-function integer (options: WsRoomsOptions, name: keyof WsRoomsOptions, fallback: number, min: number): number {
+function integer (options: WsRoomsOptions, name: keyof WsRoomsOptions, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = options[name]
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(name, `expected an integer >= ${min}, got ${describe(value)}`)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`
+    throw new InvalidOptionError(name, `expected an integer ${range}, got ${describe(value)}`)
   }
-  return value
-}
-
-/** Milliseconds, 0–100: beyond that a delay would be felt by every user of a busy server. */
-function writeDelayOption (options: WsRoomsOptions): number {
-  const value = integer(options, 'writeDelay', 2, 0)
-  if (value > 100) throw new InvalidOptionError('writeDelay', `expected an integer from 0 to 100 (ms), got ${describe(value)}`)
   return value
 }
 
@@ -216,7 +210,8 @@ export function normaliseOptions (input: unknown): RoomsParams {
     authenticateTimeout: integer(options, 'authenticateTimeout', 10_000, 0),
     firstFrameTimeout: integer(options, 'firstFrameTimeout', 30_000, 0),
     closeTimeout: integer(options, 'closeTimeout', 2000, 0),
-    writeDelay: writeDelayOption(options),
+    // At most 100 ms: beyond that the wait would be felt by every user of a busy server.
+    writeDelay: integer(options, 'writeDelay', 2, 0, 100),
     retainRequest,
     history: historyOption(options.history),
     presenceEvents: presenceOption(options.presenceEvents),
