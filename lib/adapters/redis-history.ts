@@ -3,12 +3,19 @@
 // room's channel, atomically; every node, the publisher's included, delivers it from that one
 // ordered flow. Reads (joins with `since`, gap repair, `fastify.rooms.history()`) run one script on
 // the same keys. While Redis is unreachable nothing can be ordered, so publishing rejects.
+//
+// A publish whose reply was lost (the connection closed after the script was sent) is in doubt: the
+// script may have run, and members may have the message. Rather than refuse what was delivered, the
+// publisher waits for Redis to be back (at most `inDoubtWaitMs`) and looks the publication's id up
+// in the room's stream: found, it resolves with the offset the message got; not found in a stream
+// that was never trimmed, it rejects as not published; otherwise the outcome stays unknown (rejects,
+// saying so).
 import type { Cluster, Redis } from 'ioredis'
 import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
 import { newEpoch } from '../history/memory-history.js'
 import type { KeyNames } from './redis-keys.js'
 import { withTimeout } from './redis-presence.js'
-import { PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
+import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
 
 export interface HistoryLink {
   readonly keys: KeyNames
@@ -20,10 +27,29 @@ export interface HistoryLink {
   /** How long a read may take before it counts as failed. */
   readonly readTimeoutMs: number
   down (reason: string, err?: Error): void
+  /** This node's id: publication ids start with it. */
+  readonly publisherId: string
+  /** How long an in-doubt publish waits for Redis to be back before it gives up. */
+  readonly inDoubtWaitMs: number
+  /** Resolves true once Redis is back (resubscribed, presence restored), false after `ms` or on close. */
+  whenUp (ms: number): Promise<boolean>
+  log: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void }
+}
+
+/** ioredis's errors for a command it did not write (no offline queue): nothing reached Redis. */
+function notSent (err: unknown): boolean {
+  const message = (err as Error)?.message ?? ''
+  return message.startsWith('Stream isn\'t writeable') || message.startsWith('Cluster isn\'t ready')
+}
+
+/** An error reply: Redis refused the script (OOM, BUSY, READONLY, ...), which wrote nothing. */
+function refusedByRedis (err: unknown): boolean {
+  return (err as Error)?.name === 'ReplyError'
 }
 
 export class RedisHistory implements RoomsHistory {
   private readonly link: HistoryLink
+  private published = 0
 
   constructor (link: HistoryLink) {
     this.link = link
@@ -40,16 +66,46 @@ export class RedisHistory implements RoomsHistory {
     if (pub === undefined) throw new Error('Redis is unreachable, so the room\'s messages cannot be ordered')
     const { size, ttlMs } = this.limits()
     const keys = this.link.keys.room(room)
+    const id = this.link.publisherId + (this.published++).toString(36)
     let reply: unknown
     try {
       reply = await PUBLISH_HISTORY.run(pub, [keys.meta, keys.stream],
-        [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel])
+        [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id])
     } catch (err) {
       this.link.down('a history publish failed', err as Error)
-      throw err
+      if (notSent(err) || refusedByRedis(err)) throw err
+      return await this.outcome(room, id, err as Error)
     }
     const [epoch, offset] = reply as [string, number]
     return { epoch: String(epoch), offset: Number(offset) }
+  }
+
+  /** What became of publication `id`, sent but unanswered: looked up once Redis is back. */
+  private async outcome (room: string, id: string, lost: Error): Promise<{ epoch: string, offset: number }> {
+    const { size } = this.limits()
+    const keys = this.link.keys.room(room)
+    const deadline = Date.now() + this.link.inDoubtWaitMs
+    let lastError: Error = lost
+    while (await this.link.whenUp(deadline - Date.now())) {
+      const conn = this.link.writable()
+      if (conn === undefined) continue
+      let found: [string, number, number]
+      try {
+        found = await withTimeout(FIND_PUBLISHED.run(conn, [keys.meta, keys.stream], [id, size]), this.link.readTimeoutMs) as [string, number, number]
+      } catch (err) {
+        lastError = err as Error
+        this.link.down('a history lookup failed', lastError)
+        continue
+      }
+      const [epoch, offset, trimmed] = [String(found[0]), Number(found[1]), Number(found[2])]
+      if (offset > 0) {
+        this.link.log.info({ room, epoch, offset }, 'redis adapter: a history publish whose reply was lost had been kept; acked with its offset')
+        return { epoch, offset }
+      }
+      if (epoch !== '' && trimmed === 0) throw lost // never trimmed and not there: the script did not run
+      throw new Error(`Redis went away before it answered, and the room's ${epoch === '' ? 'history is gone' : 'stream was trimmed since'}: whether the message was kept (and delivered) is unknown`, { cause: lost })
+    }
+    throw new Error(`Redis went away before it answered and was not back within ${this.link.inDoubtWaitMs} ms: whether the message was kept (and delivered) is unknown`, { cause: lastError })
   }
 
   async read (room: string, after: number, limit?: number): Promise<HistoryPage> {

@@ -230,8 +230,9 @@ return out
  * A message to a history room: the room's next offset, appended to its stream (trimmed to the
  * size), the TTLs refreshed, and published on the room's channel with its epoch and offset, all in
  * one step, so every node receives the room's messages in offset order. A room whose meta is gone
- * (expired, or Redis lost it) starts a new epoch with an empty stream.
- * KEYS meta, stream. ARGV head, sep, size, ttl, epoch if new, except, publish command, channel.
+ * (expired, or Redis lost it) starts a new epoch with an empty stream. The entry keeps the
+ * publication's id, so that a publisher whose reply was lost can learn the outcome (FIND_PUBLISHED).
+ * KEYS meta, stream. ARGV head, sep, size, ttl, epoch if new, except, publish command, channel, id.
  */
 export const PUBLISH_HISTORY = new LuaScript(`
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -243,7 +244,7 @@ end
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 local payload = ARGV[1] .. ARGV[2] .. '"offset":' .. offset .. '}'
 local ttl = tonumber(ARGV[4])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-1', 'p', payload, 't', string.format('%.0f', now_ms()), 'x', ARGV[6])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-1', 'p', payload, 't', string.format('%.0f', now_ms()), 'x', ARGV[6], 'i', ARGV[9])
 redis.call('PEXPIRE', KEYS[2], ttl)
 keep_alive(KEYS[1], ttl)
 redis.call(ARGV[7], ARGV[8], 'h' .. epoch .. '\\0' .. offset .. '\\0' .. ARGV[6] .. '\\0' .. payload)
@@ -299,4 +300,28 @@ for _, entry in ipairs(range) do
   end
 end
 return out
+`)
+
+/**
+ * Whether a publication (its id) is in a history room's stream, newest first: the outcome of a
+ * PUBLISH_HISTORY whose reply was lost. Read-only.
+ * KEYS meta, stream. ARGV id, size.
+ * Returns { epoch ('' when the room has none), offset (0 when not found), trimmed (1 when the
+ * stream is full, so an older entry may have been trimmed away) }.
+ */
+export const FIND_PUBLISHED = new LuaScript(`
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then return { '', 0, 0 } end
+local trimmed = 0
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then trimmed = 1 end
+for _, entry in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-')) do
+  local fields = entry[2]
+  for j = 1, #fields, 2 do
+    if fields[j] == 'i' and fields[j + 1] == ARGV[1] then
+      local id = entry[1]
+      return { epoch, tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1)), trimmed }
+    end
+  end
+end
+return { epoch, 0, trimmed }
 `)

@@ -110,6 +110,8 @@ class RedisAdapter implements RoomsAdapter {
   private pubSynced = false
   private subSynced = false
   private closed = false
+  /** In-doubt history publishes waiting for Redis to be back (redis-history.ts). */
+  private readonly upWaiters = new Set<(up: boolean) => void>()
   private readonly listeners: Array<[Redis | Cluster, string, (...args: any[]) => void]> = []
 
   constructor (params: RedisParams | Error) {
@@ -122,6 +124,10 @@ class RedisAdapter implements RoomsAdapter {
   get historyLimits (): HistoryLimits | undefined { return this.node?.historyLimits }
   /** How long a read may take before it counts as failed (a Redis that stopped answering). */
   get readTimeoutMs (): number { return 2 * this.heartbeatMs }
+  /** How long a history publish whose reply was lost waits for Redis to learn its outcome. */
+  get inDoubtWaitMs (): number { return this.p.presenceTtl }
+  get publisherId (): string { return this.node.nodeId }
+  get log (): AdapterNode['log'] { return this.node.log }
 
   /** History rooms are ordered by Redis (set once init has run). */
   get history (): RedisHistory | undefined { return this.historyStore }
@@ -271,6 +277,7 @@ class RedisAdapter implements RoomsAdapter {
     if (this.closed) return
     this.closed = true
     clearInterval(this.heartbeat)
+    for (const resolve of [...this.upWaiters]) resolve(false)
     for (const [conn, event, fn] of this.listeners) conn.off(event, fn)
     this.listeners.length = 0
     const { pub, sub } = this
@@ -312,6 +319,22 @@ class RedisAdapter implements RoomsAdapter {
     this.outage = undefined
     this.node.log.info({ prefix: this.p.prefix, downMs: Date.now() - since, dropped, rooms: this.rooms.size, users: this.users.size },
       'redis adapter: Redis is back; rooms and users resubscribed, presence re-registered')
+    for (const resolve of [...this.upWaiters]) resolve(true)
+  }
+
+  /** Resolves true once no outage is on and publications can go out, false after `ms` or on close. */
+  whenUp (ms: number): Promise<boolean> {
+    if (this.closed || ms <= 0) return Promise.resolve(false)
+    if (this.outage === undefined && this.writable() !== undefined) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const done = (up: boolean): void => {
+        clearTimeout(timer)
+        this.upWaiters.delete(done)
+        resolve(up)
+      }
+      const timer = setTimeout(done, ms, false)
+      this.upWaiters.add(done)
+    })
   }
 
   /** The command connection when it can take commands now. */

@@ -1,0 +1,141 @@
+// A history publish whose outcome the publisher did not hear (CONTRACT §9 with an adapter): node A
+// talks to Redis through a proxy that loses exactly one reply, or one command, and then cuts A's
+// connection; node B talks to Redis directly. The sender's answer must match what happened:
+// kept and delivered → acked with its offset; never reached Redis → `unavailable`, delivered to
+// nobody; Redis not back in time → `unavailable`, logged as of unknown outcome.
+import t from 'tap'
+import { connect, eventually, startServer, type StartedServer, type TestClient } from './helpers.js'
+import { redisAdapter } from '../lib/adapters/redis.js'
+import { KeyNames } from '../lib/adapters/redis-keys.js'
+import { LogCapture, RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
+import { TcpProxy } from './fixtures/tcp-proxy.js'
+
+type Client = TestClient & { welcome: any }
+
+const PRESENCE_TTL = 2000 // an in-doubt publish waits this long for Redis to be back
+
+const redis = await RedisServer.start()
+const proxy = await TcpProxy.start(redis.port)
+const prefix = uniquePrefix('history-in-doubt')
+const clients: Client[] = []
+const servers: StartedServer[] = []
+t.teardown(async () => {
+  for (const c of clients) c.ws.terminate()
+  for (const s of servers) await s.app.close()
+  await proxy.close()
+  await redis.dispose()
+})
+
+const logA = new LogCapture()
+async function node (url: string, log?: LogCapture): Promise<StartedServer> {
+  const server = await startServer({
+    authenticate: (token) => ({ id: token }),
+    rateLimit: false,
+    history: { size: 50, ttlMs: 60_000, rooms: (room) => room.startsWith('h-') },
+    adapter: redisAdapter({ url, prefix, presenceTtl: PRESENCE_TTL })
+  }, undefined, log === undefined ? undefined : { logger: { level: 'info', stream: log.stream } })
+  servers.push(server)
+  return server
+}
+const A = await node(proxy.url, logA)
+const B = await node(redis.url)
+
+async function open (server: StartedServer, user: string, room: string): Promise<Client> {
+  const client = await connect(`${server.url}?token=${user}`)
+  clients.push(client)
+  const reply = await client.request({ type: 'join', room })
+  if (reply.type !== 'ack') throw new Error(`join ${room}: ${JSON.stringify(reply)}`)
+  return client
+}
+
+const texts = (client: Client, room: string): string[] =>
+  client.received.filter((m) => m?.type === 'chat' && m.room === room).map((m) => m.text)
+
+/** Whether Redis itself (not through the proxy) has a message with `text` in the room's stream. */
+async function kept (room: string, text: string): Promise<boolean> {
+  const entries = await redis.command('XRANGE', new KeyNames(prefix).room(room).stream, '-', '+') as Array<[string, string[]]>
+  return entries.some(([, fields]) => fields.some((f) => f.includes(`"text":"${text}"`)))
+}
+
+async function threeInRoom (room: string): Promise<{ sender: Client, near: Client, far: Client }> {
+  const sender = await open(A, `${room}-sender`, room)
+  const near = await open(A, `${room}-near`, room)
+  const far = await open(B, `${room}-far`, room)
+  return { sender, near, far }
+}
+
+async function backUp (from: number): Promise<void> {
+  await eventually(() => logA.matching('redis adapter: Redis is back', undefined, from).length > 0 ? true : undefined, 'A to be back', 10_000)
+}
+
+t.test('a publish whose reply was lost, but which Redis kept, is acked with the offset it got', async (t) => {
+  const room = 'h-kept'
+  const { sender, near, far } = await threeInRoom(room)
+  const before = await sender.request({ type: 'message', room, text: 'before' }, 'before')
+  t.equal(before.type, 'ack')
+  const logged = logA.records.length
+  const caught = proxy.loseReplyTo('doubt-kept')
+  sender.send({ type: 'message', room, text: 'doubt-kept', id: 'k' })
+  await caught
+  await eventually(async () => await kept(room, 'doubt-kept') ? true : undefined, 'Redis to run the script')
+  proxy.cut()
+  const answer = await sender.next((m) => m.id === 'k', 10_000)
+  t.same(answer, { type: 'ack', id: 'k', data: { offset: before.data.offset + 1 } }, 'the sender is acked with the offset the message has in the history')
+  await backUp(logged)
+  t.equal(logA.matching('had been kept; acked with its offset', undefined, logged).length, 1, 'A logs that it learned the outcome')
+  const after = await sender.request({ type: 'message', room, text: 'after' }, 'after')
+  t.same(after, { type: 'ack', id: 'after', data: { offset: before.data.offset + 2 } }, 'the next message gets the next offset')
+  for (const [name, member] of [['near (on A)', near], ['far (on B)', far]] as const) {
+    await member.next((m) => m.type === 'chat' && m.text === 'after')
+    t.same(texts(member, room), ['before', 'doubt-kept', 'after'], `${name} got it once, in order`)
+  }
+  const history = await B.app.rooms.history(room)
+  t.same(history.messages.map((m) => m.text), ['before', 'doubt-kept', 'after'], 'the history holds it once')
+})
+
+t.test('a publish that never reached Redis is refused with unavailable and reaches nobody', async (t) => {
+  const room = 'h-lost'
+  const { sender, near, far } = await threeInRoom(room)
+  const before = await sender.request({ type: 'message', room, text: 'before' }, 'before')
+  const logged = logA.records.length
+  const caught = proxy.swallow('doubt-lost')
+  sender.send({ type: 'message', room, text: 'doubt-lost', id: 'l' })
+  await caught
+  const answer = await sender.next((m) => m.id === 'l', 10_000)
+  t.match(answer, { type: 'error', id: 'l', code: 'unavailable' }, 'the sender is told it was not published')
+  t.notOk(await kept(room, 'doubt-lost'), 'Redis never had it')
+  await backUp(logged)
+  const after = await sender.request({ type: 'message', room, text: 'after' }, 'after')
+  t.same(after, { type: 'ack', id: 'after', data: { offset: before.data.offset + 1 } }, 'no offset was spent on it')
+  for (const [name, member] of [['near (on A)', near], ['far (on B)', far]] as const) {
+    await member.next((m) => m.type === 'chat' && m.text === 'after')
+    t.same(texts(member, room), ['before', 'after'], `${name} never got it`)
+  }
+})
+
+t.test('Redis not back within the wait: unavailable, logged as an unknown outcome', async (t) => {
+  const room = 'h-unknown'
+  const { sender, far } = await threeInRoom(room)
+  await sender.request({ type: 'message', room, text: 'before' }, 'before')
+  const logged = logA.records.length
+  const caught = proxy.loseReplyTo('doubt-unknown')
+  sender.send({ type: 'message', room, text: 'doubt-unknown', id: 'u' })
+  await caught
+  await eventually(async () => await kept(room, 'doubt-unknown') ? true : undefined, 'Redis to run the script')
+  proxy.refuse(true)
+  proxy.cut()
+  const started = Date.now()
+  const answer = await sender.next((m) => m.id === 'u', PRESENCE_TTL + 5000)
+  const waited = Date.now() - started
+  t.match(answer, { type: 'error', id: 'u', code: 'unavailable' }, 'the sender is refused')
+  t.ok(waited >= PRESENCE_TTL - 100, `after waiting for Redis (${waited} ms)`)
+  const warning = logA.matching('could not be ordered', 40, logged)
+  t.equal(warning.length, 1, 'one warning')
+  t.match(warning[0]?.err?.message, /unknown/, 'which says the outcome is unknown')
+  // It was kept and delivered on B: the warning is the only trace of the doubt.
+  await far.next((m) => m.type === 'chat' && m.text === 'doubt-unknown')
+  proxy.refuse(false)
+  await backUp(logged)
+  const after = await sender.request({ type: 'message', room, text: 'after' }, 'after')
+  t.equal(after.type, 'ack', 'the room takes messages again once Redis is back')
+})
