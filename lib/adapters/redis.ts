@@ -33,6 +33,9 @@ import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
 import { RedisPresence, withTimeout } from './redis-presence.js'
 import { ShardedSubscriptions } from './redis-subscriptions.js'
 
+/** The longest wait between two reconnection attempts. */
+const RECONNECT_MAX_MS = 2000
+
 /** Channels one SUBSCRIBE carries when resubscribing many at once. */
 const SUBSCRIBE_BATCH = 1000
 
@@ -124,8 +127,8 @@ class RedisAdapter implements RoomsAdapter {
   get historyLimits (): HistoryLimits | undefined { return this.node?.historyLimits }
   /** How long a read may take before it counts as failed (a Redis that stopped answering). */
   get readTimeoutMs (): number { return 2 * this.heartbeatMs }
-  /** How long a history publish whose reply was lost waits for Redis to learn its outcome. */
-  get inDoubtWaitMs (): number { return this.p.presenceTtl }
+  /** How long a history publish whose reply was lost waits for Redis to learn its outcome: a Redis back within presenceTtl is reconnected to by then. */
+  get inDoubtWaitMs (): number { return this.p.presenceTtl + RECONNECT_MAX_MS }
   get publisherId (): string { return this.node.nodeId }
   get log (): AdapterNode['log'] { return this.node.log }
 
@@ -164,7 +167,7 @@ class RedisAdapter implements RoomsAdapter {
           // A command in flight when the connection drops fails at once instead of being replayed.
           maxRetriesPerRequest: 0,
           autoResubscribe: false,
-          retryStrategy: (times: number) => Math.min(100 * 2 ** (times - 1), 2000),
+          retryStrategy: (times: number) => Math.min(100 * 2 ** (times - 1), RECONNECT_MAX_MS),
           connectionName: `fastify-ws-rooms-${node.nodeId}-pub`
         })
         this.ownsPublisher = true
