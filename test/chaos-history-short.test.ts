@@ -1,6 +1,7 @@
 // History chaos (test/chaos/history-chaos.ts), short: three nodes, 24 clients in three history
 // rooms, connections cut every 150 ms and resumed on a random node, Redis killed and restarted
-// once. `npm run chaos` runs the long version.
+// once, and the nodes' publishing connections cut by Redis 4 times. `npm run chaos` runs the long
+// version.
 import t from 'tap'
 import { runHistoryChaos } from './chaos/history-chaos.js'
 
@@ -11,6 +12,7 @@ t.test('history chaos, short: every message seen once, in order, by every member
     nodes: 3,
     rooms: 3,
     redisRestarts: 1,
+    publisherCuts: 4,
     seed: Number(process.env.CHAOS_SEED ?? 1),
     log: (line) => t.comment(line)
   })
@@ -18,6 +20,7 @@ t.test('history chaos, short: every message seen once, in order, by every member
   t.comment(JSON.stringify(figures))
   t.same(problems, [], 'no problem found')
   t.equal(result.redisRestarts, 1, 'Redis was killed and restarted')
+  t.ok(result.publisherCuts >= 1, `nodes' publishing connections were cut by Redis (${result.publisherCuts})`)
   t.ok(result.cuts >= 40 && result.rejoins.recovered >= 20, `connections were cut (${result.cuts}) and recovered (${result.rejoins.recovered})`)
   t.ok(result.recoveredMessages > 0, `recovery delivered messages (${result.recoveredMessages})`)
   t.ok(result.refused + result.broadcasts.rejected > 0, `publishing was refused while Redis was gone (${result.refused} messages, ${result.broadcasts.rejected} broadcasts)`)

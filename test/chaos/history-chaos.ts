@@ -1,13 +1,15 @@
 // History chaos: several nodes over one redis-server (persistent: append-only, fsync always), many
 // clients in a few history rooms publishing all along, connections cut at random and resumed on a
 // random node with `since`, REST broadcasts from random nodes, and Redis killed and restarted
-// mid-traffic. Then every message seen by every client is counted: each client must have seen
+// mid-traffic, and each node's publishing connection cut from Redis's side (CLIENT KILL) with
+// scripts in flight, so that some publishes ran but their replies were lost. Then every message seen by every client is counted: each client must have seen
 // every offset of every room it is in exactly once, in order, with the same payload as everybody
 // else, except what the server reported lost (`recovered: false`), and nothing the senders were
 // told was refused (`unavailable`, a rejected broadcast) may show up anywhere.
 //
 // Run by test/chaos-history-short.test.ts (short, in `npm test`) and `npm run chaos` (long).
 import { WebSocket } from 'ws'
+import { Redis } from 'ioredis'
 import Fastify, { type FastifyInstance } from 'fastify'
 import wsRooms from '../../lib/index.js'
 import { redisAdapter } from '../../lib/adapters/redis.js'
@@ -20,6 +22,8 @@ export interface ChaosOptions {
   rooms: number
   /** How many times Redis is killed (SIGKILL) and restarted during the run. */
   redisRestarts: number
+  /** How many times a random node's publishing connection is killed from Redis's side (CLIENT KILL). */
+  publisherCuts: number
   /** Deterministic choices (which client is cut, where it goes). */
   seed: number
   log: (line: string) => void
@@ -41,7 +45,8 @@ export interface ChaosResult {
   duplicatesDropped: number
   deliveriesChecked: number
   redisRestarts: number
-  /** What the nodes logged at warn and above, by message. */
+  publisherCuts: number
+  /** What the nodes logged at warn and above (and in-doubt publishes resolved), by message. */
   serverLogs: Record<string, number>
   /** Close codes the clients saw (their own cuts are 1006). */
   closes: Record<string, number>
@@ -270,6 +275,7 @@ class ChaosRun {
     duplicatesDropped: 0,
     deliveriesChecked: 0,
     redisRestarts: 0,
+    publisherCuts: 0,
     serverLogs: {},
     closes: {}
   }
@@ -285,13 +291,50 @@ class ChaosRun {
   readonly serverLogs = new Map<string, number>()
   serverLog (node: number, line: string): void {
     let msg = line
-    try { msg = String(JSON.parse(line).msg) } catch {}
+    try {
+      const record = JSON.parse(line)
+      if (record.level < 40 && !String(record.msg).includes('reply was lost')) return
+      msg = String(record.msg)
+    } catch {}
     msg = `node ${node}: ${msg.replace(/[0-9a-f]{12}|\d+/g, 'N')}`
     this.serverLogs.set(msg, (this.serverLogs.get(msg) ?? 0) + 1)
   }
 
   problem (text: string): void {
     if (this.result.problems.length < 50) this.result.problems.push(text)
+  }
+}
+
+/** Busy for ARGV[1] ms: Redis reads nobody meanwhile. */
+const STALL = `local function now() local t = redis.call('TIME') return t[1] * 1000 + t[2] / 1000 end
+local stop = now() + tonumber(ARGV[1])
+while now() < stop do end
+return 1`
+
+/**
+ * Kill a node's publishing connection from Redis's side with commands in flight: Redis stalls for
+ * 30 ms (the node's scripts pile up unread), and the kill, sent meanwhile, runs right after, in
+ * the same turn as some of those scripts: replies of scripts that ran are lost with the connection.
+ */
+async function cutPublisher (redis: RedisServer, nodeId: string): Promise<boolean> {
+  // No reconnecting: Redis may be down (restarting) right now, and then there is nothing to cut.
+  const staller = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  const killer = staller.duplicate()
+  staller.on('error', () => {})
+  killer.on('error', () => {})
+  try {
+    await Promise.all([staller.connect(), killer.connect()])
+    const line = (await killer.client('LIST') as string).split('\n').find((l) => l.includes(` name=fastify-ws-rooms-${nodeId}-pub `))
+    const id = line === undefined ? undefined : /^id=(\d+)/.exec(line)?.[1]
+    if (id === undefined) return false
+    const stalled = staller.eval(STALL, 0, 30)
+    await sleep(10)
+    const killed = Number(await killer.client('KILL', 'ID', id)) === 1
+    await stalled
+    return killed
+  } finally {
+    staller.disconnect()
+    killer.disconnect()
   }
 }
 
@@ -305,7 +348,7 @@ export async function runHistoryChaos (options: ChaosOptions): Promise<ChaosResu
   const rooms = Array.from({ length: options.rooms }, (_, i) => `h-${i}`)
   try {
     for (let i = 0; i < options.nodes; i++) {
-      const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { run.serverLog(i, line) } } } })
+      const app = Fastify({ disableRequestLogging: true, logger: { level: 'info', stream: { write: (line: string) => { run.serverLog(i, line) } } } })
       await app.register(wsRooms, {
         authenticate: (token) => ({ id: token }),
         rateLimit: false,
@@ -342,6 +385,16 @@ export async function runHistoryChaos (options: ChaosOptions): Promise<ChaosResu
         () => { run.result.broadcasts.ok++ },
         () => { run.result.broadcasts.rejected++; run.refusedTexts.add(`news:${n}`) })
     }, 50))
+
+    // A node's publishing connection killed by Redis, at even points of the run (Redis may be down then).
+    const cutEvery = options.durationMs / (options.publisherCuts + 1)
+    if (options.publisherCuts > 0) {
+      timers.push(setInterval(() => {
+        if (run.result.publisherCuts >= options.publisherCuts) return
+        const nodeId = (apps[Math.floor(run.rand() * apps.length)].rooms as unknown as { nodeId: string }).nodeId
+        cutPublisher(redis, nodeId).then((cut) => { if (cut) run.result.publisherCuts++ }, () => {})
+      }, cutEvery))
+    }
 
     // Redis killed and restarted at even points of the run.
     for (let k = 1; k <= options.redisRestarts; k++) {

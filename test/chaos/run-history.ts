@@ -1,5 +1,6 @@
 // `npm run chaos`: the history chaos, long. CHAOS_MS (default 120000), CHAOS_CLIENTS (60),
-// CHAOS_NODES (3), CHAOS_ROOMS (4), CHAOS_REDIS_RESTARTS (4), CHAOS_SEED (random, printed).
+// CHAOS_NODES (3), CHAOS_ROOMS (4), CHAOS_REDIS_RESTARTS (4), CHAOS_PUBLISHER_CUTS (20),
+// CHAOS_SEED (random, printed).
 // Exits 1 when a guarantee did not hold.
 import { runHistoryChaos } from './history-chaos.js'
 
@@ -10,6 +11,7 @@ const result = await runHistoryChaos({
   nodes: Number(process.env.CHAOS_NODES ?? 3),
   rooms: Number(process.env.CHAOS_ROOMS ?? 4),
   redisRestarts: Number(process.env.CHAOS_REDIS_RESTARTS ?? 4),
+  publisherCuts: Number(process.env.CHAOS_PUBLISHER_CUTS ?? 20),
   seed,
   log: (line) => process.stdout.write(`# ${line}\n`)
 })
