@@ -2,7 +2,8 @@
 // talks to Redis through a proxy that loses exactly one reply, or one command, and then cuts A's
 // connection; node B talks to Redis directly. The sender's answer must match what happened:
 // kept and delivered → acked with its offset; never reached Redis → `unavailable`, delivered to
-// nobody; Redis not back in time → `unavailable`, logged as of unknown outcome.
+// nobody; Redis not back in time, or the message trimmed away meanwhile → `unavailable`, logged as
+// of unknown outcome.
 import t from 'tap'
 import { connect, eventually, startServer, type StartedServer, type TestClient } from './helpers.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
@@ -139,4 +140,26 @@ t.test('Redis not back within the wait: unavailable, logged as an unknown outcom
   await backUp(logged)
   const after = await sender.request({ type: 'message', room, text: 'after' }, 'after')
   t.equal(after.type, 'ack', 'the room takes messages again once Redis is back')
+})
+
+t.test('kept, then trimmed away before Redis was asked: unavailable, logged as an unknown outcome', async (t) => {
+  const room = 'h-trimmed'
+  const { sender, far } = await threeInRoom(room)
+  await sender.request({ type: 'message', room, text: 'before' }, 'before')
+  const logged = logA.records.length
+  const caught = proxy.loseReplyTo('doubt-trimmed')
+  sender.send({ type: 'message', room, text: 'doubt-trimmed', id: 'tr' })
+  await caught
+  await eventually(async () => await kept(room, 'doubt-trimmed') ? true : undefined, 'Redis to run the script')
+  proxy.refuse(true)
+  proxy.cut()
+  // While A cannot ask, B publishes a full stream (size 50) after it.
+  for (let i = 0; i < 50; i++) await far.request({ type: 'message', room, text: `later-${i}` }, `later-${i}`)
+  t.notOk(await kept(room, 'doubt-trimmed'), 'it was trimmed away')
+  proxy.refuse(false)
+  const answer = await sender.next((m) => m.id === 'tr', IN_DOUBT_WAIT + 5000)
+  t.match(answer, { type: 'error', id: 'tr', code: 'unavailable' }, 'the sender is refused')
+  const warning = logA.matching('could not be ordered', 40, logged)
+  t.equal(warning.length, 1, 'one warning')
+  t.match(warning[0]?.err?.message, /trimmed since: whether the message was kept \(and delivered\) is unknown/, 'which says it may have been trimmed')
 })

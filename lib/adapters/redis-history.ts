@@ -7,8 +7,8 @@
 // A publish whose reply was lost (the connection closed after the script was sent) is in doubt: the
 // script may have run, and members may have the message. Rather than refuse what was delivered, the
 // publisher waits for Redis to be back (at most `inDoubtWaitMs`) and looks the publication's id up
-// in the room's stream: found, it resolves with the offset the message got; not found in a stream
-// that was never trimmed, it rejects as not published; otherwise the outcome stays unknown (rejects,
+// in the room's stream: found, it resolves with the offset the message got; not found, and not
+// trimmed away, it rejects as not published; otherwise the outcome stays unknown (rejects,
 // saying so).
 import type { Cluster, Redis } from 'ioredis'
 import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
@@ -85,13 +85,15 @@ export class RedisHistory implements RoomsHistory {
     const { size } = this.limits()
     const keys = this.link.keys.room(room)
     const deadline = Date.now() + this.link.inDoubtWaitMs
+    // Sent less than that ago (plus the lookup's own time, and room for clocks): older entries are not it.
+    const window = 2 * (this.link.inDoubtWaitMs + this.link.readTimeoutMs)
     let lastError: Error = lost
     while (await this.link.whenUp(deadline - Date.now())) {
       const conn = this.link.writable()
       if (conn === undefined) continue
       let found: [string, number, number]
       try {
-        found = await withTimeout(FIND_PUBLISHED.run(conn, [keys.meta, keys.stream], [id, size]), this.link.readTimeoutMs) as [string, number, number]
+        found = await withTimeout(FIND_PUBLISHED.run(conn, [keys.meta, keys.stream], [id, size, window]), this.link.readTimeoutMs) as [string, number, number]
       } catch (err) {
         lastError = err as Error
         this.link.down('a history lookup failed', lastError)
@@ -102,7 +104,7 @@ export class RedisHistory implements RoomsHistory {
         this.link.log.info({ room, epoch, offset }, 'redis adapter: a history publish whose reply was lost had been kept; acked with its offset')
         return { epoch, offset }
       }
-      if (epoch !== '' && trimmed === 0) throw lost // never trimmed and not there: the script did not run
+      if (epoch !== '' && trimmed === 0) throw lost // not there, and not trimmed away: the script did not run
       throw new Error(`Redis went away before it answered, and the room's ${epoch === '' ? 'history is gone' : 'stream was trimmed since'}: whether the message was kept (and delivered) is unknown`, { cause: lost })
     }
     throw new Error(`Redis went away before it answered and was not back within ${this.link.inDoubtWaitMs} ms: whether the message was kept (and delivered) is unknown`, { cause: lastError })

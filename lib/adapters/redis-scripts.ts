@@ -303,24 +303,32 @@ return out
 `)
 
 /**
- * Whether a publication (its id) is in a history room's stream, newest first: the outcome of a
- * PUBLISH_HISTORY whose reply was lost. Read-only.
- * KEYS meta, stream. ARGV id, size.
- * Returns { epoch ('' when the room has none), offset (0 when not found), trimmed (1 when the
- * stream is full, so an older entry may have been trimmed away) }.
+ * Whether a publication (its id) is in a history room's stream: the outcome of a PUBLISH_HISTORY
+ * whose reply was lost. Read-only; reads newest first, in pages, and stops at entries older than
+ * ARGV[3] ms (the publication was sent more recently than that), so a long stream costs little.
+ * KEYS meta, stream. ARGV id, size, window.
+ * Returns { epoch ('' when the room has none), offset (0 when not found), trimmed (1 when not
+ * found in a full stream that holds nothing older than the window: it may have been trimmed away) }.
  */
 export const FIND_PUBLISHED = new LuaScript(`
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then return { '', 0, 0 } end
 local trimmed = 0
 if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then trimmed = 1 end
-for _, entry in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-')) do
-  local fields = entry[2]
-  for j = 1, #fields, 2 do
-    if fields[j] == 'i' and fields[j + 1] == ARGV[1] then
-      local id = entry[1]
-      return { epoch, tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1)), trimmed }
-    end
+local oldest = now_ms() - tonumber(ARGV[3])
+local before = '+'
+while true do
+  local page = redis.call('XREVRANGE', KEYS[2], before, '-', 'COUNT', 100)
+  if #page == 0 then break end
+  for _, entry in ipairs(page) do
+    local fields = {}
+    for j = 1, #entry[2], 2 do fields[entry[2][j]] = entry[2][j + 1] end
+    local id = entry[1]
+    local offset = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
+    if fields.i == ARGV[1] then return { epoch, offset, trimmed } end
+    -- An entry from before the publication was sent: it is not further back, nor trimmed away.
+    if tonumber(fields.t) < oldest then return { epoch, 0, 0 } end
+    before = '(' .. id
   end
 end
 return { epoch, 0, trimmed }
