@@ -85,7 +85,7 @@ export class RedisHistory implements RoomsHistory {
     const { size } = this.limits()
     const keys = this.link.keys.room(room)
     const deadline = Date.now() + this.link.inDoubtWaitMs
-    // Sent less than that ago (plus the lookup's own time, and room for clocks): older entries are not it.
+    // The publication ran less than that ago (entries and the lookup read the same Redis clock).
     const window = 2 * (this.link.inDoubtWaitMs + this.link.readTimeoutMs)
     let lastError: Error = lost
     while (await this.link.whenUp(deadline - Date.now())) {
