@@ -348,7 +348,7 @@ export async function runHistoryChaos (options: ChaosOptions): Promise<ChaosResu
   const rooms = Array.from({ length: options.rooms }, (_, i) => `h-${i}`)
   try {
     for (let i = 0; i < options.nodes; i++) {
-      const app = Fastify({ disableRequestLogging: true, logger: { level: 'info', stream: { write: (line: string) => { run.serverLog(i, line) } } } })
+      const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { run.serverLog(i, line) } } } })
       await app.register(wsRooms, {
         authenticate: (token) => ({ id: token }),
         rateLimit: false,
