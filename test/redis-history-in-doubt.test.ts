@@ -59,11 +59,27 @@ async function kept (room: string, text: string): Promise<boolean> {
   return entries.some(([, fields]) => fields.some((f) => f.includes(`"text":"${text}"`)))
 }
 
-async function threeInRoom (room: string): Promise<{ sender: Client, near: Client, far: Client }> {
+/** A sender and a member on A, a member on B, and a first message 'before' (its ack returned). */
+async function threeInRoom (room: string): Promise<{ sender: Client, near: Client, far: Client, before: any }> {
   const sender = await open(A, `${room}-sender`, room)
   const near = await open(A, `${room}-near`, room)
   const far = await open(B, `${room}-far`, room)
-  return { sender, near, far }
+  const before = await sender.request({ type: 'message', room, text: 'before' }, 'before')
+  if (before.type !== 'ack') throw new Error(`before: ${JSON.stringify(before)}`)
+  return { sender, near, far, before }
+}
+
+/**
+ * `sender` sends `text` (frame id `id`); Redis runs it, the reply is lost and A's connection is cut
+ * (with new connections refused when `refuse`). Resolves once the cut is done.
+ */
+async function sendWithReplyLost (sender: Client, room: string, text: string, id: string, refuse = false): Promise<void> {
+  const caught = proxy.loseReplyTo(text)
+  sender.send({ type: 'message', room, text, id })
+  await caught
+  await eventually(async () => await kept(room, text) ? true : undefined, 'Redis to run the script')
+  proxy.refuse(refuse)
+  proxy.cut()
 }
 
 async function backUp (from: number): Promise<void> {
@@ -72,15 +88,9 @@ async function backUp (from: number): Promise<void> {
 
 t.test('a publish whose reply was lost, but which Redis kept, is acked with the offset it got', async (t) => {
   const room = 'h-kept'
-  const { sender, near, far } = await threeInRoom(room)
-  const before = await sender.request({ type: 'message', room, text: 'before' }, 'before')
-  t.equal(before.type, 'ack')
+  const { sender, near, far, before } = await threeInRoom(room)
   const logged = logA.records.length
-  const caught = proxy.loseReplyTo('doubt-kept')
-  sender.send({ type: 'message', room, text: 'doubt-kept', id: 'k' })
-  await caught
-  await eventually(async () => await kept(room, 'doubt-kept') ? true : undefined, 'Redis to run the script')
-  proxy.cut()
+  await sendWithReplyLost(sender, room, 'doubt-kept', 'k')
   const answer = await sender.next((m) => m.id === 'k', 10_000)
   t.same(answer, { type: 'ack', id: 'k', data: { offset: before.data.offset + 1 } }, 'the sender is acked with the offset the message has in the history')
   await backUp(logged)
@@ -97,8 +107,7 @@ t.test('a publish whose reply was lost, but which Redis kept, is acked with the 
 
 t.test('a publish that never reached Redis is refused with unavailable and reaches nobody', async (t) => {
   const room = 'h-lost'
-  const { sender, near, far } = await threeInRoom(room)
-  const before = await sender.request({ type: 'message', room, text: 'before' }, 'before')
+  const { sender, near, far, before } = await threeInRoom(room)
   const logged = logA.records.length
   const caught = proxy.swallow('doubt-lost')
   sender.send({ type: 'message', room, text: 'doubt-lost', id: 'l' })
@@ -118,14 +127,8 @@ t.test('a publish that never reached Redis is refused with unavailable and reach
 t.test('Redis not back within the wait: unavailable, logged as an unknown outcome', async (t) => {
   const room = 'h-unknown'
   const { sender, far } = await threeInRoom(room)
-  await sender.request({ type: 'message', room, text: 'before' }, 'before')
   const logged = logA.records.length
-  const caught = proxy.loseReplyTo('doubt-unknown')
-  sender.send({ type: 'message', room, text: 'doubt-unknown', id: 'u' })
-  await caught
-  await eventually(async () => await kept(room, 'doubt-unknown') ? true : undefined, 'Redis to run the script')
-  proxy.refuse(true)
-  proxy.cut()
+  await sendWithReplyLost(sender, room, 'doubt-unknown', 'u', true)
   const started = Date.now()
   const answer = await sender.next((m) => m.id === 'u', IN_DOUBT_WAIT + 5000)
   const waited = Date.now() - started
@@ -145,14 +148,8 @@ t.test('Redis not back within the wait: unavailable, logged as an unknown outcom
 t.test('kept, then trimmed away before Redis was asked: unavailable, logged as an unknown outcome', async (t) => {
   const room = 'h-trimmed'
   const { sender, far } = await threeInRoom(room)
-  await sender.request({ type: 'message', room, text: 'before' }, 'before')
   const logged = logA.records.length
-  const caught = proxy.loseReplyTo('doubt-trimmed')
-  sender.send({ type: 'message', room, text: 'doubt-trimmed', id: 'tr' })
-  await caught
-  await eventually(async () => await kept(room, 'doubt-trimmed') ? true : undefined, 'Redis to run the script')
-  proxy.refuse(true)
-  proxy.cut()
+  await sendWithReplyLost(sender, room, 'doubt-trimmed', 'tr', true)
   // While A cannot ask, B publishes a full stream (size 50) after it.
   for (let i = 0; i < 50; i++) await far.request({ type: 'message', room, text: `later-${i}` }, `later-${i}`)
   t.notOk(await kept(room, 'doubt-trimmed'), 'it was trimmed away')
