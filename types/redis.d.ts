@@ -29,7 +29,9 @@ export interface RedisAdapterOptions {
   /**
    * Milliseconds after which the members of a node that died without cleaning up (SIGKILL, power
    * loss, network partition) disappear from `members()`. Each node refreshes its heartbeat every
-   * `presenceTtl / 4`. Integer >= 200. Default 10000.
+   * `presenceTtl / 4`. A history publish whose reply was lost (Redis went away after receiving
+   * it) waits up to `presenceTtl` + 2000 ms for Redis to be back, to answer with what happened.
+   * Integer >= 200. Default 10000.
    */
   presenceTtl?: number
 }
