@@ -8,8 +8,9 @@
 // setImmediate, after the poll phase): the frames that every socket read in that turn caused
 // leave together, so a write carries more of them (the write system call is most of the cost).
 // Under load, one more step (writeDelay): when the last flush itself took at least writeDelay
-// ms, the loop is busy writing, and the next flush waits writeDelay ms instead of one turn, so
-// the frames that arrive meanwhile share the writes. An idle server still flushes every turn.
+// ms and new frames come less than writeDelay ms after it ended, the loop is busy writing, and
+// the next flush waits writeDelay ms instead of one turn, so the frames that arrive meanwhile
+// share the writes. An idle server, or the first frames after a pause, still flush every turn.
 import type { Socket } from 'node:net'
 
 /** A complete, unmasked WebSocket text frame (RFC 6455 §5.2: FIN + opcode 1, then the length) in one Buffer. */
@@ -97,8 +98,9 @@ let flushScheduled = false
 /** writeDelay of each registered plugin instance: the writer, shared by the process, uses the smallest. */
 const writeDelays: number[] = []
 let writeDelay = 0
-/** How long the last flush took (ms): the load signal for writeDelay. */
+/** How long the last flush took (ms), and when it ended: the load signal for writeDelay. */
 let lastFlushMs = 0
+let lastFlushEnd = 0
 /** This tick's batch per room (keyed by its member set), started afresh every tick. */
 const batches = new Map<object, TickBatch>()
 /** Sockets corked by an accepted upgrade: uncorked once their first frames are written. */
@@ -107,7 +109,8 @@ const upgradeCorked = new Set<Socket>()
 function scheduleFlush (): void {
   if (flushScheduled) return
   flushScheduled = true
-  if (writeDelay > 0 && lastFlushMs >= writeDelay) setTimeout(flush, writeDelay)
+  // Busy: the last flush was long, and these frames came right after it (not after a pause).
+  if (writeDelay > 0 && lastFlushMs >= writeDelay && performance.now() - lastFlushEnd < writeDelay) setTimeout(flush, writeDelay)
   else setImmediate(flush)
 }
 
@@ -241,7 +244,12 @@ function flush (): void {
   }
   for (const socket of upgradeCorked) socket.uncork()
   upgradeCorked.clear()
-  lastFlushMs = writeDelay > 0 ? performance.now() - started : 0
+  if (writeDelay > 0) {
+    lastFlushEnd = performance.now()
+    lastFlushMs = lastFlushEnd - started
+  } else {
+    lastFlushMs = 0
+  }
 }
 
 /**

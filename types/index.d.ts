@@ -245,9 +245,10 @@ export interface WsRoomsOptions {
   closeTimeout?: number
   /**
    * Write coalescing under load (ms, 0–100; 0 turns it off). Frames go out once per event-loop
-   * turn, one write per socket. When the last of those flushes itself took at least this long,
-   * the server is busy writing: the next flush waits this long instead of one turn, so more
-   * frames share each write system call. An idle server is not delayed. Default 2.
+   * turn, one write per socket. When the last of those flushes itself took at least this long
+   * and new frames come less than this long after it ended, the server is busy writing: the next
+   * flush waits this long instead of one turn, so more frames share each write system call. An
+   * idle server, and the first frames after a pause, are not delayed. Default 2.
    */
   writeDelay?: number
   /** v2 (§9): keep the last messages of each room (or of the rooms `rooms` picks) for recovery. Default `false`. */
