@@ -242,9 +242,7 @@ t.test('a receiver that missed messages while its own subscriber reconnected cou
   stream.start()
   await eventually(() => chatTexts(remote, 'g').length >= 5 ? true : undefined, 'traffic to flow')
   const nodeId = (B.app.rooms as unknown as { nodeId: string }).nodeId
-  const line = (await redis.clients()).find((l) => l.includes(` name=fastify-ws-rooms-${nodeId}-sub `))
-  t.ok(line, 'B\'s subscriber is named after its node')
-  await redis.command('CLIENT', 'KILL', 'ID', /^id=(\d+)/.exec(line ?? '')?.[1] ?? '0')
+  t.ok(await redis.killClient(`fastify-ws-rooms-${nodeId}-sub`), 'B\'s subscriber, named after its node, was cut')
   const cutAt = stream.sent
   await eventually(() => stream.sent >= cutAt + 30 ? true : undefined, 'traffic after the cut')
   await stream.crossNodeBack()
@@ -262,11 +260,10 @@ t.test('a leave that could not be written during an outage leaves no ghost in me
   t.ok((await A.app.rooms.members('r')).some((m) => m.user.id === 'ghost2'), 'listed')
   // Cut B's publisher and keep it out (no new connections) while ghost2 leaves.
   const nodeId = (B.app.rooms as unknown as { nodeId: string }).nodeId
-  const line = (await redis.clients()).find((l) => l.includes(` name=fastify-ws-rooms-${nodeId}-pub `))
   const admin = await redis.open()
   t.teardown(() => admin.disconnect())
   await admin.config('SET', 'maxclients', '1')
-  await admin.client('KILL', 'ID', /^id=(\d+)/.exec(line ?? '')?.[1] ?? '0')
+  t.ok(await redis.killClient(`fastify-ws-rooms-${nodeId}-pub`, admin), 'B\'s publisher was cut')
   await eventually(() => logsB.matching(OUTAGE).length > outagesBefore ? true : undefined, 'B to notice')
   // The end of this outage is a BACK logged from here on (an earlier one may land late).
   const noticedAt = logsB.records.length

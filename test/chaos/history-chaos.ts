@@ -324,8 +324,8 @@ async function cutPublisher (redis: RedisServer, nodeId: string): Promise<boolea
   killer.on('error', () => {})
   try {
     await Promise.all([staller.connect(), killer.connect()])
-    const line = (await killer.client('LIST') as string).split('\n').find((l) => l.includes(` name=fastify-ws-rooms-${nodeId}-pub `))
-    const id = line === undefined ? undefined : /^id=(\d+)/.exec(line)?.[1]
+    // Looked up before the stall: CLIENT LIST would wait behind it.
+    const id = await redis.clientId(`fastify-ws-rooms-${nodeId}-pub`, killer)
     if (id === undefined) return false
     const stalled = staller.eval(STALL, 0, 30)
     await sleep(10)
