@@ -4,7 +4,8 @@
 // per-IP cap is off) and publishers send far more than a chat user would (so the per-
 // connection rate limit is off). Everything else, including the idle pings, stays default.
 // BENCH_REDIS_URL (with BENCH_REDIS_PREFIX) swaps in the Redis adapter, for multi-node scenarios;
-// BENCH_PRESENCE sets presenceEvents (room-fill) and BENCH_HISTORY_SIZE turns history on (history).
+// BENCH_PRESENCE sets presenceEvents (room-fill), BENCH_HISTORY_SIZE turns history on (history),
+// BENCH_WRITE_DELAY sets writeDelay (to try other values than the default).
 import Fastify from 'fastify'
 import { serveControl } from './control.mjs'
 
@@ -26,7 +27,8 @@ await app.register(wsRooms, {
   maxConnections: 0,
   ...(adapter ? { adapter } : {}),
   ...(process.env.BENCH_PRESENCE ? { presenceEvents: process.env.BENCH_PRESENCE } : {}),
-  ...(process.env.BENCH_HISTORY_SIZE ? { history: { size: Number(process.env.BENCH_HISTORY_SIZE) } } : {})
+  ...(process.env.BENCH_HISTORY_SIZE ? { history: { size: Number(process.env.BENCH_HISTORY_SIZE) } } : {}),
+  ...(process.env.BENCH_WRITE_DELAY ? { writeDelay: Number(process.env.BENCH_WRITE_DELAY) } : {})
 })
 
 await app.listen({ port: Number(process.env.BENCH_PORT ?? 0), host: '127.0.0.1', backlog: 4096 })
