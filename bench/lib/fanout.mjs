@@ -104,6 +104,7 @@ export async function measureFanout (ctx, side, p) {
       for (const [code, n] of Object.entries(m.closes)) closes[code] = (closes[code] ?? 0) + n
     }
 
+    const writesPerSec = writeRate([s0, ...others0], [s1, ...others1])
     const machine = machinePercent(m0, m1, ctx.cores)
     const ours = serverCpu + workerCpu.reduce((a, b) => a + b, 0)
     const cpu = {
@@ -121,7 +122,11 @@ export async function measureFanout (ctx, side, p) {
         // what one second of server CPU delivers: robust to other processes taking cores
         deliveriesPerCpuSec: serverCpu > 0 ? deliveriesPerSec / (serverCpu / 100) : null,
         p50: latencies.length > 0 ? percentile(latencies, 50) / 1000 : null,
-        p99: latencies.length > 0 ? percentile(latencies, 99) / 1000 : null
+        p99: latencies.length > 0 ? percentile(latencies, 99) / 1000 : null,
+        // How many frames a write system call carries (acks and IPC writes count as writes), and
+        // the server CPU per write: a delivery costs mostly its share of one write.
+        deliveriesPerWrite: writesPerSec > 0 ? deliveriesPerSec / writesPerSec : null,
+        cpuPerWriteUs: writesPerSec > 0 ? (serverCpu / 100) * 1e6 / writesPerSec : null
       },
       cpu,
       details: {
@@ -138,4 +143,14 @@ export async function measureFanout (ctx, side, p) {
     await ctx.stopWorkers(workers)
     for (const s of servers) await s.close()
   }
+}
+
+/** Write system calls per second of the server processes over the window (0 without /proc). */
+function writeRate (before, after) {
+  let writesPerSec = 0
+  for (let i = 0; i < before.length; i++) {
+    if (before[i].writes === null || after[i].writes === null) return 0
+    writesPerSec += ((after[i].writes - before[i].writes) * 1e6) / (after[i].t - before[i].t)
+  }
+  return writesPerSec
 }

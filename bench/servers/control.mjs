@@ -1,6 +1,7 @@
 // The control channel every bench server speaks, so the runner treats the plugin and the
 // baseline alike: `READY <port>` on stdout plus a `ready` IPC message once listening, and
 // IPC requests for CPU/memory usage and for a full GC (servers run with --expose-gc).
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { setImmediate as tick } from 'node:timers/promises'
 import { writeHeapSnapshot } from 'node:v8'
@@ -63,7 +64,18 @@ function usage (connections) {
     cpu: process.cpuUsage(),
     elu: performance.eventLoopUtilization(),
     mem: process.memoryUsage(),
+    writes: writeCalls(),
     connections: connections()
+  }
+}
+
+/** Write system calls this process made so far (Linux's /proc/self/io `syscw`; null elsewhere). */
+function writeCalls () {
+  try {
+    const match = /^syscw: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))
+    return match === null ? null : Number(match[1])
+  } catch {
+    return null
   }
 }
 
