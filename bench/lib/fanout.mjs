@@ -145,6 +145,12 @@ export async function measureFanout (ctx, side, p) {
   }
 }
 
+/** The table rows for deliveriesPerWrite and cpuPerWriteUs, shared by the fan-out scenarios. */
+export const writeMetrics = [
+  { key: 'deliveriesPerWrite', label: 'deliveries per write system call', better: 'higher', decimals: 1 },
+  { key: 'cpuPerWriteUs', label: 'server CPU per write system call (µs)', better: 'lower', decimals: 1 }
+]
+
 /** Write system calls per second of the server processes over the window (0 without /proc). */
 function writeRate (before, after) {
   let writesPerSec = 0

@@ -1,5 +1,5 @@
 // One room, 1000 receivers, publishers at the rate the slower side sustains: the fan-out path.
-import { fanoutTiming, measureFanout } from '../lib/fanout.mjs'
+import { fanoutTiming, measureFanout, writeMetrics } from '../lib/fanout.mjs'
 
 export default {
   name: 'one-room',
@@ -10,8 +10,7 @@ export default {
     { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher', target: { op: '>=', ratio: 15 } },
     { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
     { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2, target: { op: '<=', ratio: 0.3 } },
-    { key: 'deliveriesPerWrite', label: 'deliveries per write system call', better: 'higher', decimals: 1 },
-    { key: 'cpuPerWriteUs', label: 'server CPU per write system call (µs)', better: 'lower', decimals: 1 }
+    ...writeMetrics
   ],
   params (opts) {
     const receivers = opts.quick ? 500 : 1000
