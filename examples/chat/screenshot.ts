@@ -16,6 +16,9 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 const out = resolve(process.argv[2] ?? resolve(root, 'docs/images/chat.png'))
 const viewport = { width: 1100, height: 700 }
 
+// Each person's browser key, fixed so that the picture comes out the same (ids, so colours) every time.
+const KEYS: Record<string, string> = { Ada: '0'.repeat(32), Grace: '6'.repeat(32) }
+
 async function open (browser: Browser, base: string, name: string, room: string): Promise<Page> {
   const context = await browser.newContext({
     viewport,
@@ -24,6 +27,7 @@ async function open (browser: Browser, base: string, name: string, room: string)
     timezoneId: 'Europe/Paris',
     colorScheme: process.env.COLOR_SCHEME === 'dark' ? 'dark' : 'light'
   })
+  await context.addInitScript((key) => { if (localStorage.getItem('chat.key') === null) localStorage.setItem('chat.key', key) }, KEYS[name])
   const page = await context.newPage()
   page.on('pageerror', (err) => { throw err })
   await page.goto(`${base}/#${encodeURIComponent(room)}`)

@@ -84,14 +84,14 @@ function base64url (text) {
 function visitedRooms () {
   try {
     const rooms = JSON.parse(store.get('chat.rooms') ?? '[]')
-    if (Array.isArray(rooms)) return rooms.filter((r) => typeof r === 'string' && r !== '').slice(0, 20)
+    if (Array.isArray(rooms)) return rooms.filter((r) => typeof r === 'string' && r !== '').slice(-50)
   } catch {}
   return []
 }
 
 function roomFromHash () {
   try {
-    return decodeURIComponent(location.hash.slice(1)).trim()
+    return decodeURIComponent(window.location.hash.slice(1)).trim()
   } catch {
     return ''
   }
@@ -104,7 +104,7 @@ if (name !== null && nameProblem(name) !== undefined) name = null
 const key = browserKey()
 let client = null
 let current = null // the room shown
-let rooms = visitedRooms()
+const rooms = visitedRooms()
 let entries = [] // what the log shows, in order: { kind: 'chat', message } or { kind, text }
 const seen = new Set() // stored message ids: history and live pushes overlap after a join
 let reloading = null // pushes that arrive while the room is (re)loaded over REST wait here
@@ -168,7 +168,7 @@ function render (entry, previous, lastChat) {
     nodes.push(day)
   }
   const grouped = !newDay && previous === lastChat && lastChat !== undefined &&
-    lastChat.message.user.id === message.user.id && at !== undefined && lastAt !== undefined && at - lastAt < GROUP_WITHIN_MS
+    lastChat.message.user.id === message.user.id && lastChat.message.user.name === message.user.name && at !== undefined && lastAt !== undefined && at - lastAt < GROUP_WITHIN_MS
 
   const li = document.createElement('li')
   li.className = 'chat' + (message.user.id === client?.user?.id ? ' mine' : '') + (grouped ? ' grouped' : '')
@@ -265,7 +265,7 @@ function showRooms () {
     button.type = 'button'
     button.textContent = room
     if (room === current) button.setAttribute('aria-current', 'page')
-    button.addEventListener('click', () => { location.hash = encodeURIComponent(room) })
+    button.addEventListener('click', () => { window.location.hash = encodeURIComponent(room) })
     li.append(button)
     return li
   }))
@@ -306,7 +306,7 @@ function showMembers (view) {
 
 function showMe () {
   meName.textContent = name ?? ''
-  $('me-avatar').replaceWith(Object.assign(avatar({ id: client?.user?.id ?? '', name: name ?? '?' }), { id: 'me-avatar' }))
+  $('me-avatar').replaceWith(Object.assign(avatar({ id: client?.user?.id ?? '', name: name ?? '?' }), { id: 'me-avatar', hidden: name === null }))
   changeName.hidden = name === null
 }
 
@@ -429,11 +429,12 @@ function enter (room) {
   if (room === current) return
   const previous = current
   current = room
-  rooms = [room, ...rooms.filter((r) => r !== room)].slice(0, 20)
-  if (!rooms.includes(DEFAULT_ROOM)) rooms.push(DEFAULT_ROOM)
+  // The lobby first, then the rooms in the order they were first visited: the list does not jump.
+  if (!rooms.includes(DEFAULT_ROOM)) rooms.unshift(DEFAULT_ROOM)
+  if (!rooms.includes(room)) rooms.push(room)
   store.set('chat.rooms', JSON.stringify(rooms))
   store.set('chat.room', room)
-  if (roomFromHash() !== room) history.replaceState(null, '', '#' + encodeURIComponent(room))
+  if (roomFromHash() !== room) window.history.replaceState(null, '', '#' + encodeURIComponent(room))
   document.title = `#${room} · Chat`
   roomName.textContent = '# ' + room
   textInput.placeholder = `Message #${room}`
@@ -467,7 +468,7 @@ joinForm.addEventListener('submit', (event) => {
   if (room === '') return
   roomInput.value = ''
   if (client === null) return // joins once a name is picked
-  location.hash = encodeURIComponent(room)
+  window.location.hash = encodeURIComponent(room)
   enter(room) // also when the hash already said so
 })
 
@@ -504,7 +505,21 @@ nameDialog.addEventListener('cancel', (event) => {
   if (name === null) event.preventDefault() // a name is needed to connect
 })
 
-nameForm.addEventListener('submit', async (event) => {
+/** Go by `picked` from now on: a name is part of the connection's user, so connect again. */
+async function useName (picked) {
+  if (picked === name && client !== null) return
+  name = picked
+  store.set('chat.name', name)
+  showMe()
+  const previous = client
+  const room = current ?? (roomFromHash() || store.get('chat.room') || DEFAULT_ROOM)
+  current = null
+  start()
+  if (previous !== null) await previous.close()
+  enter(room)
+}
+
+nameForm.addEventListener('submit', (event) => {
   event.preventDefault()
   const picked = nameInput.value.trim()
   const problem = nameProblem(picked)
@@ -513,17 +528,14 @@ nameForm.addEventListener('submit', async (event) => {
     return
   }
   nameDialog.close()
-  if (picked === name && client !== null) return
-  name = picked
-  store.set('chat.name', name)
-  showMe()
-  // A name is part of the connection's user: connect again with the new token.
-  const previous = client
-  const room = current ?? (roomFromHash() || store.get('chat.room') || DEFAULT_ROOM)
-  current = null
-  start()
-  if (previous !== null) await previous.close()
-  enter(room)
+  useName(picked)
+})
+
+// Another tab of this browser picked a name: it is this tab's user too.
+window.addEventListener('storage', (event) => {
+  if (event.key !== 'chat.name' || event.newValue === null || nameProblem(event.newValue) !== undefined) return
+  if (nameDialog.open) nameDialog.close()
+  useName(event.newValue)
 })
 
 // ---- Start ----
