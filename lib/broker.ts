@@ -119,14 +119,15 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /**
-   * Count a socket against `maxConnections` / `maxConnectionsPerIp` from the handshake until the
-   * socket itself closes: refused upgrades, upgrades still authenticating, and receivers closed
-   * for being slow whose socket lingers all hold their slot, so none of them can be used to pass the limits.
+   * Count a request against `maxConnections` / `maxConnectionsPerIp` from the handshake until
+   * `over` closes: an upgrade's socket (refused upgrades, upgrades still authenticating, and
+   * receivers closed for being slow whose socket lingers all hold their slot, so none of them can
+   * be used to pass the limits), or a plain request's response.
    */
-  admit (ip: string, socket: { once (event: 'close', listener: () => void): unknown }): void {
+  admit (ip: string, over: { once (event: 'close', listener: () => void): unknown }): void {
     this.admittedSockets++
     this.admittedPerIp.set(ip, (this.admittedPerIp.get(ip) ?? 0) + 1)
-    socket.once('close', () => {
+    over.once('close', () => {
       this.admittedSockets--
       const left = (this.admittedPerIp.get(ip) ?? 1) - 1
       if (left <= 0) this.admittedPerIp.delete(ip)
