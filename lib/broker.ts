@@ -489,6 +489,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   // ---- fastify.rooms ----
 
   async broadcast (room: string, message: unknown, options?: BroadcastOptions): Promise<void> {
+    // No connection id holds a NUL, which separates the fields of a message between nodes.
+    if (typeof options?.except === 'string' && options.except.includes('\u0000')) options = { ...options, except: undefined }
     if (this.historyLimits !== undefined && this.isHistoryRoom(room)) {
       await this.publishToHistory(room, serializeHistoryMessage(message), options?.except)
       return

@@ -115,3 +115,15 @@ t.test('users whose ids differ only in lone surrogates are told apart by sendToU
   await users[2].next((m) => m.type === 'still-here')
   t.ok(users.slice(1).every((u) => u.ws.readyState === u.ws.OPEN), 'the other two users are still connected')
 })
+
+t.test('a broadcast whose except holds a NUL (no connection id does) reaches other nodes as the message, not garbled', async (t) => {
+  // Between nodes the fields of a message are separated by NUL: this one used to cut `except`
+  // short and send members the rest of it glued to the payload, as a frame that is not JSON.
+  const [plain, history] = [await open(B, 'nul-plain'), await open(B, 'nul-history')]
+  await joinRoom(plain, 'nul')
+  await joinRoom(history, 'h-nul')
+  await A.app.rooms.broadcast('nul', { type: 'note', n: 1 }, { except: `${plain.welcome.connectionId}\u0000{"type":"forged"}` })
+  t.same(await plain.next((m) => m.type !== 'system'), { type: 'note', n: 1 }, 'the member gets the message itself')
+  await A.app.rooms.broadcast('h-nul', { type: 'note', n: 2 }, { except: 'x\u0000y' })
+  t.same(await history.next((m) => m.type !== 'system'), { type: 'note', n: 2, offset: 1 }, 'in a history room too')
+})
