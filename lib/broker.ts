@@ -163,8 +163,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   /** The connection is over: leave every room (others get `leave`), forget the connection. */
   remove (conn: Connection, code: number): void {
-    conn.open = false
-    conn.dropBacklog()
+    conn.stop()
     if (!this.connections.delete(conn.id)) return
     this.expiry.delete(conn)
     for (const room of conn.rooms) this.leaveLocal(conn, room)
