@@ -293,14 +293,15 @@ export class RoomStream {
     if (!conn.open || this.joiners?.get(conn) !== joiner) return true
     const limit = this.replayBytes
     const messages = page.messages
+    // Each step queues at least one message (a step runs once unsent <= limit): it always ends.
     while (catchUp.next < messages.length) {
-      if (conn.unsent >= limit) return false
+      if (conn.unsent > limit) return false
       const m = messages[catchUp.next++]
       if (m.offset > catchUp.after && m.offset <= page.offset && m.except !== conn.id) send(conn, m.payload)
     }
     const buffer = joiner.buffer!
     let taken = 0
-    while (taken < buffer.length && conn.unsent < limit) {
+    while (taken < buffer.length && conn.unsent <= limit) {
       const entry = buffer[taken++]
       joiner.bufferedSize -= entry.payload.length
       if (entry.offset <= joiner.from) continue
