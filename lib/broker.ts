@@ -169,8 +169,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   /** The connection is over: leave every room (others get `leave`), forget the connection. */
   remove (conn: Connection, code: number): void {
-    conn.open = false
-    conn.dropBacklog()
+    conn.stop()
     if (!this.connections.delete(conn.id)) return
     this.expiry.delete(conn)
     for (const room of conn.rooms) this.leaveLocal(conn, room)
@@ -492,7 +491,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     // No connection id holds a NUL, which separates the fields of a message between nodes.
     if (typeof options?.except === 'string' && options.except.includes('\u0000')) options = { ...options, except: undefined }
     if (this.historyLimits !== undefined && this.isHistoryRoom(room)) {
-      await this.publishToHistory(room, serializeHistoryMessage(message), options?.except)
+      await this.publishToHistory(room, serializeHistoryMessage(room, message), options?.except)
       return
     }
     await this.publish(room, serialize(message), options?.except)
@@ -727,8 +726,14 @@ function serialize (message: unknown): string {
   return payload
 }
 
-/** A history room's message must be a JSON object without its own `offset` (the room gives it one). */
-export function serializeHistoryMessage (message: unknown): string {
+/**
+ * A history room's message: a JSON object without its own `offset` (the room gives it one). It
+ * names its room: a payload without `room` gets `"room":R`, so a client can tell which room's
+ * stream every frame belongs to whatever the application sends; one whose `room` names another
+ * room is refused (its receivers would count it in that room's stream). Serialized once per
+ * broadcast: the room name is spliced into the one payload every receiver gets.
+ */
+export function serializeHistoryMessage (room: string, message: unknown): string {
   const value = message !== null && typeof message === 'object' && typeof (message as { toJSON?: unknown }).toJSON === 'function'
     ? (message as { toJSON: () => unknown }).toJSON()
     : message
@@ -738,7 +743,13 @@ export function serializeHistoryMessage (message: unknown): string {
   if (Object.hasOwn(value, 'offset')) {
     throw new TypeError('fastify-ws-rooms: a message to a history room must not have its own "offset" (the room assigns it)')
   }
+  const own = (value as { room?: unknown }).room
+  if (own !== undefined && own !== room) {
+    throw new TypeError(`fastify-ws-rooms: a message to history room ${JSON.stringify(room)} must not name another room in "room" (got ${typeof own === 'string' ? JSON.stringify(own) : typeof own})`)
+  }
   const payload = serialize(value)
   if (payload[0] !== '{') throw new TypeError('fastify-ws-rooms: a message to a history room must be a JSON object')
-  return payload
+  if (own !== undefined) return payload
+  // No room field (JSON leaves out a `room` that is undefined): add it.
+  return `${payload.slice(0, -1)}${payload.length === 2 ? '' : ','}"room":${JSON.stringify(room)}}`
 }
