@@ -458,6 +458,12 @@ class RedisAdapter implements RoomsAdapter {
         if (room !== undefined) node.deliverHistory(room, { epoch: envelope.from, offset: envelope.seq, payload: envelope.body, except: envelope.except })
         return
       }
+      if (envelope.kind === 'g') {
+        // A dead node's members, as left: published once by Redis, whichever node purged them.
+        const diff = room !== undefined ? parseDiff(envelope.body) : undefined
+        if (diff !== undefined) node.deliverPresence(room!, envelope.from, diff)
+        return
+      }
       const missed = this.seq.received(channel, envelope.from, envelope.seq)
       if (missed < 0) return // late, and already counted as missing
       if (missed > 0) node.countDropped(missed)
