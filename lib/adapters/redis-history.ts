@@ -4,8 +4,9 @@
 // ordered flow. Reads (joins with `since`, gap repair, `fastify.rooms.history()`) run one script on
 // the same keys. While Redis is unreachable nothing can be ordered, so publishing rejects.
 //
-// A publish whose reply was lost (the connection closed after the script was sent) is in doubt: the
-// script may have run, and members may have the message. Rather than refuse what was delivered, the
+// A publish whose reply was lost (the connection closed after the script was sent), or did not come
+// within `publishTimeoutMs` (a frozen Redis), is in doubt: the script may have run (or may still
+// run), and members may have the message. Rather than refuse what was delivered, the
 // publisher waits for Redis to be back (at most `inDoubtWaitMs`) and looks the publication's id up
 // in the room's stream: found, it resolves with the offset the message got; not found, and not
 // trimmed away, it rejects as not published; otherwise the outcome stays unknown (rejects,
@@ -14,7 +15,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
 import { newEpoch } from '../history/memory-history.js'
 import type { KeyNames } from './redis-keys.js'
-import { withTimeout } from './redis-presence.js'
+import { withTimeout } from './redis-waits.js'
 import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
 
 export interface HistoryLink {
@@ -24,8 +25,10 @@ export interface HistoryLink {
   readonly historyLimits: HistoryLimits | undefined
   /** The command connection when publications can go out now (connected, not stalled), else undefined. */
   writable (): Redis | Cluster | undefined
-  /** How long a read may take before it counts as failed. */
+  /** How long a read (or the lookup of an in-doubt publish) may wait for Redis. */
   readonly readTimeoutMs: number
+  /** How long a publish waits for Redis's answer before it is in doubt. */
+  readonly publishTimeoutMs: number
   down (reason: string, err?: Error): void
   /** This node's id: publication ids start with it. */
   readonly publisherId: string
@@ -69,8 +72,9 @@ export class RedisHistory implements RoomsHistory {
     const id = this.link.publisherId + (this.published++).toString(36)
     let reply: unknown
     try {
-      reply = await PUBLISH_HISTORY.run(pub, [keys.meta, keys.stream],
-        [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id])
+      // A frozen Redis answers nothing and closes nothing: past the bound the publish is in doubt.
+      reply = await withTimeout(PUBLISH_HISTORY.run(pub, [keys.meta, keys.stream],
+        [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id]), this.link.publishTimeoutMs)
     } catch (err) {
       this.link.down('a history publish failed', err as Error)
       if (notSent(err) || refusedByRedis(err)) throw err
@@ -86,7 +90,7 @@ export class RedisHistory implements RoomsHistory {
     const keys = this.link.keys.room(room)
     const deadline = Date.now() + this.link.inDoubtWaitMs
     // The publication ran less than that ago (entries and the lookup read the same Redis clock).
-    const window = 2 * (this.link.inDoubtWaitMs + this.link.readTimeoutMs)
+    const window = 2 * (this.link.publishTimeoutMs + this.link.inDoubtWaitMs + this.link.readTimeoutMs)
     let lastError: Error = lost
     while (await this.link.whenUp(deadline - Date.now())) {
       const conn = this.link.writable()

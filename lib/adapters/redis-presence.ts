@@ -16,6 +16,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode, PresenceDiff, RoomMember } from '../../types/index.js'
 import type { KeyNames } from './redis-keys.js'
 import { SEP, type SeqCounter } from './redis-bus.js'
+import { withTimeout } from './redis-waits.js'
 import {
   ADD_MEMBER, LIVE_COUNTS, MEMBERS, OTHERS_COUNT, PRESENCE_DIFF, PURGE_DEAD_NODE, PURGE_OWN, ROOM_BEAT, WRITE_MEMBERS
 } from './redis-scripts.js'
@@ -209,18 +210,4 @@ export class RedisPresence {
     }
     await Promise.allSettled(done)
   }
-}
-
-const TIMED_OUT = Symbol('timed out')
-
-/** Resolve with `promise`, or reject after `ms` (the promise keeps running). */
-export async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(resolve, ms, TIMED_OUT)
-    timer.unref()
-  })
-  const result = await Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-  if (result === TIMED_OUT) throw new Error(`no answer from Redis within ${ms} ms`)
-  return result
 }
