@@ -698,11 +698,14 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   // ---- helpers ----
 
-  /** Await an adapter call that must not fail the caller: a rejection is logged and counted as dropped. */
-  adapterCall (what: string, result: void | Promise<void>): Promise<void> {
+  /**
+   * Await an adapter call that must not fail the caller: a rejection is logged, and counted as
+   * dropped when the call carried something to the other nodes.
+   */
+  adapterCall (what: keyof RoomsAdapter, result: void | Promise<void>): Promise<void> {
     if (result === undefined || typeof (result as Promise<void>).then !== 'function') return RESOLVED
     return (result as Promise<void>).catch((err: unknown) => {
-      if (what.startsWith('publish')) this.dropped++
+      if (CARRIES_TO_OTHER_NODES.has(what)) this.dropped++
       this.log.error({ err }, `rooms adapter ${what} failed`)
     })
   }
@@ -719,6 +722,9 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 }
 
 const RESOLVED = Promise.resolve()
+
+/** The adapter calls whose failure means something did not reach the other nodes (counted in `dropped`). */
+const CARRIES_TO_OTHER_NODES: ReadonlySet<keyof RoomsAdapter> = new Set(['publishToRoom', 'publishToUser', 'publishToAll', 'publishPresence'])
 
 function serialize (message: unknown): string {
   const payload = JSON.stringify(message)
