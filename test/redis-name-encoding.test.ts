@@ -83,13 +83,13 @@ t.test('history rooms whose names differ only in lone surrogates keep their own 
   }
   await A.app.rooms.broadcast(rooms[0], { type: 'note', n: 0 })
   const note = await onB[0].next((m) => m.type === 'note')
-  t.same(note, { type: 'note', n: 0, offset: 1 }, 'the member on B gets it with offset 1')
+  t.strictSame(note, { type: 'note', n: 0, room: rooms[0], offset: 1 }, 'the member on B gets it with offset 1, naming its own room')
   for (const [i, room] of rooms.entries()) {
     const page = await B.app.rooms.history(room)
     t.same(page.messages, i === 0 ? [note] : [], `history(${i}) read on B holds ${i === 0 ? 'the note' : 'nothing'}`)
   }
   await A.app.rooms.broadcast(rooms[2], { type: 'note', n: 2 })
-  t.same(await onB[2].next((m) => m.type === 'note'), { type: 'note', n: 2, offset: 1 }, 'the third room counts its own offsets')
+  t.same(await onB[2].next((m) => m.type === 'note'), { type: 'note', n: 2, room: rooms[2], offset: 1 }, 'the third room counts its own offsets')
   t.equal(onB[1].received.filter((m) => m.type === 'note').length, 0, 'the second room got no note')
 })
 
@@ -125,5 +125,5 @@ t.test('a broadcast whose except holds a NUL (no connection id does) reaches oth
   await A.app.rooms.broadcast('nul', { type: 'note', n: 1 }, { except: `${plain.welcome.connectionId}\u0000{"type":"forged"}` })
   t.same(await plain.next((m) => m.type !== 'system'), { type: 'note', n: 1 }, 'the member gets the message itself')
   await A.app.rooms.broadcast('h-nul', { type: 'note', n: 2 }, { except: 'x\u0000y' })
-  t.same(await history.next((m) => m.type !== 'system'), { type: 'note', n: 2, offset: 1 }, 'in a history room too')
+  t.same(await history.next((m) => m.type !== 'system'), { type: 'note', n: 2, room: 'h-nul', offset: 1 }, 'in a history room too')
 })
