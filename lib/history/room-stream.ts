@@ -51,6 +51,8 @@ export class RoomStream {
   private joiners: Map<Connection, Joiner> | null = null
   /** A repair failed (the history was unreachable): run again on the adapter's next resync. */
   private stale = false
+  /** Members the server joined, with the offset their `added` frame gave; null when none. See `resume`. */
+  private added: Map<Connection, number> | null = null
 
   constructor (room: Room, host: StreamHost) {
     this.room = room
@@ -196,6 +198,7 @@ export class RoomStream {
     this.offset = 0
     this.held = []
     this.joiners = null
+    this.added = null
     this.host.historyLost(this.room, reason)
   }
 
@@ -269,5 +272,47 @@ export class RoomStream {
 
   leave (conn: Connection): void {
     if (this.joiners !== null) this.live(conn)
+    if (this.added?.delete(conn) === true && this.added.size === 0) this.added = null
+  }
+
+  // ---- members the server joined ----
+
+  /** The server joined `conn` (it was told `offset` with `added`): its live messages start after `offset`. */
+  markAdded (conn: Connection, offset: number): void {
+    (this.added ??= new Map()).set(conn, offset)
+  }
+
+  /**
+   * A join with `since` from a member the server joined: the client rejoining after a reconnect
+   * while the server joined its new connection again (a `connect` listener, joinUser). While
+   * nothing after the `added` position has been given to it, it recovers from `since` exactly as
+   * a fresh join would (missed messages, then the ack, then the live flow). Undefined when it
+   * cannot: the caller answers as for any member. A failed read rejects, and the member goes on
+   * where it was, nothing lost.
+   */
+  resume (conn: Connection, since: StreamPosition): StreamJoinAck | Promise<StreamJoinAck> | undefined {
+    const from = this.added?.get(conn)
+    if (from === undefined) return undefined
+    this.added!.delete(conn)
+    const settled = this.epoch !== undefined && !this.repairing && this.held.length === 0
+    if (!settled || from !== this.offset || this.joiners?.has(conn) === true) return undefined
+    const joiner: Joiner = { from: -1, buffer: [], ready: false }
+    ;(this.joiners ??= new Map()).set(conn, joiner)
+    const failed = (err: unknown): never => {
+      if (this.joiners?.get(conn) === joiner) { // still a member: give it what arrived during the read
+        joiner.from = from
+        this.activate(conn)
+        this.markAdded(conn, from)
+      }
+      throw err
+    }
+    let page: HistoryPage | Promise<HistoryPage>
+    try {
+      page = this.host.historyStore.read(this.room.name, since.offset)
+    } catch (err) {
+      return failed(err)
+    }
+    if (!isPromise(page)) return this.caughtUp(conn, joiner, since, page)
+    return page.then((p) => this.caughtUp(conn, joiner, since, p), failed)
   }
 }
