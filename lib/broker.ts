@@ -82,7 +82,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   private nextConnection = 0
   private memoryHistory: MemoryHistory | undefined
   /** Server-side joins under way, by connection and room: a client's join of the same room waits for them. */
-  private readonly serverJoins = new WeakMap<Connection, Map<string, Promise<JoinResult>>>()
+  private readonly serverJoins = new WeakMap<Connection, Map<string, ServerJoin>>()
 
   constructor (log: FastifyBaseLogger, params: RoomsParams) {
     super()
@@ -254,18 +254,23 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     let underWay = this.serverJoins.get(conn)
     if (underWay === undefined) this.serverJoins.set(conn, underWay = new Map())
     const joins = underWay
+    const entry: ServerJoin = { done: RESOLVED_JOIN, resumed: false }
     const done = (): void => {
-      if (joins.get(room) === joined) joins.delete(room)
+      if (joins.get(room) === entry) joins.delete(room)
     }
-    const joined: Promise<JoinResult> = joining.then(
-      (result) => { done(); return this.joinedByServer(conn, room, result) },
+    entry.done = joining.then(
+      (result) => { done(); return this.joinedByServer(conn, room, result, entry.resumed) },
       (err: unknown) => { done(); throw err }
     )
-    joins.set(room, joined)
-    return joined
+    joins.set(room, entry)
+    return entry.done
   }
 
-  private joinedByServer (conn: Connection, room: string, result: JoinResult): JoinResult {
+  /**
+   * `resumed`: the client's own join with `since` waits on this one; it takes the live flow over
+   * (RoomStream.resume), so the flow is not started here.
+   */
+  private joinedByServer (conn: Connection, room: string, result: JoinResult, resumed = false): JoinResult {
     if (typeof result === 'string') return result
     // Undone before it took effect (closed, or taken out again): the connection was never told, so nothing is owed.
     if (!conn.open || !conn.rooms.has(room) || conn.joining?.has(room) === true) return result
@@ -273,7 +278,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     if (stream != null && result === undefined) return result // a history join that completes always has a position
     conn.sendPayload(addedFrame(room, result))
     if (stream != null && result !== undefined) stream.markAdded(conn, result.offset)
-    this.activateJoin(conn, room)
+    if (!resumed || stream == null) this.activateJoin(conn, room)
     return result
   }
 
@@ -321,7 +326,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     if (since !== undefined) {
       const underWay = this.serverJoins.get(conn)?.get(name)
       if (underWay !== undefined) {
-        return underWay.then(
+        underWay.resumed = true
+        return underWay.done.then(
           () => conn.open ? this.tryJoin(conn, name, authorize, since) : undefined,
           () => conn.open ? this.tryJoin(conn, name, authorize, since) : undefined
         )
@@ -766,6 +772,12 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
 const RESOLVED = Promise.resolve()
 const RESOLVED_JOIN: Promise<JoinResult> = Promise.resolve(undefined)
+
+/** A server-side join under way; `resumed` once a client's join with `since` of the same room waits on it. */
+interface ServerJoin {
+  done: Promise<JoinResult>
+  resumed: boolean
+}
 
 function serialize (message: unknown): string {
   const payload = JSON.stringify(message)

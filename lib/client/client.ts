@@ -489,7 +489,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     }
     if (frame === null || typeof frame !== 'object' || typeof frame.type !== 'string') return
     // A history room's message seen before (replayed by a recovery that overlapped): dropped unseen.
-    if (typeof frame.offset === 'number' && typeof frame.room === 'string' && !this.#positions.accept(frame.room, frame.offset)) return
+    // (A system frame's offset, `added`'s, is a position, not a message.)
+    if (typeof frame.offset === 'number' && typeof frame.room === 'string' && frame.type !== 'system' && !this.#positions.accept(frame.room, frame.offset)) return
     this.#events.emit('message', frame)
     switch (frame.type) {
       case 'ack': {

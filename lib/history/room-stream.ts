@@ -284,23 +284,29 @@ export class RoomStream {
 
   /**
    * A join with `since` from a member the server joined: the client rejoining after a reconnect
-   * while the server joined its new connection again (a `connect` listener, joinUser). While
-   * nothing after the `added` position has been given to it, it recovers from `since` exactly as
-   * a fresh join would (missed messages, then the ack, then the live flow). Undefined when it
-   * cannot: the caller answers as for any member. A failed read rejects, and the member goes on
-   * where it was, nothing lost.
+   * while the server joined its new connection again (a `connect` listener, joinUser). It recovers
+   * from `since` exactly as a fresh join would (missed messages, then the ack, then the live flow)
+   * when nothing after the `added` position has been given to it: its server join was not
+   * activated yet (it waited for this join), or no message came since. Undefined when it cannot:
+   * the caller answers as for any member. A failed read rejects, and the member goes on where it
+   * was, nothing lost.
    */
   resume (conn: Connection, since: StreamPosition): StreamJoinAck | Promise<StreamJoinAck> | undefined {
     const from = this.added?.get(conn)
-    if (from === undefined) return undefined
+    if (from === undefined || this.epoch === undefined) return undefined
     this.added!.delete(conn)
-    const settled = this.epoch !== undefined && !this.repairing && this.held.length === 0
-    if (!settled || from !== this.offset || this.joiners?.has(conn) === true) return undefined
-    const joiner: Joiner = { from: -1, buffer: [], ready: false }
-    ;(this.joiners ??= new Map()).set(conn, joiner)
+    let joiner = this.joiners?.get(conn)
+    if (joiner === undefined) {
+      if (from !== this.offset) return undefined // live messages after `from` went out: too late to put older ones before them
+      joiner = { from: -1, buffer: [], ready: false }
+      ;(this.joiners ??= new Map()).set(conn, joiner)
+    } else if (joiner.buffer === null) {
+      return undefined // activated: it takes live messages already
+    }
+    const resumed = joiner
     const failed = (err: unknown): never => {
-      if (this.joiners?.get(conn) === joiner) { // still a member: give it what arrived during the read
-        joiner.from = from
+      if (this.joiners?.get(conn) === resumed) { // still a member: give it what arrived during the read
+        resumed.from = from
         this.activate(conn)
         this.markAdded(conn, from)
       }
@@ -312,7 +318,11 @@ export class RoomStream {
     } catch (err) {
       return failed(err)
     }
-    if (!isPromise(page)) return this.caughtUp(conn, joiner, since, page)
-    return page.then((p) => this.caughtUp(conn, joiner, since, p), failed)
+    if (!isPromise(page)) return this.caughtUp(conn, resumed, since, page)
+    return page.then(
+      // Taken out of the room during the read: nothing is sent, and the caller's ack is followed by `removed`.
+      (p) => this.joiners?.get(conn) === resumed ? this.caughtUp(conn, resumed, since, p) : { recovered: false, epoch: p.epoch, offset: p.offset },
+      failed
+    )
   }
 }
