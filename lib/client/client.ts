@@ -2,7 +2,7 @@
 // calls by id, rejoins rooms after a reconnect (recovering what history rooms published meanwhile,
 // stream-positions.ts), keeps a presence view per room (presence-views.ts), queues calls made while
 // disconnected (bounded, sent once), and decides from close codes and handshake failures whether
-// to come back.
+// to come back. Rooms the server moves it into or out of (`added` / `removed`) are followed too.
 // Plain ES2022 with no imports at runtime beyond its siblings, so it runs unbundled in browsers.
 import type {
   AppSpec,
