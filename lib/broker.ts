@@ -18,7 +18,7 @@ import { frameText, type TickBatch, tickBatch } from './frame-writer.js'
 import { MemoryHistory } from './history/memory-history.js'
 import { RoomStream, type StreamHost, type StreamJoinAck } from './history/room-stream.js'
 import { PresenceBoard, type PresenceHost } from './presence.js'
-import { ackFrame, BUILTIN_TYPES, compile, envelopeSchema, errorFrame, isValidRoomName } from './protocol.js'
+import { ackFrame, addedFrame, BUILTIN_TYPES, compile, envelopeSchema, errorFrame, isValidRoomName, removedFrame } from './protocol.js'
 import { Room } from './room.js'
 import { SessionExpiry } from './session-expiry.js'
 import { applyUserCommand, checkDisconnect, checkRoomArgument, checkUserId } from './user-commands.js'
@@ -86,6 +86,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   private readonly byUser = new Map<string, Connection | Set<Connection>>()
   private nextConnection = 0
   private memoryHistory: MemoryHistory | undefined
+  /** Server-side joins under way, by connection and room: a client's join of the same room waits for them. */
+  private readonly serverJoins = new WeakMap<Connection, Map<string, ServerJoin>>()
 
   constructor (log: FastifyBaseLogger, params: RoomsParams) {
     super()
@@ -231,9 +233,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   /** `fastify.rooms.join`: the server decides, so `authorizeJoin` is not asked; the name rule and room limit hold. */
   async join (connectionId: string, room: string): Promise<void> {
     const conn = this.connectionOrThrow(connectionId)
-    const result = await this.tryJoin(conn, room, false)
-    this.throwIfRefused(result)
-    this.activateJoin(conn, room)
+    this.throwIfRefused(await this.serverJoin(conn, room))
   }
 
   throwIfRefused (result: JoinResult): void {
@@ -243,8 +243,60 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   async leave (connectionId: string, room: string): Promise<void> {
-    const conn = this.connectionOrThrow(connectionId)
-    if (conn.rooms.has(room)) this.leaveLocal(conn, room)
+    this.serverLeave(this.connectionOrThrow(connectionId), room)
+  }
+
+  /**
+   * A join the server decided (`fastify.rooms.join`, `joinUser`): once it took effect the
+   * connection gets `added`, in a history room with the position its live messages start after
+   * (what a join's ack would say), so the client can recover the room after a reconnect. A room
+   * the connection is already in (or joining) is left as it is, and nothing is sent.
+   */
+  serverJoin (conn: Connection, room: string): Promise<JoinResult> {
+    if (conn.rooms.has(room)) return RESOLVED_JOIN
+    const joining = this.tryJoin(conn, room, false)
+    if (!isPromise(joining)) return Promise.resolve(this.joinedByServer(conn, room, joining))
+    let underWay = this.serverJoins.get(conn)
+    if (underWay === undefined) this.serverJoins.set(conn, underWay = new Map())
+    const joins = underWay
+    const entry: ServerJoin = { done: RESOLVED_JOIN, resumed: false }
+    const done = (): void => {
+      if (joins.get(room) === entry) joins.delete(room)
+    }
+    entry.done = joining.then(
+      (result) => { done(); return this.joinedByServer(conn, room, result, entry.resumed) },
+      (err: unknown) => { done(); throw err }
+    )
+    joins.set(room, entry)
+    return entry.done
+  }
+
+  /**
+   * `resumed`: the client's own join with `since` waits on this one; it takes the live flow over
+   * (RoomStream.resume), so the flow is not started here.
+   */
+  private joinedByServer (conn: Connection, room: string, result: JoinResult, resumed = false): JoinResult {
+    if (typeof result === 'string') return result
+    // Undone before it took effect (closed, or taken out again): the connection was never told, so nothing is owed.
+    if (!conn.open || !conn.rooms.has(room) || conn.joining?.has(room) === true) return result
+    const stream = this.roomsByName.get(room)?.stream
+    if (stream != null && result === undefined) return result // a history join that completes always has a position
+    conn.sendPayload(addedFrame(room, result))
+    if (stream != null && result !== undefined) stream.markAdded(conn, result.offset)
+    if (!resumed || stream == null) this.activateJoin(conn, room)
+    return result
+  }
+
+  /**
+   * A leave the server decided (`fastify.rooms.leave`, `leaveUser`): the connection gets `removed`.
+   * A join of its own still under way is undone; it hears `removed` right after that join's ack
+   * (see activateJoin), so it never takes the ack for a membership it no longer has.
+   */
+  serverLeave (conn: Connection, room: string): void {
+    if (!conn.open || !conn.rooms.has(room)) return
+    const announced = conn.joining?.has(room) !== true
+    this.leaveLocal(conn, room)
+    if (announced) conn.sendPayload(removedFrame(room))
   }
 
   /** A client's `leave`: refused with `not_in_room` when it is not a member. */
@@ -263,14 +315,37 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
    */
   tryJoin (conn: Connection, room: string, authorize: boolean, since?: StreamPosition): JoinResult | Promise<JoinResult> {
     if (!isValidRoomName(room, this.params.maxRoomNameLength)) return 'invalid_room'
-    if (conn.rooms.has(room)) return this.alreadyJoined(room, since)
+    if (conn.rooms.has(room)) return this.alreadyJoined(conn, room, authorize, since)
     if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
     if (authorize && this.params.authorizeJoin !== undefined) return this.authorizeThenJoin(conn, room, since)
     return this.addMember(conn, room, since)
   }
 
-  /** A join of a room already joined is a no-op that still acks; in a history room with its current position. */
-  private alreadyJoined (name: string, since: StreamPosition | undefined): JoinResult {
+  /**
+   * A join of a room already joined is a no-op that still acks; in a history room with its current
+   * position. With `since`, from a connection the server joined to the room (a client rejoining
+   * after a reconnect while a `connect` listener or joinUser joined it again): once that join is
+   * done, what was missed is recovered as a fresh join would (see RoomStream.resume).
+   */
+  private alreadyJoined (conn: Connection, name: string, authorize: boolean, since: StreamPosition | undefined): JoinResult | Promise<JoinResult> {
+    if (since !== undefined) {
+      const underWay = this.serverJoins.get(conn)?.get(name)
+      if (underWay !== undefined) {
+        underWay.resumed = true
+        return underWay.done.then(
+          () => conn.open ? this.tryJoin(conn, name, authorize, since) : undefined,
+          () => conn.open ? this.tryJoin(conn, name, authorize, since) : undefined
+        )
+      }
+      const resumed = conn.joining?.has(name) === true ? undefined : this.roomsByName.get(name)?.stream?.resume(conn, since)
+      if (resumed !== undefined) {
+        if (!isPromise(resumed)) return resumed
+        return resumed.catch((err: unknown) => {
+          this.log.error({ err, connectionId: conn.id, room: name }, 'a history room\'s missed messages could not be read; the rejoin is refused, the member stays')
+          return 'unavailable'
+        })
+      }
+    }
     const stream = this.roomsByName.get(name)?.stream
     if (stream === null || stream === undefined || stream.epoch === undefined) return undefined
     // The member got every message live; a `since` it sends cannot be checked against that, so no replay is claimed.
@@ -290,7 +365,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     if (allowed !== true) return 'forbidden'
     // The world may have moved while we waited.
     if (!conn.open) return undefined
-    if (conn.rooms.has(room)) return this.alreadyJoined(room, since)
+    if (conn.rooms.has(room)) return await this.alreadyJoined(conn, room, false, since)
     if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
     return await this.addMember(conn, room, since)
   }
@@ -366,8 +441,16 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return data
   }
 
-  /** The join's ack is out: a history room's joiner now gets what arrived meanwhile, then the live flow. */
+  /**
+   * The join's ack (or `added`) is out: a history room's joiner now gets what arrived meanwhile,
+   * then the live flow. A join that a server-side leave undid while it was under way is followed
+   * by `removed`, so the client does not keep a room it is not in.
+   */
   activateJoin (conn: Connection, room: string): void {
+    if (conn.open && !conn.rooms.has(room)) {
+      conn.sendPayload(removedFrame(room))
+      return
+    }
     this.roomsByName.get(room)?.stream?.activate(conn)
   }
 
@@ -722,6 +805,13 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 }
 
 const RESOLVED = Promise.resolve()
+const RESOLVED_JOIN: Promise<JoinResult> = Promise.resolve(undefined)
+
+/** A server-side join under way; `resumed` once a client's join with `since` of the same room waits on it. */
+interface ServerJoin {
+  done: Promise<JoinResult>
+  resumed: boolean
+}
 
 /** The adapter calls whose failure means something did not reach the other nodes (counted in `dropped`). */
 const CARRIES_TO_OTHER_NODES: ReadonlySet<keyof RoomsAdapter> = new Set(['publishToRoom', 'publishToUser', 'publishToAll', 'publishPresence'])

@@ -116,6 +116,17 @@ export function presenceFrame (room: string, joined: string[], left: string[], s
   return `{"type":"system","event":"presence","room":${JSON.stringify(room)},"joined":[${joined.join(',')}],"left":[${left.join(',')}],"size":${size}}`
 }
 
+/** The server joined this connection to `room`; in a history room with the join's position (where recovery starts from). */
+export function addedFrame (room: string, position?: { epoch: string, offset: number }): string {
+  const at = position === undefined ? '' : `,"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset}`
+  return `{"type":"system","event":"added","room":${JSON.stringify(room)}${at}}`
+}
+
+/** The server took this connection out of `room`. */
+export function removedFrame (room: string): string {
+  return `{"type":"system","event":"removed","room":${JSON.stringify(room)}}`
+}
+
 export function chatFrame (room: string, userJson: string, text: string): string {
   return `{"type":"chat","room":${JSON.stringify(room)},"user":${userJson},"text":${JSON.stringify(text)}}`
 }

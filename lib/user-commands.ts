@@ -43,17 +43,15 @@ export async function applyUserCommand (broker: RoomBroker, userId: string, comm
       for (const conn of conns) conn.close(command.code, command.reason)
       return
     case 'leave':
-      for (const conn of conns) if (conn.open && conn.rooms.has(command.room)) broker.leaveLocal(conn, command.room)
+      for (const conn of conns) broker.serverLeave(conn, command.room)
       return
     case 'join':
       await Promise.all(conns.map(async (conn) => {
         if (!conn.open) return
-        const result = await broker.tryJoin(conn, command.room, false)
+        const result = await broker.serverJoin(conn, command.room)
         if (typeof result === 'string') {
           broker.log.warn({ connectionId: conn.id, userId, room: command.room, code: result }, 'joinUser: a connection of the user could not join')
-          return
         }
-        broker.activateJoin(conn, command.room)
       }))
   }
 }

@@ -189,3 +189,23 @@ export async function rejection (promise: Promise<unknown>): Promise<RoomsClient
   }
   throw new Error('expected a rejection')
 }
+
+/** A `ws` WebSocket that keeps its instances, so a test can cut the client's own connection. */
+export class CuttableWebSocket extends WebSocket {
+  static last: CuttableWebSocket | undefined
+  constructor (url: string, protocols?: string | string[]) {
+    super(url, protocols)
+    CuttableWebSocket.last = this
+  }
+}
+
+/** A token function (giving `value`) that, once `hold()` was called, makes the next connection attempt wait for `release()`. */
+export function reconnectGate (value = 'any'): { token: () => Promise<string>, hold: () => void, release: () => void } {
+  let gate: Promise<void> | undefined
+  let open: (() => void) | undefined
+  return {
+    token: async () => { await gate; return value },
+    hold: () => { gate = new Promise((resolve) => { open = resolve }) },
+    release: () => { open?.(); gate = undefined }
+  }
+}

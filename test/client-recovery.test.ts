@@ -4,30 +4,10 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect as connectClient } from '../lib/client/index.js'
-import { fastReconnect, listen, listenRestartable, Recorder, type Server } from './client-helpers.js'
+import { CuttableWebSocket, fastReconnect, listen, listenRestartable, reconnectGate, Recorder, type Server } from './client-helpers.js'
 import { connect as rawConnect, join, type TestClient } from './helpers.js'
 import { RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
-
-/** A `ws` WebSocket that keeps its instances, so a test can cut the client's own connection. */
-class CuttableWebSocket extends WebSocket {
-  static last: CuttableWebSocket | undefined
-  constructor (url: string, protocols?: string | string[]) {
-    super(url, protocols)
-    CuttableWebSocket.last = this
-  }
-}
-
-/** A token function that, once `hold()` was called, makes the next connection attempt wait for `release()`. */
-function reconnectGate (): { token: () => Promise<string>, hold: () => void, release: () => void } {
-  let gate: Promise<void> | undefined
-  let open: (() => void) | undefined
-  return {
-    token: async () => { await gate; return 'any' },
-    hold: () => { gate = new Promise((resolve) => { open = resolve }) },
-    release: () => { open?.(); gate = undefined }
-  }
-}
 
 function openRecovering (t: { teardown: (fn: () => unknown) => void }, url: string, gate = reconnectGate()) {
   const client = connectClient(url, {

@@ -22,7 +22,7 @@ t.test('join, send and leave resolve on their acks; chat and system events reach
   t.type(a.connectionId, 'string')
   t.match(a.user, { id: /^anon-/ })
   const [opened] = await ea.next('open')
-  t.same(opened, { connectionId: a.connectionId, user: a.user, reconnected: false, rooms: [] })
+  t.same(opened, { connectionId: a.connectionId, user: a.user, reconnected: false, rooms: [], pending: [] })
   t.same(ea.events('state').map((s) => s[0]), ['open'], 'connecting → open')
 
   t.equal(await a.join('lobby'), undefined, 'join resolves with nothing')

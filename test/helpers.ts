@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket, { type ClientOptions } from 'ws'
-import wsRooms from '../lib/index.js'
-import type { WsRoomsOptions } from '../types/index.js'
+import wsRooms, { memoryAdapter } from '../lib/index.js'
+import type { RoomsAdapter, WsRoomsOptions } from '../types/index.js'
 
 export interface StartedServer {
   app: FastifyInstance
@@ -296,4 +296,24 @@ export function closedWithin (client: TestClient, timeoutMs = 10_000): Promise<C
     timer = setTimeout(() => reject(new Error(`the connection was not closed within ${timeoutMs} ms`)), timeoutMs)
   })
   return Promise.race([client.closed, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** The memory adapter, with one step of every join (`subscribeRoom` by default) held until `release()` while `hold` is on. */
+export function gatedAdapter (step: 'subscribeRoom' | 'addPresence' = 'subscribeRoom'): { adapter: RoomsAdapter, hold: () => void, release: () => void } {
+  const inner = memoryAdapter()
+  let gate: { promise: Promise<void>, open: () => void } | undefined
+  return {
+    adapter: {
+      ...inner,
+      init: inner.init.bind(inner),
+      members: inner.members.bind(inner),
+      [step]: () => gate?.promise
+    },
+    hold: () => {
+      let open!: () => void
+      const promise = new Promise<void>((resolve) => { open = resolve })
+      gate = { promise, open }
+    },
+    release: () => { gate?.open(); gate = undefined }
+  }
 }

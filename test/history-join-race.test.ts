@@ -3,31 +3,9 @@
 // message once, among its recovered messages or after its ack, never also live before its read.
 // Found by the history chaos (a connection resumed on a node whose Redis subscribe was slow).
 import t from 'tap'
-import { connect, startServer, type TestClient } from './helpers.js'
-import { memoryAdapter } from '../lib/index.js'
-import type { RoomsAdapter } from '../types/index.js'
+import { connect, gatedAdapter, startServer, type TestClient } from './helpers.js'
 
 type Client = TestClient & { welcome: any }
-
-/** The memory adapter, with room subscriptions held until `release()` while `hold` is on. */
-function gatedAdapter (): { adapter: RoomsAdapter, hold: () => void, release: () => void } {
-  const inner = memoryAdapter()
-  let gate: { promise: Promise<void>, open: () => void } | undefined
-  return {
-    adapter: {
-      ...inner,
-      init: inner.init.bind(inner),
-      members: inner.members.bind(inner),
-      subscribeRoom: () => gate?.promise
-    },
-    hold: () => {
-      let open!: () => void
-      const promise = new Promise<void>((resolve) => { open = resolve })
-      gate = { promise, open }
-    },
-    release: () => { gate?.open(); gate = undefined }
-  }
-}
 
 t.test('a join held on its subscription gets the messages published meanwhile exactly once', async (t) => {
   const { adapter, hold, release } = gatedAdapter()

@@ -23,6 +23,8 @@ declare namespace connect {
   export type StreamPosition = esm.StreamPosition
   export type MembersMessage = esm.MembersMessage
   export type PresenceEvent = esm.PresenceEvent
+  export type AddedEvent = esm.AddedEvent
+  export type RemovedEvent = esm.RemovedEvent
   export type HistoryJoinAckData = esm.HistoryJoinAckData
   export type RecoveryAckData = esm.RecoveryAckData
   export type MessageAckData = esm.MessageAckData
@@ -44,6 +46,8 @@ declare namespace connect {
   export type CloseInfo = esm.CloseInfo
   export type ReconnectingInfo = esm.ReconnectingInfo
   export type RecoveryInfo = esm.RecoveryInfo
+  export type MembershipInfo = esm.MembershipInfo
+  export type RejoinedInfo = esm.RejoinedInfo
   export type RoomPresence = esm.RoomPresence
   export type ClientEvents = esm.ClientEvents
   export type ClientEventName = esm.ClientEventName

@@ -81,9 +81,10 @@ export interface ConnectOptions {
   connectTimeoutMs?: number
   /**
    * Frames called for while the client is not connected wait in a queue and are sent once, in
-   * order, after the next connection opened and rejoined its rooms. This bounds that queue; a
-   * call beyond it is rejected at once with `queue_full`. `0` rejects every such call at once.
-   * Default 100.
+   * order, after the next connection opened and rejoined its rooms; so do calls naming a room
+   * whose rejoin is still being retried (`OpenInfo.pending`), until it is rejoined. This bounds
+   * that queue; a call beyond it is rejected at once with `queue_full`. `0` rejects every such
+   * call at once. Default 100.
    */
   maxQueuedFrames?: number
   /**
@@ -140,8 +141,10 @@ export declare class RoomsClientError extends Error {
 // ---- State and events ----
 
 /**
- * `connecting`: first connection in progress. `open`: connected, rooms rejoined, frames go out at
- * once. `reconnecting`: lost, waiting to retry or retrying. `closed`: final, nothing more happens.
+ * `connecting`: first connection in progress. `open`: connected and every room's rejoin answered
+ * (see `OpenInfo`), frames go out at once (except those naming a room still being rejoined, see
+ * `RoomsClient.roomState`). `reconnecting`: lost, waiting to retry or retrying. `closed`: final,
+ * nothing more happens.
  */
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
@@ -152,6 +155,26 @@ export interface OpenInfo {
   reconnected: boolean
   /** Rooms rejoined on this connection. */
   rooms: string[]
+  /**
+   * Rooms still in `client.rooms` whose rejoin was refused for now (`unavailable`: the server
+   * cannot read the room's history, e.g. its Redis is down) and is being retried. Until a room's
+   * `rejoined` event, calls naming it (`send`, `members`, `join`, requests with that `room`) wait
+   * in the queue — bounded by `maxQueuedFrames` and each call's timeout — and go out, in order,
+   * once it is rejoined. Empty when every room was rejoined.
+   */
+  pending: string[]
+}
+
+/** A room the server moved this connection into or out of (`added` / `removed` frames). */
+export interface MembershipInfo {
+  room: string
+  /** true: the server joined it (it is now in `client.rooms` and rejoined after a reconnect); false: the server took it out (not rejoined any more). */
+  joined: boolean
+}
+
+/** A room listed in `OpenInfo.pending` was rejoined: the calls waiting for it went out. */
+export interface RejoinedInfo {
+  room: string
 }
 
 export interface CloseInfo {
@@ -198,7 +221,7 @@ export interface RoomPresence {
 
 /** Events every client has. */
 export interface ClientEvents {
-  /** Connected, welcome received and rooms rejoined. */
+  /** Connected, welcome received and every room's rejoin answered: rejoined (`rooms`) or retried (`pending`). */
   open: (info: OpenInfo) => void
   /** A connection (or a connection attempt) ended. */
   close: (info: CloseInfo) => void
@@ -215,6 +238,15 @@ export interface ClientEvents {
   recovery: (info: RecoveryInfo) => void
   /** A room's presence view changed (or was loaded). */
   presence: (presence: RoomPresence) => void
+  /**
+   * The server joined this client to a room or took it out (`fastify.rooms.join` / `leave`,
+   * `joinUser` / `leaveUser`, on any node). `client.rooms` already says so: a room joined this way
+   * is rejoined after a reconnect (a history room recovering from the position the server gave),
+   * a room taken out is not.
+   */
+  membership: (info: MembershipInfo) => void
+  /** A room that was pending at `open` was rejoined after a retry. */
+  rejoined: (info: RejoinedInfo) => void
 }
 
 export type ClientEventName = keyof ClientEvents
@@ -287,15 +319,30 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
   readonly connectionId: string | undefined
   /** Who the server says this client is (from its welcome frame). */
   readonly user: RoomUser | undefined
-  /** Rooms joined (acknowledged) and not left: the ones rejoined after a reconnect. */
+  /**
+   * Rooms joined (acknowledged, or joined by the server: the `membership` event) and not left or
+   * taken out by the server: the ones rejoined after a reconnect.
+   */
   readonly rooms: ReadonlySet<string>
+
+  /**
+   * Where a room of `client.rooms` stands on the current connection. `'joined'`: the server has
+   * this client in it; calls naming it go out at once. `'rejoining'`: not yet: while the client is
+   * not open, and after `open` for the rooms in `OpenInfo.pending` until their `rejoined` event;
+   * calls naming it wait for the rejoin. `undefined`: not one of `client.rooms`.
+   */
+  roomState (room: string): 'joined' | 'rejoining' | undefined
 
   /** Resolves when the client is (or next becomes) `open`; rejects if it closes for good first. */
   ready (): Promise<void>
 
   /** Join a room. Resolves on the ack; the room is then rejoined after every reconnect. */
   join (room: string, options?: RequestOptions): Promise<void>
-  /** Leave a room (it is not rejoined any more, even if the call fails). */
+  /**
+   * Leave a room (it is not rejoined any more, even if the call fails). A room whose rejoin is
+   * being retried (`roomState` `'rejoining'` after `open`) is left without a frame, since the
+   * server does not have this client in it — or, if a rejoin try is on the wire, once it is answered.
+   */
   leave (room: string, options?: RequestOptions): Promise<void>
   /** Send chat text to the other members of a joined room. */
   send (room: string, text: string, options?: RequestOptions): Promise<void>

@@ -9,14 +9,17 @@ import connectDefault, {
   RoomsClient,
   RoomsClientError,
   shouldReconnect,
+  type AddedEvent,
   type ChatEvent,
   type ClientErrorCode,
   type CloseInfo,
   type ConnectionState,
   type ErrorCode,
   type MembersAckData,
+  type MembershipInfo,
   type OpenInfo,
   type RecoveryInfo,
+  type RemovedEvent,
   type RoomPresence,
   type ReconnectingInfo,
   type RequestFor,
@@ -158,6 +161,23 @@ describe('events', () => {
       expect(info).type.toBe<{ room: string, recovered: boolean, missed: number }>()
     })
     typed.on('presence', (view) => { expect(view).type.toBe<RoomPresence>() })
+    typed.on('membership', (info) => {
+      expect(info).type.toBe<MembershipInfo>()
+      expect(info).type.toBe<{ room: string, joined: boolean }>()
+    })
+    typed.on('rejoined', (info) => { expect(info).type.toBe<{ room: string }>() })
+    typed.on('open', (info) => {
+      expect(info.rooms).type.toBe<string[]>()
+      expect(info.pending).type.toBe<string[]>()
+    })
+    typed.on('system', (event) => {
+      if (event.event === 'added') {
+        expect(event).type.toBe<AddedEvent>()
+        expect(event.epoch).type.toBe<string | undefined>()
+        expect(event.offset).type.toBe<number | undefined>()
+      }
+      if (event.event === 'removed') expect(event).type.toBe<RemovedEvent>()
+    })
     typed.on('state', (state, previous) => {
       expect(state).type.toBe<ConnectionState>()
       expect(previous).type.toBe<ConnectionState>()
@@ -182,6 +202,7 @@ describe('events', () => {
     expect(typed.connectionId).type.toBe<string | undefined>()
     expect(typed.user).type.toBe<RoomUser | undefined>()
     expect(typed.rooms).type.toBe<ReadonlySet<string>>()
+    expect(typed.roomState('r')).type.toBe<'joined' | 'rejoining' | undefined>()
     expect(typed.url).type.toBe<string>()
   })
 })

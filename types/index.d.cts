@@ -25,6 +25,8 @@ declare namespace fastifyWsRooms {
   export type JoinEvent = esm.JoinEvent
   export type LeaveEvent = esm.LeaveEvent
   export type PresenceEvent = esm.PresenceEvent
+  export type AddedEvent = esm.AddedEvent
+  export type RemovedEvent = esm.RemovedEvent
   export type SystemEvent = esm.SystemEvent
   export type ChatEvent = esm.ChatEvent
   export type AckMessage = esm.AckMessage

@@ -335,8 +335,13 @@ export interface RoomsApi {
   broadcastAll (message: unknown): Promise<void>
   /** Send `message` to every connection of `userId`, on every node. */
   sendToUser (userId: string, message: unknown): Promise<void>
-  /** Join a connection of this node to a room, with the same events and checks as a client join. */
+  /**
+   * Join a connection of this node to a room, with the same events and checks as a client join
+   * (but no `authorizeJoin`). The connection itself is sent `added` (in a history room with the
+   * position to recover from), unless it was in the room already.
+   */
   join (connectionId: string, room: string): Promise<void>
+  /** Take a connection of this node out of a room: the others get `leave`, the connection itself `removed`. */
   leave (connectionId: string, room: string): Promise<void>
   /** Members of `room`: cluster-wide with an adapter that has presence; at most `limit` (default: all). */
   members (room: string, options?: { limit?: number }): Promise<RoomMember[]>
@@ -344,9 +349,9 @@ export interface RoomsApi {
   history (room: string, options?: { after?: number, limit?: number }): Promise<RoomHistory>
   /** v2 (§11): close every connection of `userId` on every node. */
   disconnectUser (userId: string, options?: DisconnectOptions): Promise<void>
-  /** v2 (§11): join every connection of `userId`, on every node, to `room` (no `authorizeJoin`). */
+  /** v2 (§11): join every connection of `userId`, on every node, to `room` (no `authorizeJoin`), as `join` does. */
   joinUser (userId: string, room: string): Promise<void>
-  /** v2 (§11): take every connection of `userId`, on every node, out of `room`. */
+  /** v2 (§11): take every connection of `userId`, on every node, out of `room`, as `leave` does. */
   leaveUser (userId: string, room: string): Promise<void>
   /** Rooms with members on this node. */
   rooms (): Array<{ room: string, size: number }>

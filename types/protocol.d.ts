@@ -40,7 +40,16 @@ export interface JoinEvent { type: 'system', event: 'join', room: string, user: 
 export interface LeaveEvent { type: 'system', event: 'leave', room: string, user: RoomUser, text: 'User left room' }
 /** v2 (§10): the joins and leaves of one `presenceInterval` in a `batched` room; `size` counts every node. */
 export interface PresenceEvent { type: 'system', event: 'presence', room: string, joined: RoomUser[], left: RoomUser[], size: number }
-export type SystemEvent = WelcomeEvent | JoinEvent | LeaveEvent | PresenceEvent
+/**
+ * v3: the server joined this connection to `room` (`fastify.rooms.join`, `joinUser`). In a history
+ * room it carries the room's `epoch` and the `offset` of the last message before the join took
+ * effect, as a join's ack would: every later message reaches the connection, so a rejoin with
+ * `since` from here recovers exactly what it missed. Not sent for a room the connection is already in.
+ */
+export interface AddedEvent { type: 'system', event: 'added', room: string, epoch?: string, offset?: number }
+/** v3: the server took this connection out of `room` (`fastify.rooms.leave`, `leaveUser`). */
+export interface RemovedEvent { type: 'system', event: 'removed', room: string }
+export type SystemEvent = WelcomeEvent | JoinEvent | LeaveEvent | PresenceEvent | AddedEvent | RemovedEvent
 /** `offset` (v2, §9): in history rooms, the message's place in the room's stream. */
 export interface ChatEvent { type: 'chat', room: string, user: RoomUser, text: string, offset?: number }
 export interface AckMessage { type: 'ack', id: MessageId, data?: unknown }

@@ -2,7 +2,7 @@
 // calls by id, rejoins rooms after a reconnect (recovering what history rooms published meanwhile,
 // stream-positions.ts), keeps a presence view per room (presence-views.ts), queues calls made while
 // disconnected (bounded, sent once), and decides from close codes and handshake failures whether
-// to come back.
+// to come back. Rooms the server moves it into or out of (`added` / `removed`) are followed too.
 // Plain ES2022 with no imports at runtime beyond its siblings, so it runs unbundled in browsers.
 import type {
   AppSpec,
@@ -40,12 +40,14 @@ const STABLE_AFTER_MS = 5000
 /** Characters allowed in a subprotocol name (an HTTP token, RFC 9110). */
 const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 /** Event names the client emits itself: a server frame of such a type only reaches 'message'. */
-const RESERVED = new Set(['open', 'close', 'reconnecting', 'state', 'chat', 'system', 'error', 'message', 'ack', 'recovery', 'presence'])
+const RESERVED = new Set(['open', 'close', 'reconnecting', 'state', 'chat', 'system', 'error', 'message', 'ack', 'recovery', 'presence', 'membership', 'rejoined'])
 
 interface Pending {
   id: number
   type: string
   data: string
+  /** The room the frame names, if any: it waits while that room is being rejoined. */
+  room: string | undefined
   sent: boolean
   timer: ReturnType<typeof setTimeout> | undefined
   resolve: (value: any) => void
@@ -100,6 +102,12 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   readonly #presence = new PresenceViews()
   /** Rooms whose rejoin was refused with `unavailable` (Redis down), waiting to try again. */
   readonly #rejoinRetries = new Map<string, ReturnType<typeof setTimeout>>()
+  /** Rooms of `#rooms` not rejoined yet on this connection; calls naming them wait in the queue. */
+  readonly #rejoining = new Set<string>()
+  /** A rejoin's request on the wire, by room: resolves true when the server took it. */
+  readonly #rejoinsInFlight = new Map<string, Promise<boolean>>()
+  /** Leave calls not answered yet, by room: an `added` sent before the server handled them is stale. */
+  readonly #leaving = new Map<string, number>()
 
   #state: ConnectionState = 'connecting'
   #attempt: Attempt | undefined
@@ -159,6 +167,11 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   get user (): RoomUser | undefined { return this.#user }
   get rooms (): ReadonlySet<string> { return new Set(this.#rooms) }
 
+  roomState (room: string): 'joined' | 'rejoining' | undefined {
+    if (!this.#rooms.has(room)) return undefined
+    return this.#ready && !this.#rejoining.has(room) ? 'joined' : 'rejoining'
+  }
+
   ready (): Promise<void> {
     if (this.#state === 'open') return Promise.resolve()
     if (this.#state === 'closed') return Promise.reject(new RoomsClientError('closed', 'The client is closed'))
@@ -171,7 +184,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
 
   join (room: string, options?: RequestOptions): Promise<void> {
     const intent = this.#intend(room)
-    this.#cancelRejoinRetry(room) // this join takes its place
+    // A room being rejoined: this join waits for that rejoin (queued like any call naming the room).
     return this.#call({ type: 'join', room }, options, (data) => {
       if (this.#roomIntent.get(room) !== intent) return
       this.#rooms.add(room)
@@ -182,9 +195,32 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
 
   leave (room: string, options?: RequestOptions): Promise<void> {
     this.#intend(room)
+    const pending = this.#ready && this.#rooms.has(room) && this.#rejoining.has(room)
     this.#rooms.delete(room)
     this.#forgetRoom(room)
-    return this.#call({ type: 'leave', room }, options).then(() => undefined)
+    if (pending) {
+      // Its rejoin was refused (retried later): the server does not have it, unless a try is on the wire.
+      const inFlight = this.#rejoinsInFlight.get(room)
+      if (inFlight === undefined) {
+        this.#rejoining.delete(room)
+        this.#flush()
+        return Promise.resolve()
+      }
+      return inFlight.then((joined) => joined ? this.#leaveCall(room, options) : undefined)
+    }
+    return this.#leaveCall(room, options)
+  }
+
+  #leaveCall (room: string, options: RequestOptions | undefined): Promise<void> {
+    this.#leaving.set(room, (this.#leaving.get(room) ?? 0) + 1)
+    const done = (): void => {
+      const left = (this.#leaving.get(room) ?? 1) - 1
+      if (left > 0) this.#leaving.set(room, left)
+      else this.#leaving.delete(room)
+    }
+    const call = this.#call({ type: 'leave', room }, options)
+    call.then(done, done)
+    return call.then(() => undefined)
   }
 
   send (room: string, text: string, options?: RequestOptions): Promise<void> {
@@ -263,10 +299,11 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       return Promise.reject(err)
     }
     const type = String(frame.type)
+    const room = typeof frame.room === 'string' ? frame.room : undefined
     return new Promise((resolve, reject) => {
-      const pending: Pending = { id, type, data, sent: false, timer: undefined, resolve, reject }
+      const pending: Pending = { id, type, data, room, sent: false, timer: undefined, resolve, reject }
       if (onAck !== undefined) pending.onAck = onAck
-      if (direct || this.#canSend()) {
+      if (direct || (this.#canSend() && !this.#waits(pending))) {
         this.#pending.set(id, pending)
         this.#transmit(pending)
       } else if (this.#queue.length < this.#maxQueuedFrames) {
@@ -332,6 +369,23 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
 
   #canSend (): boolean {
     return this.#ready && this.#attempt !== undefined && this.#attempt.socket.readyState === OPEN
+  }
+
+  /** A call naming a room not rejoined yet waits: the server would refuse it as not in the room. */
+  #waits (pending: Pending): boolean {
+    return pending.room !== undefined && this.#rejoining.has(pending.room)
+  }
+
+  /** Send the queued calls that can go now, in order; those naming a room being rejoined stay. */
+  #flush (): void {
+    if (!this.#canSend()) return
+    const queued = this.#queue
+    this.#queue = []
+    for (const pending of queued) {
+      if (this.#pending.get(pending.id) !== pending) continue // settled (timed out) meanwhile
+      if (this.#waits(pending)) this.#queue.push(pending)
+      else this.#transmit(pending)
+    }
   }
 
   #transmit (pending: Pending): void {
@@ -435,7 +489,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     }
     if (frame === null || typeof frame !== 'object' || typeof frame.type !== 'string') return
     // A history room's message seen before (replayed by a recovery that overlapped): dropped unseen.
-    if (typeof frame.offset === 'number' && typeof frame.room === 'string' && !this.#positions.accept(frame.room, frame.offset)) return
+    // (A system frame's offset, `added`'s, is a position, not a message.)
+    if (typeof frame.offset === 'number' && typeof frame.room === 'string' && frame.type !== 'system' && !this.#positions.accept(frame.room, frame.offset)) return
     this.#events.emit('message', frame)
     switch (frame.type) {
       case 'ack': {
@@ -454,6 +509,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
         if (frame.event === 'welcome' && !attempt.welcomed) {
           attempt.welcomed = true
           this.#onWelcome(attempt, frame).catch(report)
+        } else if (frame.event === 'added' || frame.event === 'removed') {
+          this.#onMembership(frame)
         }
         this.#events.emit('system', frame)
         this.#onPresenceFrame(frame)
@@ -486,14 +543,38 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#everOpened = true
 
     const rooms = [...this.#rooms]
-    const results = await Promise.all(rooms.map((room) => this.#rejoin(attempt, room, 1)))
+    this.#rejoining.clear()
+    for (const room of rooms) this.#rejoining.add(room)
+    await Promise.all(rooms.map((room) => this.#rejoin(attempt, room, 1)))
     if (this.#attempt !== attempt || this.#state === 'closed') return // dropped while rejoining: the close handler took over
-    const rejoined = rooms.filter((_room, i) => results[i])
+    const rejoined = rooms.filter((room) => this.#rooms.has(room) && !this.#rejoining.has(room))
+    const pending = rooms.filter((room) => this.#rooms.has(room) && this.#rejoining.has(room))
 
     this.#ready = true
-    for (const pending of this.#queue.splice(0)) this.#transmit(pending)
+    this.#flush()
     this.#setState('open')
-    this.#events.emit('open', { connectionId: welcome.connectionId, user: welcome.user, reconnected, rooms: rejoined })
+    this.#events.emit('open', { connectionId: welcome.connectionId, user: welcome.user, reconnected, rooms: rejoined, pending })
+  }
+
+  /** `added` / `removed`: the server moved this connection (fastify.rooms.join/leave, joinUser/leaveUser). */
+  #onMembership (frame: { event: string, room?: unknown }): void {
+    const room = frame.room
+    if (typeof room !== 'string') return
+    if (frame.event === 'added') {
+      // Already ours (its rejoin is under way, or our join was), or sent before our leave was handled: nothing changes.
+      if (this.#rooms.has(room) || this.#leaving.has(room)) return
+      this.#intend(room)
+      this.#rooms.add(room)
+      this.#positions.joined(room, frame) // a history room's epoch and offset: where a rejoin recovers from
+      this.#events.emit('membership', { room, joined: true })
+      if (this.#wantsPresence(room)) this.#loadPresence(room, false)
+      return
+    }
+    if (!this.#rooms.has(room)) return
+    this.#rooms.delete(room)
+    this.#forgetRoom(room)
+    if (this.#rejoining.delete(room)) this.#flush()
+    this.#events.emit('membership', { room, joined: false })
   }
 
   /**
@@ -509,18 +590,32 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       this.#positions.recovering(room)
     }
     const intent = this.#roomIntent.get(room)
+    const call = this.#call(frame, undefined, (data) => {
+      if (this.#attempt !== attempt || this.#roomIntent.get(room) !== intent) return
+      if (!this.#rooms.has(room)) {
+        // `removed` came before this ack: the server took the room away before it handled the
+        // rejoin, which joined it again. The removal stands.
+        this.#call({ type: 'leave', room }, undefined, undefined, true).catch(() => {})
+        return
+      }
+      const result = this.#positions.recovered(room, data)
+      if (result !== undefined) this.#events.emit('recovery', { room, ...result })
+      if (this.#presence.tracked(room) || this.#wantsPresence(room)) this.#loadPresence(room, true)
+    }, true)
+    const taken = call.then(() => true, () => false)
+    this.#rejoinsInFlight.set(room, taken)
     try {
-      await this.#call(frame, undefined, (data) => {
-        if (this.#attempt !== attempt || this.#roomIntent.get(room) !== intent) return
-        const result = this.#positions.recovered(room, data)
-        if (result !== undefined) this.#events.emit('recovery', { room, ...result })
-        if (this.#presence.tracked(room) || this.#wantsPresence(room)) this.#loadPresence(room, true)
-      }, true)
+      await call
+      this.#rejoined(attempt, room)
       return true
     } catch (err) {
       const cause = err as RoomsClientError
       this.#positions.abandoned(room)
-      if (this.#attempt !== attempt || this.#roomIntent.get(room) !== intent || !this.#rooms.has(room)) return false
+      if (this.#attempt !== attempt) return false
+      if (this.#roomIntent.get(room) !== intent || !this.#rooms.has(room)) {
+        this.#rejoined(attempt, room) // left meanwhile: nothing waits for it any more
+        return false
+      }
       if (cause.code === 'unavailable') {
         if (tries === 1) this.#events.emit('error', new RoomsClientError('unavailable', `Rejoining "${room}" failed, trying again: ${cause.message}`, { room, cause, ...(cause.frame === undefined ? {} : { frame: cause.frame }) }))
         this.#retryRejoin(attempt, room, tries)
@@ -529,9 +624,20 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       // Refused now (forbidden, too_many_rooms, ...) or unanswered: it is no longer joined.
       this.#rooms.delete(room)
       this.#forgetRoom(room)
+      this.#rejoined(attempt, room)
       this.#events.emit('error', new RoomsClientError(cause.code ?? 'internal_error', `Rejoining "${room}" failed: ${cause.message}`, { room, cause, ...(cause.frame === undefined ? {} : { frame: cause.frame }) }))
       return false
+    } finally {
+      if (this.#rejoinsInFlight.get(room) === taken) this.#rejoinsInFlight.delete(room)
     }
+  }
+
+  /** The room's rejoin is settled on this connection: the calls waiting for it go out. */
+  #rejoined (attempt: Attempt, room: string): void {
+    if (this.#attempt !== attempt || !this.#rejoining.delete(room)) return
+    if (!this.#ready) return // the queue goes out at `open`
+    this.#flush()
+    if (this.#rooms.has(room)) this.#events.emit('rejoined', { room })
   }
 
   #retryRejoin (attempt: Attempt, room: string, tries: number): void {
@@ -559,6 +665,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#ready = false
     this.#connectionId = undefined
     this.#clearRejoinRetries()
+    this.#rejoining.clear()
+    this.#rejoinsInFlight.clear()
     let atOnce = false
     for (const pending of [...this.#pending.values()]) {
       if (pending.sent) this.#settle(pending, new RoomsClientError('disconnected', `The connection dropped before "${pending.type}" was answered`))

@@ -71,6 +71,8 @@ export class RoomStream {
   private joiners: Map<Connection, Joiner> | null = null
   /** A repair failed (the history was unreachable): run again on the adapter's next resync. */
   private stale = false
+  /** Members the server joined, with the offset their `added` frame gave; null when none. See `resume`. */
+  private added: Map<Connection, number> | null = null
 
   constructor (room: Room, host: StreamHost) {
     this.room = room
@@ -222,6 +224,7 @@ export class RoomStream {
     this.offset = 0
     this.held = []
     this.joiners = null
+    this.added = null
     this.host.historyLost(this.room, reason)
   }
 
@@ -339,5 +342,57 @@ export class RoomStream {
 
   leave (conn: Connection): void {
     if (this.joiners !== null) this.live(conn)
+    if (this.added?.delete(conn) === true && this.added.size === 0) this.added = null
+  }
+
+  // ---- members the server joined ----
+
+  /** The server joined `conn` (it was told `offset` with `added`): its live messages start after `offset`. */
+  markAdded (conn: Connection, offset: number): void {
+    (this.added ??= new Map()).set(conn, offset)
+  }
+
+  /**
+   * A join with `since` from a member the server joined: the client rejoining after a reconnect
+   * while the server joined its new connection again (a `connect` listener, joinUser). It recovers
+   * from `since` exactly as a fresh join would (missed messages, then the ack, then the live flow)
+   * when nothing after the `added` position has been given to it: its server join was not
+   * activated yet (it waited for this join), or no message came since. Undefined when it cannot:
+   * the caller answers as for any member. A failed read rejects, and the member goes on where it
+   * was, nothing lost.
+   */
+  resume (conn: Connection, since: StreamPosition): StreamJoinAck | Promise<StreamJoinAck> | undefined {
+    const from = this.added?.get(conn)
+    if (from === undefined || this.epoch === undefined) return undefined
+    this.added!.delete(conn)
+    let joiner = this.joiners?.get(conn)
+    if (joiner === undefined) {
+      if (from !== this.offset) return undefined // live messages after `from` went out: too late to put older ones before them
+      joiner = { from: -1, buffer: [], ready: false }
+      ;(this.joiners ??= new Map()).set(conn, joiner)
+    } else if (joiner.buffer === null) {
+      return undefined // activated: it takes live messages already
+    }
+    const resumed = joiner
+    const failed = (err: unknown): never => {
+      if (this.joiners?.get(conn) === resumed) { // still a member: give it what arrived during the read
+        resumed.from = from
+        this.activate(conn)
+        this.markAdded(conn, from)
+      }
+      throw err
+    }
+    let page: HistoryPage | Promise<HistoryPage>
+    try {
+      page = this.host.historyStore.read(this.room.name, since.offset)
+    } catch (err) {
+      return failed(err)
+    }
+    if (!isPromise(page)) return this.caughtUp(conn, resumed, since, page)
+    return page.then(
+      // Taken out of the room during the read: nothing is sent, and the caller's ack is followed by `removed`.
+      (p) => this.joiners?.get(conn) === resumed ? this.caughtUp(conn, resumed, since, p) : { recovered: false, epoch: p.epoch, offset: p.offset },
+      failed
+    )
   }
 }
