@@ -368,7 +368,7 @@ export class RoomStream {
     let joiner = this.joiners?.get(conn)
     if (joiner === undefined) {
       if (from !== this.offset) return undefined // live messages after `from` went out: too late to put older ones before them
-      joiner = { from: -1, buffer: [], ready: false }
+      joiner = { from: -1, buffer: [], bufferedSize: 0, ready: false }
       ;(this.joiners ??= new Map()).set(conn, joiner)
     } else if (joiner.buffer === null) {
       return undefined // activated: it takes live messages already
