@@ -14,7 +14,7 @@
 // above), else rejects as unknown.
 import type { Cluster, Redis } from 'ioredis'
 import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
-import { newEpoch } from '../history/memory-history.js'
+import { newEpoch } from '../history/epoch.js'
 import type { KeyNames } from './redis-keys.js'
 import { NoAnswerError, withTimeout } from './redis-waits.js'
 import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
