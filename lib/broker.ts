@@ -15,18 +15,21 @@ import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ClosingSockets } from './closing-sockets.js'
 import { Connection, type ConnectionHost } from './connection.js'
 import { frameText, type TickBatch, tickBatch } from './frame-writer.js'
-import { MemoryHistory } from './history/memory-history.js'
+import { MemoryHistoryStore } from './history/memory-store.js'
+import { HistoryRooms } from './history/rooms.js'
 import { RoomStream, type StreamHost, type StreamJoinAck } from './history/room-stream.js'
 import { PresenceBoard, type PresenceHost } from './presence.js'
-import { ackFrame, addedFrame, BUILTIN_TYPES, compile, envelopeSchema, errorFrame, isValidRoomName, removedFrame } from './protocol.js'
+import { compile, envelopeSchema, isClientFrameType } from './protocol/client-frames.js'
+import { isValidRoomName } from './protocol/room-names.js'
+import { ackFrame, addedFrame, errorFrame, removedFrame } from './protocol/server-frames.js'
 import { Room } from './room.js'
 import { SessionExpiry } from './session-expiry.js'
 import { applyUserCommand, checkDisconnect, checkRoomArgument, checkUserId } from './user-commands.js'
-import {
-  InvalidHandlerError, InvalidRoomError, NoHistoryError, TooManyRoomsError, UnavailableError, UnknownConnectionError
-} from './errors.js'
+import { InvalidHandlerError, NoHistoryError, unavailableFrom, UnknownConnectionError } from './errors.js'
+import { refusalError } from './refusals.js'
 import type { RoomsParams } from './options.js'
 import { isPromise, RESOLVED } from './async.js'
+import { serialize, serializeHistoryMessage, splitForOffset } from './serialize.js'
 
 export interface MessageHandler {
   check: TypeCheck<TObject>
@@ -37,7 +40,10 @@ export interface MessageHandler {
  * What a join answers: undefined (joined), an error code (refused), or the ack's data (a history
  * room's position, §9). Synchronous when nothing on the way is async.
  */
-export type JoinResult = undefined | ErrorCode | StreamJoinAck
+export type JoinResult = undefined | JoinRefusal | StreamJoinAck
+
+/** Why a join was refused (the client gets the error frame of that row of refusals.ts). */
+export type JoinRefusal = 'invalid_room' | 'too_many_rooms' | 'forbidden' | 'internal_error' | 'unavailable:read'
 
 /** How long (ms) a room's answer to the `members` request is reused on this node; see membersOf. */
 const MEMBERS_ANSWER_MS = 1000
@@ -82,7 +88,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   /** A user's connections on this node: most users have one, kept without a Set. */
   private readonly byUser = new Map<string, Connection | Set<Connection>>()
   private nextConnection = 0
-  private memoryHistory: MemoryHistory | undefined
+  private memoryHistory: MemoryHistoryStore | undefined
+  private readonly historyRooms: HistoryRooms
   /** Server-side joins under way, by connection and room: a client's join of the same room waits for them. */
   private readonly serverJoins = new WeakMap<Connection, Map<string, ServerJoin>>()
 
@@ -91,7 +98,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     this.log = log
     this.params = params
     this.maxBufferedBytes = params.maxBufferedBytes
-    this.historyLimits = params.history === undefined ? undefined : { size: params.history.size, ttlMs: params.history.ttlMs }
+    this.historyRooms = new HistoryRooms(params.history, log)
+    this.historyLimits = this.historyRooms.limits
     this.closingSockets = new ClosingSockets(params.closeTimeout)
     this.presence = new PresenceBoard(this, params)
     this.expiry = new SessionExpiry((conn) => conn.close(EXPIRED.code, EXPIRED.reason))
@@ -104,7 +112,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
       this.historyStore = this.adapter.history
       return
     }
-    this.memoryHistory = new MemoryHistory(this.historyLimits, this)
+    this.memoryHistory = new MemoryHistoryStore(this.historyLimits, this)
     this.historyStore = this.memoryHistory
   }
 
@@ -234,9 +242,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   throwIfRefused (result: JoinResult): void {
-    if (result === 'invalid_room') throw new InvalidRoomError(this.params.maxRoomNameLength)
-    if (result === 'too_many_rooms') throw new TooManyRoomsError(this.params.maxRoomsPerConnection)
-    if (result === 'unavailable') throw new UnavailableError('the history of this room cannot be read now')
+    if (result === 'invalid_room' || result === 'too_many_rooms' || result === 'unavailable:read') throw refusalError(result, this.params)
   }
 
   async leave (connectionId: string, room: string): Promise<void> {
@@ -297,7 +303,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /** A client's `leave`: refused with `not_in_room` when it is not a member. */
-  clientLeave (conn: Connection, room: string): ErrorCode | undefined {
+  clientLeave (conn: Connection, room: string): 'not_in_room' | undefined {
     if (!conn.rooms.has(room)) return 'not_in_room'
     this.leaveLocal(conn, room)
     return undefined
@@ -339,7 +345,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
         if (!isPromise(resumed)) return resumed
         return resumed.catch((err: unknown) => {
           this.log.error({ err, connectionId: conn.id, room: name }, 'a history room\'s missed messages could not be read; the rejoin is refused, the member stays')
-          return 'unavailable'
+          return 'unavailable:read'
         })
       }
     }
@@ -410,10 +416,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     )
   }
 
-  private historyJoinFailed (conn: Connection, room: string, err: unknown): ErrorCode {
+  private historyJoinFailed (conn: Connection, room: string, err: unknown): JoinRefusal {
     this.log.error({ err, connectionId: conn.id, room }, 'a history room\'s position could not be read; the join is refused')
     if (conn.rooms.has(room)) this.leaveLocal(conn, room)
-    return 'unavailable'
+    return 'unavailable:read'
   }
 
   private registerMember (conn: Connection, room: Room, data: StreamJoinAck | undefined): JoinResult | Promise<JoinResult> {
@@ -513,17 +519,16 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
    * every node (this one included) in that order. Rejects with UnavailableError when it cannot.
    */
   publishToHistory (room: string, payload: string, except?: string): { epoch: string, offset: number } | Promise<{ epoch: string, offset: number }> {
-    const head = payload.slice(0, -1)
-    const sep = payload.length === 2 ? '' : ','
+    const { head, sep } = splitForOffset(payload)
     let published: { epoch: string, offset: number } | Promise<{ epoch: string, offset: number }>
     try {
       published = this.historyStore.publish(room, head, sep, except)
     } catch (err) {
-      throw new UnavailableError(String((err as Error)?.message ?? err), { cause: err })
+      throw unavailableFrom(err)
     }
     if (!isPromise(published)) return published
     return published.catch((err: unknown) => {
-      throw new UnavailableError(String((err as Error)?.message ?? err), { cause: err })
+      throw unavailableFrom(err)
     })
   }
 
@@ -639,7 +644,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     try {
       page = await this.historyStore.read(room, after, limit)
     } catch (err) {
-      throw new UnavailableError(String((err as Error)?.message ?? err), { cause: err })
+      throw unavailableFrom(err)
     }
     return { epoch: page.epoch, offset: page.offset, messages: page.messages.map((m) => JSON.parse(m.payload)) }
   }
@@ -670,7 +675,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     try {
       await publish.call(this.adapter, userId, command)
     } catch (err) {
-      throw new UnavailableError(`the ${command.op} command could not reach the other nodes: ${String((err as Error)?.message ?? err)}`, { cause: err })
+      throw unavailableFrom(err, `the ${command.op} command could not reach the other nodes`)
     }
   }
 
@@ -699,7 +704,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   handle<S extends TObject> (type: string, schema: S, handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown): void {
     if (typeof type !== 'string' || type.length === 0) throw new InvalidHandlerError(String(type), 'the type must be a non-empty string')
-    if (BUILTIN_TYPES.has(type)) throw new InvalidHandlerError(type, 'this type is built in')
+    if (isClientFrameType(type)) throw new InvalidHandlerError(type, 'this type is built in')
     if (this.handlers[type] !== undefined) throw new InvalidHandlerError(type, 'a handler for this type exists already')
     if (schema === null || typeof schema !== 'object' || schema.type !== 'object' || typeof schema.properties !== 'object') {
       throw new InvalidHandlerError(type, 'the schema must be a TypeBox object schema (Type.Object)')
@@ -761,14 +766,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   isHistoryRoom (room: string): boolean {
-    const choose = this.params.history?.rooms
-    if (choose === undefined) return this.params.history !== undefined
-    try {
-      return choose(room) === true
-    } catch (err) {
-      this.log.error({ err, room }, 'history.rooms threw; the room keeps no history')
-      return false
-    }
+    return this.historyRooms.keeps(room)
   }
 
   historyLost (room: Room, reason: string): void {
@@ -811,37 +809,3 @@ interface ServerJoin {
 
 /** The adapter calls whose failure means something did not reach the other nodes (counted in `dropped`). */
 const CARRIES_TO_OTHER_NODES: ReadonlySet<keyof RoomsAdapter> = new Set(['publishToRoom', 'publishToUser', 'publishToAll', 'publishPresence'])
-
-function serialize (message: unknown): string {
-  const payload = JSON.stringify(message)
-  if (typeof payload !== 'string') throw new TypeError('fastify-ws-rooms: the message must be serializable to JSON')
-  return payload
-}
-
-/**
- * A history room's message: a JSON object without its own `offset` (the room gives it one). It
- * names its room: a payload without `room` gets `"room":R`, so a client can tell which room's
- * stream every frame belongs to whatever the application sends; one whose `room` names another
- * room is refused (its receivers would count it in that room's stream). Serialized once per
- * broadcast: the room name is spliced into the one payload every receiver gets.
- */
-export function serializeHistoryMessage (room: string, message: unknown): string {
-  const value = message !== null && typeof message === 'object' && typeof (message as { toJSON?: unknown }).toJSON === 'function'
-    ? (message as { toJSON: () => unknown }).toJSON()
-    : message
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError('fastify-ws-rooms: a message to a history room must be a JSON object')
-  }
-  if (Object.hasOwn(value, 'offset')) {
-    throw new TypeError('fastify-ws-rooms: a message to a history room must not have its own "offset" (the room assigns it)')
-  }
-  const own = (value as { room?: unknown }).room
-  if (own !== undefined && own !== room) {
-    throw new TypeError(`fastify-ws-rooms: a message to history room ${JSON.stringify(room)} must not name another room in "room" (got ${typeof own === 'string' ? JSON.stringify(own) : typeof own})`)
-  }
-  const payload = serialize(value)
-  if (payload[0] !== '{') throw new TypeError('fastify-ws-rooms: a message to a history room must be a JSON object')
-  if (own !== undefined) return payload
-  // No room field (JSON leaves out a `room` that is undefined): add it.
-  return `${payload.slice(0, -1)}${payload.length === 2 ? '' : ','}"room":${JSON.stringify(room)}}`
-}

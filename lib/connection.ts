@@ -6,6 +6,7 @@ import type WebSocket from 'ws'
 import type { RoomConnection, RoomUser } from '../types/index.js'
 import { flushNow, frameText, holdUntilNextTick, queueBatched, queueFrame, type TickBatch, type TickWriter } from './frame-writer.js'
 import type { RateLimitState, RateVerdict } from './rate-limiter.js'
+import { serialize } from './serialize.js'
 
 /** A frame waiting its turn, with the rate limiter's verdict from when it arrived. */
 export interface WaitingFrame {
@@ -192,7 +193,7 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   }
 
   send (message: unknown): void {
-    this.sendPayload(JSON.stringify(message))
+    this.sendPayload(serialize(message))
   }
 
   /** Forget the frames waiting their turn (none will be handled once the connection is closing). */

@@ -3,14 +3,15 @@
 // are handled one at a time: while one waits on async work (a join's subscribe, an async
 // handler), later frames wait in a small backlog, so replies keep the order of the requests.
 import type { RawData } from 'ws'
-import type { ErrorCode, MessageId } from '../types/index.js'
+import type { MessageId } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import type { Connection } from './connection.js'
-import {
-  chatFrame, ChatSchema, compile, idOf, isValidRoomName, JoinSchema, LeaveSchema, MembersSchema, parseFrame, schemaErrorText
-} from './protocol.js'
+import { ChatSchema, compile, idOf, JoinSchema, LeaveSchema, MembersSchema, parseFrame, schemaErrorText } from './protocol/client-frames.js'
+import { isValidRoomName } from './protocol/room-names.js'
+import { chatFrame } from './protocol/server-frames.js'
 import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limiter.js'
 import { RoomsError } from './errors.js'
+import { refusalCode, refusalText, type RefusalCause } from './refusals.js'
 import { isPromise } from './async.js'
 import type { JoinResult } from './broker.js'
 
@@ -121,14 +122,14 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
 
   function unavailable (conn: Connection, err: unknown, room: string, id: MessageId | undefined): undefined {
     broker.log.warn({ err, connectionId: conn.id, room }, 'a message to a history room could not be ordered; refused with unavailable')
-    broker.replyError(conn, 'unavailable', `Unavailable: the history of room ${JSON.stringify(room)} cannot take messages now`, id)
+    refuse(conn, 'unavailable:publish', room, id)
     return undefined
   }
 
   /** A join's answer, then (in a history room) the messages that arrived during the join. */
   function settleJoin (conn: Connection, result: JoinResult, room: string, id: MessageId | undefined): void {
     if (typeof result === 'string') {
-      broker.replyError(conn, result, refusalText(result, room), id)
+      refuse(conn, result, room, id)
       return
     }
     broker.replyAck(conn, id, result)
@@ -155,24 +156,18 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       return undefined
     }
     broker.log.error({ err, connectionId: conn.id, type }, 'a fastify.rooms handler threw')
-    broker.replyError(conn, 'internal_error', 'Internal error', id)
+    refuse(conn, 'internal_error', undefined, id)
     return undefined
   }
 
-  function settle (conn: Connection, code: ErrorCode | undefined, room: string, id: MessageId | undefined): void {
-    if (code === undefined) broker.replyAck(conn, id)
-    else broker.replyError(conn, code, refusalText(code, room), id)
+  function settle (conn: Connection, cause: RefusalCause | undefined, room: string, id: MessageId | undefined): void {
+    if (cause === undefined) broker.replyAck(conn, id)
+    else refuse(conn, cause, room, id)
   }
 
-  function refusalText (code: string, room: string): string {
-    switch (code) {
-      case 'invalid_room': return `Invalid room name: 1..${maxRoomNameLength} characters, no control characters`
-      case 'too_many_rooms': return `Too many rooms: at most ${broker.params.maxRoomsPerConnection} per connection`
-      case 'forbidden': return `Not allowed to join ${JSON.stringify(room)}`
-      case 'not_in_room': return `Not in room ${JSON.stringify(room)}`
-      case 'unavailable': return `Unavailable: the history of room ${JSON.stringify(room)} cannot be read now`
-      default: return 'Internal error'
-    }
+  function refuse (conn: Connection, cause: RefusalCause, room: string | undefined, id: MessageId | undefined): void {
+    const { maxRoomsPerConnection } = broker.params
+    broker.replyError(conn, refusalCode(cause), refusalText(cause, { room, maxRoomNameLength, maxRoomsPerConnection }), id)
   }
 
   /** A frame in its turn, with the rate limiter's verdict from when it arrived: handle, refuse, or close. */
@@ -180,7 +175,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     if (verdict === ALLOW) return handleText(conn, text)
     if (verdict === REFUSE) {
       const parsed = parseFrame(text)
-      broker.replyError(conn, 'rate_limited', 'Rate limit exceeded', parsed.ok ? idOf(parsed.message) : parsed.id)
+      refuse(conn, 'rate_limited', undefined, parsed.ok ? idOf(parsed.message) : parsed.id)
     } else {
       conn.close(1008, 'Rate limit exceeded')
     }

@@ -14,7 +14,7 @@ import { useWriteDelay } from './frame-writer.js'
 import { createHandshake, kRoomsExpiresAt, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { normaliseOptions } from './options.js'
-import { welcomeFrame } from './protocol.js'
+import { welcomeFrame } from './protocol/server-frames.js'
 
 type RoomsSocket = WebSocket & { [kConnection]: Connection, _receiver?: { _maxPayload: number } }
 type HandleProtocols = (protocols: Set<string>, request: unknown) => string | false

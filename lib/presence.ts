@@ -7,7 +7,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { PresenceChange, PresenceDiff, PresenceMode, RoomsAdapter } from '../types/index.js'
 import type { Connection } from './connection.js'
-import { joinEventFrame, leaveEventFrame, presenceFrame } from './protocol.js'
+import { joinEventFrame, leaveEventFrame, presenceFrame } from './protocol/server-frames.js'
 import type { Room } from './room.js'
 import type { RoomsParams } from './options.js'
 

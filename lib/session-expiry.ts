@@ -22,10 +22,6 @@ export class SessionExpiry<C extends Expiring> {
     this.expire = expire
   }
 
-  get size (): number {
-    return this.heap.length
-  }
-
   add (conn: C): void {
     if (this.stopped || conn.expiresAt === undefined || conn.expiryIndex >= 0) return
     conn.expiryIndex = this.heap.length

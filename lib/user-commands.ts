@@ -4,7 +4,7 @@
 // the user is connected there), so no node needs to know where a user is.
 import type { DisconnectOptions, UserCommand } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
-import { isValidRoomName } from './protocol.js'
+import { isValidRoomName } from './protocol/room-names.js'
 import { InvalidRoomError } from './errors.js'
 import { describe } from './options.js'
 

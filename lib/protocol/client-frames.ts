@@ -1,9 +1,9 @@
-// The message envelope (CONTRACT §4–§5): TypeBox schemas for what clients send, compiled once,
-// and the server frames, built as strings so each is serialized exactly once.
+// What clients send (CONTRACT §4–§5): the frame types the plugin handles itself, their TypeBox
+// schemas (compiled once), and the parse every text frame goes through first.
 import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import sjson from 'secure-json-parse'
-import type { ErrorCode, MessageId } from '../types/index.js'
+import type { MessageId } from '../../types/index.js'
 
 export const MessageIdSchema = Type.Union([Type.String(), Type.Number()])
 
@@ -37,7 +37,14 @@ export const MembersSchema = Type.Object({
   id: Type.Optional(MessageIdSchema)
 })
 
-export const BUILTIN_TYPES = new Set(['join', 'leave', 'message', 'members'])
+/** The client frame types the plugin handles itself; `rooms.handle` may not take them. */
+export const CLIENT_FRAME_TYPES = ['join', 'leave', 'message', 'members'] as const
+export type ClientFrameType = typeof CLIENT_FRAME_TYPES[number]
+const CLIENT_FRAME_TYPE_SET: ReadonlySet<string> = new Set(CLIENT_FRAME_TYPES)
+
+export function isClientFrameType (type: string): type is ClientFrameType {
+  return CLIENT_FRAME_TYPE_SET.has(type)
+}
 
 /** The schema a `rooms.handle(type, schema)` frame is checked against: the user's fields plus `type` and `id`. */
 export function envelopeSchema (type: string, schema: TObject): TObject {
@@ -86,58 +93,4 @@ export function schemaErrorText (check: TypeCheck<TSchema>, value: unknown): str
   return first === undefined
     ? 'Invalid message format'
     : `Invalid message format: ${first.path === '' ? '/' : first.path} ${first.message}`
-}
-
-// Room names: 1..N UTF-16 code units, no C0/C1 control characters (CONTRACT §2).
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
-
-export function isValidRoomName (room: string, maxLength: number): boolean {
-  return room.length > 0 && room.length <= maxLength && !CONTROL_CHARACTER.test(room)
-}
-
-// ---- Server frames. Strings are escaped with JSON.stringify; users arrive pre-serialized. ----
-
-export function welcomeFrame (connectionId: string, userJson: string, expiresAt?: number): string {
-  const expiry = expiresAt === undefined ? '' : `,"expiresAt":${expiresAt}`
-  return `{"type":"system","event":"welcome","text":"Connected to WebSocket server","connectionId":${JSON.stringify(connectionId)},"user":${userJson}${expiry}}`
-}
-
-export function joinEventFrame (room: string, userJson: string): string {
-  return `{"type":"system","event":"join","room":${JSON.stringify(room)},"user":${userJson},"text":"User joined room"}`
-}
-
-export function leaveEventFrame (room: string, userJson: string): string {
-  return `{"type":"system","event":"leave","room":${JSON.stringify(room)},"user":${userJson},"text":"User left room"}`
-}
-
-/** §10: the users (serialized) who joined and left a `batched` room during one interval, and its size across nodes. */
-export function presenceFrame (room: string, joined: string[], left: string[], size: number): string {
-  return `{"type":"system","event":"presence","room":${JSON.stringify(room)},"joined":[${joined.join(',')}],"left":[${left.join(',')}],"size":${size}}`
-}
-
-/** The server joined this connection to `room`; in a history room with the join's position (where recovery starts from). */
-export function addedFrame (room: string, position?: { epoch: string, offset: number }): string {
-  const at = position === undefined ? '' : `,"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset}`
-  return `{"type":"system","event":"added","room":${JSON.stringify(room)}${at}}`
-}
-
-/** The server took this connection out of `room`. */
-export function removedFrame (room: string): string {
-  return `{"type":"system","event":"removed","room":${JSON.stringify(room)}}`
-}
-
-export function chatFrame (room: string, userJson: string, text: string): string {
-  return `{"type":"chat","room":${JSON.stringify(room)},"user":${userJson},"text":${JSON.stringify(text)}}`
-}
-
-export function ackFrame (id: MessageId, data?: unknown): string {
-  if (data === undefined) return `{"type":"ack","id":${JSON.stringify(id)}}`
-  return JSON.stringify({ type: 'ack', id, data })
-}
-
-export function errorFrame (code: ErrorCode, text: string, id?: MessageId): string {
-  return id === undefined
-    ? JSON.stringify({ type: 'error', code, text })
-    : JSON.stringify({ type: 'error', code, text, id })
 }
