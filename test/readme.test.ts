@@ -50,15 +50,20 @@ function replaceOnce (text: string, from: string | RegExp, to: string, what: str
   return text.replace(from, to)
 }
 
-/** A newcomer's shell: no test runner hooks (tap's NODE_OPTIONS) in the processes of their project. */
 function userEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_update_notifier: 'false', ...extra }
-  delete env.NODE_OPTIONS
-  return env
+  return { ...process.env, npm_config_update_notifier: 'false', ...extra }
+}
+
+/**
+ * `cmd args` as in a newcomer's shell: through `env -u NODE_OPTIONS`, since tap puts its loaders
+ * (TypeScript, coverage) into the NODE_OPTIONS of every process a test spawns, whatever env it is given.
+ */
+function userCommand (cmd: string, args: string[]): [string, string[]] {
+  return ['env', ['-u', 'NODE_OPTIONS', cmd, ...args]]
 }
 
 function run (cmd: string, args: string[], cwd: string, what: string, env = userEnv()): { stdout: string, stderr: string } {
-  const result = spawnSync(cmd, args, { cwd, encoding: 'utf8', env, timeout: 180_000, killSignal: 'SIGKILL' })
+  const result = spawnSync(...userCommand(cmd, args), { cwd, encoding: 'utf8', env, timeout: 180_000, killSignal: 'SIGKILL' })
   if (result.status !== 0) {
     throw new Error(`${what} failed (${result.error?.message ?? result.signal ?? `exit ${result.status}`})\n${result.stdout}\n${result.stderr}`)
   }
@@ -67,7 +72,7 @@ function run (cmd: string, args: string[], cwd: string, what: string, env = user
 
 /** A child process whose output is kept, stopped by its pid when the test ends. */
 function start (t: Test, args: string[], cwd: string): { proc: ChildProcess, output: () => string } {
-  const proc = spawn(process.execPath, args, { cwd, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(...userCommand(process.execPath, args), { cwd, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   proc.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   proc.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
