@@ -89,7 +89,7 @@ t.test('the chat page in Chromium behind nginx', { skip }, async (t) => {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
 
-  t.test("the documented config: both pages join and chat", async (t) => {
+  t.test('the documented config: both pages join and chat', async (t) => {
     const chat = await chatUpstream(t, clientDir)
     const proxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: chat.port }))
     const sockets = await chatAcross(t, browser, `http://127.0.0.1:${proxy.port}`)
@@ -132,7 +132,7 @@ t.test('the chat page in Chromium behind nginx', { skip }, async (t) => {
     t.match(later[0], { origin, host })
   })
 
-  t.test("TLS ended at nginx (the documented config, a self-signed certificate) in front of a plain upstream: wss:// in the page", async (t) => {
+  t.test('TLS ended at nginx (the documented config, a self-signed certificate) in front of a plain upstream: wss:// in the page', async (t) => {
     const certDir = mkdtempSync(join(tmpdir(), 'fastify-ws-rooms-cert-'))
     t.teardown(() => rmSync(certDir, { recursive: true, force: true }))
     const { certPath, keyPath } = await loadOrCreateCertificate(certDir)

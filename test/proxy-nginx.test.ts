@@ -156,7 +156,7 @@ t.test('through nginx', { skip }, async (t) => {
     t.equal(s.app.rooms.stats().connections, 210)
   })
 
-  t.test("the documented nginx config without trustProxy: client 101 gets 429, one warning names the problem and the fix", async (t) => {
+  t.test('the documented nginx config without trustProxy: client 101 gets 429, one warning names the problem and the fix', async (t) => {
     const s = await upstream(t)
     const proxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: s.port }))
     const url = `ws://127.0.0.1:${proxy.port}/ws`
@@ -187,7 +187,7 @@ t.test('through nginx', { skip }, async (t) => {
     t.ok(ips.every((ip) => ip.startsWith('10.1.')), 'request.ip is the leftmost, client-written entry')
   })
 
-  t.test("idle connections against the documented config with proxy_read_timeout 1s", async (t) => {
+  t.test('idle connections against the documented config with proxy_read_timeout 1s', async (t) => {
     const pinging = await upstream(t, { idleTimeout: 800 })
     const rare = await upstream(t, { idleTimeout: 10_000 })
     const pingingProxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: pinging.port, proxyReadTimeout: '1s' }))
