@@ -38,6 +38,11 @@ export interface MessageHandler {
  */
 export type JoinResult = undefined | ErrorCode | StreamJoinAck
 
+/** How long (ms) a room's answer to the `members` request is reused on this node; see membersOf. */
+const MEMBERS_ANSWER_MS = 1000
+
+export interface MembersAnswer { size: number, members: RoomMember[] }
+
 /** A close code (4001) and reason for connections whose session expired. */
 const EXPIRED = { code: 4001, reason: 'Token expired' }
 const HISTORY_LOST = 'History lost: rejoin to recover'
@@ -119,14 +124,15 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /**
-   * Count a socket against `maxConnections` / `maxConnectionsPerIp` from the handshake until the
-   * socket itself closes: refused upgrades, upgrades still authenticating, and receivers closed
-   * for being slow whose socket lingers all hold their slot, so none of them can be used to pass the limits.
+   * Count a request against `maxConnections` / `maxConnectionsPerIp` from the handshake until
+   * `over` closes: an upgrade's socket (refused upgrades, upgrades still authenticating, and
+   * receivers closed for being slow whose socket lingers all hold their slot, so none of them can
+   * be used to pass the limits), or a plain request's response.
    */
-  admit (ip: string, socket: { once (event: 'close', listener: () => void): unknown }): void {
+  admit (ip: string, over: { once (event: 'close', listener: () => void): unknown }): void {
     this.admittedSockets++
     this.admittedPerIp.set(ip, (this.admittedPerIp.get(ip) ?? 0) + 1)
-    socket.once('close', () => {
+    over.once('close', () => {
       this.admittedSockets--
       const left = (this.admittedPerIp.get(ip) ?? 1) - 1
       if (left <= 0) this.admittedPerIp.delete(ip)
@@ -163,8 +169,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   /** The connection is over: leave every room (others get `leave`), forget the connection. */
   remove (conn: Connection, code: number): void {
-    conn.open = false
-    conn.dropBacklog()
+    conn.stop()
     if (!this.connections.delete(conn.id)) return
     this.expiry.delete(conn)
     for (const room of conn.rooms) this.leaveLocal(conn, room)
@@ -355,6 +360,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     if (!this.stillJoining(conn, room.name)) return undefined
     conn.joining!.delete(room.name)
     if (conn.joining!.size === 0) conn.joining = null
+    room.membersAnswer = undefined
     this.presence.joined(room, conn)
     this.emitSafe('join', conn, room.name)
     return data
@@ -394,7 +400,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     if (room !== undefined) {
       room.members.delete(conn)
       room.stream?.leave(conn)
-      if (announced) this.presence.left(room, conn)
+      if (announced) {
+        room.membersAnswer = undefined
+        this.presence.left(room, conn)
+      }
       if (room.members.size === 0) {
         this.roomsByName.delete(name)
         this.adapterCall('unsubscribeRoom', this.adapter.unsubscribeRoom(name))
@@ -479,8 +488,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   // ---- fastify.rooms ----
 
   async broadcast (room: string, message: unknown, options?: BroadcastOptions): Promise<void> {
+    // No connection id holds a NUL, which separates the fields of a message between nodes.
+    if (typeof options?.except === 'string' && options.except.includes('\u0000')) options = { ...options, except: undefined }
     if (this.historyLimits !== undefined && this.isHistoryRoom(room)) {
-      await this.publishToHistory(room, serializeHistoryMessage(message), options?.except)
+      await this.publishToHistory(room, serializeHistoryMessage(room, message), options?.except)
       return
     }
     await this.publish(room, serialize(message), options?.except)
@@ -507,8 +518,26 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return limit !== undefined && members.length > limit ? members.slice(0, limit) : members
   }
 
-  /** The `members` request (§10): at most `membersLimit` members, and the room's size across nodes. */
-  async membersOf (room: string): Promise<{ size: number, members: RoomMember[] }> {
+  /**
+   * The `members` request (§10): at most `membersLimit` members, and the room's size across nodes.
+   * One answer per room is reused on this node for MEMBERS_ANSWER_MS, so the members asking at
+   * about the same time cost one lookup (with Redis, two scripts that scan the room), not one each;
+   * any join or leave this node hears of in the room (its own, or another node's diff) drops it.
+   */
+  membersOf (room: string): Promise<MembersAnswer> {
+    const local = this.roomsByName.get(room)
+    if (local === undefined) return this.lookUpMembers(room)
+    const now = Date.now()
+    const reused = local.membersAnswer
+    if (reused !== undefined && now - reused.at < MEMBERS_ANSWER_MS) return reused.answer
+    const answer = this.lookUpMembers(room)
+    const entry = { at: now, answer }
+    local.membersAnswer = entry
+    answer.catch(() => { if (local.membersAnswer === entry) local.membersAnswer = undefined })
+    return answer
+  }
+
+  private async lookUpMembers (room: string): Promise<MembersAnswer> {
     const limit = this.params.membersLimit
     const [members, counted] = await Promise.all([this.members(room, { limit }), this.adapter.roomSize?.(room)])
     const known = this.roomsByName.get(room)?.size ?? 0
@@ -628,7 +657,9 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   deliverPresence (room: string, fromNode: string, diff: PresenceDiff): void {
     if (fromNode === this.nodeId) return
     const local = this.roomsByName.get(room)
-    if (local !== undefined) this.presence.remote(local, fromNode, diff)
+    if (local === undefined) return
+    local.membersAnswer = undefined
+    this.presence.remote(local, fromNode, diff)
   }
 
   presenceCounts (room: string, counts: ReadonlyMap<string, number>): void {
@@ -667,11 +698,14 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   // ---- helpers ----
 
-  /** Await an adapter call that must not fail the caller: a rejection is logged and counted as dropped. */
-  adapterCall (what: string, result: void | Promise<void>): Promise<void> {
+  /**
+   * Await an adapter call that must not fail the caller: a rejection is logged, and counted as
+   * dropped when the call carried something to the other nodes.
+   */
+  adapterCall (what: keyof RoomsAdapter, result: void | Promise<void>): Promise<void> {
     if (result === undefined || typeof (result as Promise<void>).then !== 'function') return RESOLVED
     return (result as Promise<void>).catch((err: unknown) => {
-      if (what.startsWith('publish')) this.dropped++
+      if (CARRIES_TO_OTHER_NODES.has(what)) this.dropped++
       this.log.error({ err }, `rooms adapter ${what} failed`)
     })
   }
@@ -689,14 +723,23 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
 const RESOLVED = Promise.resolve()
 
+/** The adapter calls whose failure means something did not reach the other nodes (counted in `dropped`). */
+const CARRIES_TO_OTHER_NODES: ReadonlySet<keyof RoomsAdapter> = new Set(['publishToRoom', 'publishToUser', 'publishToAll', 'publishPresence'])
+
 function serialize (message: unknown): string {
   const payload = JSON.stringify(message)
   if (typeof payload !== 'string') throw new TypeError('fastify-ws-rooms: the message must be serializable to JSON')
   return payload
 }
 
-/** A history room's message must be a JSON object without its own `offset` (the room gives it one). */
-export function serializeHistoryMessage (message: unknown): string {
+/**
+ * A history room's message: a JSON object without its own `offset` (the room gives it one). It
+ * names its room: a payload without `room` gets `"room":R`, so a client can tell which room's
+ * stream every frame belongs to whatever the application sends; one whose `room` names another
+ * room is refused (its receivers would count it in that room's stream). Serialized once per
+ * broadcast: the room name is spliced into the one payload every receiver gets.
+ */
+export function serializeHistoryMessage (room: string, message: unknown): string {
   const value = message !== null && typeof message === 'object' && typeof (message as { toJSON?: unknown }).toJSON === 'function'
     ? (message as { toJSON: () => unknown }).toJSON()
     : message
@@ -706,7 +749,13 @@ export function serializeHistoryMessage (message: unknown): string {
   if (Object.hasOwn(value, 'offset')) {
     throw new TypeError('fastify-ws-rooms: a message to a history room must not have its own "offset" (the room assigns it)')
   }
+  const own = (value as { room?: unknown }).room
+  if (own !== undefined && own !== room) {
+    throw new TypeError(`fastify-ws-rooms: a message to history room ${JSON.stringify(room)} must not name another room in "room" (got ${typeof own === 'string' ? JSON.stringify(own) : typeof own})`)
+  }
   const payload = serialize(value)
   if (payload[0] !== '{') throw new TypeError('fastify-ws-rooms: a message to a history room must be a JSON object')
-  return payload
+  if (own !== undefined) return payload
+  // No room field (JSON leaves out a `room` that is undefined): add it.
+  return `${payload.slice(0, -1)}${payload.length === 2 ? '' : ','}"room":${JSON.stringify(room)}}`
 }

@@ -55,6 +55,12 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   pending: TickWriter['pending'] = null
   /** A rate-limit close waits in the backlog behind earlier frames: read nothing more. */
   closeQueued = false
+  /** Bytes of the frames queued for this tick's write (not handed to the socket yet). */
+  private queuedBytes = 0
+  /** Work waiting for the socket to take what is unsent (see whenUnsentAtMost); null when none. */
+  private drainWaiters: DrainWaiter[] | null = null
+  /** A 'drain' listener or a re-check timer is set for `drainWaiters`. */
+  private drainWatched = false
   private readonly host: ConnectionHost
   /** The raw TCP socket, or null when permessage-deflate is on and frames must go through `ws`. */
   readonly socket: Socket | null
@@ -82,16 +88,24 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   deliverBatched (batch: TickBatch, index: number, payload: string): void {
     if (!this.open) return
     this.host.messagesOut++
-    if (this.socket !== null) queueBatched(this, batch, index)
-    else this.sendCompressed(payload)
+    if (this.socket !== null) {
+      this.queuedBytes += batch.frames[index].length
+      queueBatched(this, batch, index)
+    } else {
+      this.sendCompressed(payload)
+    }
   }
 
   /** Queue an already-framed message (`frame` is `payload` framed; it may be shared with other receivers). */
   deliver (frame: Buffer, payload: string): void {
     if (!this.open) return
     this.host.messagesOut++
-    if (this.socket !== null) queueFrame(this, frame)
-    else this.sendCompressed(payload)
+    if (this.socket !== null) {
+      this.queuedBytes += frame.length
+      queueFrame(this, frame)
+    } else {
+      this.sendCompressed(payload)
+    }
   }
 
   /** permessage-deflate: ws deflates per receiver; the end-of-tick look still happens. */
@@ -104,11 +118,72 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
     return this.ws.readyState === OPEN
   }
 
+  /**
+   * Bytes written for this receiver that it has not taken yet: those the socket still holds and
+   * those queued for this tick's write. With compression, ws.bufferedAmount, which also counts
+   * messages still queued for deflate.
+   */
+  get unsent (): number {
+    return this.socket !== null ? this.socket.writableLength + this.queuedBytes : this.ws.bufferedAmount
+  }
+
   /** Called once per tick after this socket's output of the tick was handed to the kernel. */
   flushed (): void {
-    // With compression, ws.bufferedAmount also counts messages still queued for deflate.
-    const unsent = this.socket !== null ? this.socket.writableLength : this.ws.bufferedAmount
-    if (this.open && unsent > this.host.maxBufferedBytes) this.host.slowConsumer(this)
+    this.queuedBytes = 0
+    if (this.open && this.unsent > this.host.maxBufferedBytes) {
+      this.host.slowConsumer(this)
+      return
+    }
+    if (this.drainWaiters !== null) this.wakeDrainWaiters()
+  }
+
+  /**
+   * Resolves once what was queued so far went out and the socket holds at most `limit` unsent
+   * bytes, or once the connection is closing: how work that would otherwise queue without bound
+   * (a history catch-up) goes at the pace the receiver reads.
+   */
+  whenUnsentAtMost (limit: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.open) {
+        resolve()
+        return
+      }
+      ;(this.drainWaiters ??= []).push({ limit, resolve })
+      // Nothing queued: no write of this tick will call flushed(), so look now.
+      if (this.pending === null) this.wakeDrainWaiters()
+    })
+  }
+
+  private wakeDrainWaiters (): void {
+    const waiters = this.drainWaiters
+    if (waiters === null) return
+    const unsent = this.unsent
+    let kept = 0
+    for (const waiter of waiters) {
+      if (!this.open || unsent <= waiter.limit) waiter.resolve()
+      else waiters[kept++] = waiter
+    }
+    waiters.length = kept
+    if (kept === 0) {
+      this.drainWaiters = null
+      return
+    }
+    if (this.drainWatched) return
+    this.drainWatched = true
+    const socket = this.socket ?? (this.ws as unknown as { _socket: Socket })._socket
+    const again = (): void => {
+      this.drainWatched = false
+      this.wakeDrainWaiters()
+    }
+    // 'drain' comes once the socket emptied after a write it could not take at once; with
+    // compression the bytes may still wait for deflate, not in the socket: look again shortly.
+    if (socket.writableNeedDrain) socket.once('drain', again)
+    else setTimeout(again, DRAIN_RECHECK_MS).unref()
+  }
+
+  /** Its output was written ahead of the tick's end (before a close frame). */
+  flushedAhead (): void {
+    this.queuedBytes = 0
   }
 
   /** Send one serialized JSON message to this connection. */
@@ -126,21 +201,34 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
     this.backlogBytes = 0
   }
 
-  close (code = 1000, reason = ''): void {
-    if (!this.open) return
+  /** Nothing more is written or handled: drop what waits, and let work waiting on the socket end. */
+  stop (): void {
     this.open = false
     this.dropBacklog()
+    this.wakeDrainWaiters()
+  }
+
+  close (code = 1000, reason = ''): void {
+    if (!this.open) return
+    this.stop()
     this.host.closeStarted(this)
     this.ws.close(code, reason)
   }
 
   /** Drop the connection without a closing handshake (idle peers, shutdown stragglers). */
   terminate (): void {
-    this.open = false
-    this.dropBacklog()
+    this.stop()
     this.ws.terminate()
   }
 }
+
+interface DrainWaiter {
+  limit: number
+  resolve: () => void
+}
+
+/** With compression, how often a wait for unsent bytes looks again when no 'drain' will come. */
+const DRAIN_RECHECK_MS = 10
 
 const EMPTY = Buffer.alloc(0)
 const OPEN = 1
@@ -152,6 +240,9 @@ type ConnectionSocket = WebSocket & { [kConnection]?: Connection }
 /** ws.close, on sockets whose frames go out at the tick's end: those queued go first. */
 function closeAfterQueuedFrames (this: ConnectionSocket, code?: number, data?: string | Buffer): void {
   const conn = this[kConnection]
-  if (conn !== undefined) flushNow(conn)
+  if (conn !== undefined) {
+    flushNow(conn)
+    conn.flushedAhead()
+  }
   ;(Object.getPrototypeOf(this) as WebSocket).close.call(this, code, data)
 }

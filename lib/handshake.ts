@@ -1,7 +1,7 @@
 // The checks before the upgrade, run in `preValidation` so the WebSocket handler stays
 // synchronous: capacity, Origin (cross-site WebSocket hijacking), then the token and
 // `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
-import type { FastifyRequest, preValidationHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { AuthenticatedSession, RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
 import { corkUntilFlush } from './frame-writer.js'
@@ -134,7 +134,22 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
     return undefined
   }
 
-  return function roomsHandshake (request, _reply, done) {
+  /**
+   * Count the request against maxConnections / maxConnectionsPerIp until it is over. An upgrade's
+   * socket carries that one connection, refused or not, so it holds the slot until it closes;
+   * a plain GET of the path holds it until its response ends, as its keep-alive socket (maybe a
+   * proxy's, shared by many clients) goes on to carry other requests.
+   */
+  function holdSlot (request: FastifyRequest, reply: FastifyReply): void {
+    if (request.ws) {
+      const socket = request.raw.socket as typeof request.raw.socket | null | undefined
+      if (socket !== undefined && socket !== null) broker.admit(request.ip, socket)
+    } else {
+      broker.admit(request.ip, reply.raw)
+    }
+  }
+
+  return function roomsHandshake (request, reply, done) {
     function refuse (err: unknown): void {
       broker.rejectedUpgrades++
       done(err as Error)
@@ -225,8 +240,7 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
         return refuse(new TooManyConnectionsFromIpError())
       }
     }
-    const socket = request.raw.socket as typeof request.raw.socket | undefined
-    if (countSockets && socket !== undefined && socket !== null) broker.admit(request.ip, socket)
+    if (countSockets) holdSlot(request, reply)
     let allowed: boolean | Promise<boolean>
     try {
       allowed = originAllowed(request)

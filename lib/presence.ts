@@ -19,7 +19,7 @@ export interface PresenceHost {
   /** Frame once and write to the room's local members. */
   deliverToRoom (room: string, payload: string): void
   /** An adapter call whose failure is logged (and counted as dropped), never thrown. */
-  adapterCall (what: string, result: void | Promise<void>): Promise<void>
+  adapterCall (what: keyof RoomsAdapter, result: void | Promise<void>): Promise<void>
 }
 
 /** What a room has gathered since its last presence frame / diff. */

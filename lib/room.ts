@@ -3,6 +3,7 @@
 import type { PresenceMode } from '../types/index.js'
 import type { Connection } from './connection.js'
 import type { RoomStream } from './history/room-stream.js'
+import type { MembersAnswer } from './broker.js'
 
 export class Room {
   readonly name: string
@@ -18,6 +19,8 @@ export class Room {
   remoteSize = 0
   /** The mode a `presenceEvents` function chose for this room (asked once per room); undefined otherwise. */
   chosenMode: PresenceMode | undefined
+  /** The last answer to a `members` request here, and when it was looked up; dropped on any change heard of. */
+  membersAnswer: { at: number, answer: Promise<MembersAnswer> } | undefined
 
   constructor (name: string) {
     this.name = name

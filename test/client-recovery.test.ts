@@ -119,6 +119,31 @@ t.test('offsets already seen are dropped when a recovery replays them', async (t
   t.same(offsets, [2, 3, 1, 4, 5], 'no offset twice; the one skipped by except arrives with the recovery (the new connection is not the excepted one)')
 })
 
+t.test('broadcasts whose payload has no room field: after a reconnect, each offset once, in order', async (t) => {
+  const server = await listen({ history: {} })
+  t.teardown(() => server.app.close())
+  const { client, events, gate, socket } = openRecovering(t, server.url)
+  await client.join('h')
+  const ticks = (): number[] => events.events('message').map(([m]) => m).filter((m) => m.type === 'tick').map((m) => m.offset)
+
+  // The application's own shape: no `room` in the payload.
+  await server.app.rooms.broadcast('h', { type: 'tick', n: 1 })
+  await server.app.rooms.broadcast('h', { type: 'tick', n: 2 })
+  await events.next('message', (m) => m.type === 'tick' && m.n === 2)
+
+  gate.hold()
+  socket().terminate()
+  await events.next('close', (info) => info.willReconnect)
+  await server.app.rooms.broadcast('h', { type: 'tick', n: 3 })
+  gate.release()
+
+  const [recovery] = await events.next('recovery')
+  t.same(recovery, { room: 'h', recovered: true, missed: 1 }, 'only the one sent while away was missed')
+  await server.app.rooms.broadcast('h', { type: 'tick', n: 4 })
+  await events.next('message', (m) => m.type === 'tick' && m.n === 4)
+  t.same(ticks(), [1, 2, 3, 4], 'every offset once, in order')
+})
+
 t.test('history that no longer reaches back: recovered false, nothing replayed, the stream followed on', async (t) => {
   const server = await listen({ history: { size: 2 } })
   t.teardown(() => server.app.close())

@@ -55,3 +55,16 @@ t.test('with compression: a receiver that does not read is still closed with 101
   t.equal((await stuck.closed).code, 1013)
   await reader.close()
 })
+
+t.test('with compression: a reader recovers a history larger than maxBufferedBytes, in order, without 1013', async (t) => {
+  const { app, url } = await compressedServer(t, { history: { size: 40 }, maxBufferedBytes: 256 * 1024 })
+  // Hardly compressible: 40 × 48 KB is far more than maxBufferedBytes after deflate too.
+  for (let i = 1; i <= 40; i++) await app.rooms.broadcast('h', { type: 'noise', text: randomBytes(36 * 1024).toString('base64') })
+  const { epoch } = await app.rooms.history('h', { limit: 0 })
+  const reader = await connect(url, { perMessageDeflate: true })
+  const ack = await reader.request({ type: 'join', room: 'h', since: { epoch, offset: 0 } }, 'j')
+  t.strictSame(ack.data, { recovered: true, epoch, offset: 40 })
+  t.same(reader.received.filter((m) => m.type === 'noise').map((m) => m.offset), Array.from({ length: 40 }, (_, i) => i + 1), 'all of it, in order, before the ack')
+  t.equal(app.rooms.stats().slowConsumersClosed, 0, 'not taken for a slow consumer')
+  await reader.close()
+})

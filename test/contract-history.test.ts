@@ -41,8 +41,8 @@ t.test('every message of a history room carries the next offset; the sender lear
   t.strictSame(ack3.data, { offset: 3 })
 
   t.strictSame(await b.next(isChat), { type: 'chat', room: 'r', user: a.welcome.user, text: 'one', offset: 1 })
-  t.strictSame(await b.next({ type: 'news' }), { type: 'news', n: 2, offset: 2 })
-  t.strictSame(await a.next({ type: 'news' }), { type: 'news', n: 2, offset: 2 })
+  t.strictSame(await b.next({ type: 'news' }), { type: 'news', n: 2, room: 'r', offset: 2 }, 'a broadcast without room names its room')
+  t.strictSame(await a.next({ type: 'news' }), { type: 'news', n: 2, room: 'r', offset: 2 })
   t.strictSame(await a.next(isChat), { type: 'chat', room: 'r', user: b.welcome.user, text: 'three', offset: 3 })
   await roundTrip(a)
   t.equal(chats(a).filter((m) => m.text === 'one').length, 0, 'the sender does not get its own message')
@@ -118,7 +118,7 @@ t.test('a since that cannot be served gets recovered: false and nothing replayed
     await roundTrip(b)
     t.same(b.received.filter((m) => m.type === 'n'), [], `${what}: nothing replayed`)
     await s.app.rooms.broadcast('r', { type: 'after', what })
-    t.strictSame(await b.next({ type: 'after' }), { type: 'after', what, offset: ++last }, `${what}: live after the ack`)
+    t.strictSame(await b.next({ type: 'after' }), { type: 'after', what, room: 'r', offset: ++last }, `${what}: live after the ack`)
   }
   // The size bound holds exactly: size 3 keeps the last three offsets (6..8) now.
   t.same((await s.app.rooms.history('r')).messages.map((m) => m.offset), [6, 7, 8])
@@ -166,7 +166,7 @@ t.test('history.rooms picks the history rooms; since is ignored elsewhere', asyn
   await t.rejects(s.app.rooms.history('plain'), { code: 'FST_WS_ROOMS_NO_HISTORY' }, 'history() of a room without history rejects')
 })
 
-t.test('broadcast to a history room takes only JSON objects without their own offset', async (t) => {
+t.test('broadcast to a history room takes only JSON objects without their own offset, and names the room', async (t) => {
   const s = await serve(t, { history: {} })
   const a = await s.open()
   await join(a, 'r')
@@ -174,10 +174,15 @@ t.test('broadcast to a history room takes only JSON objects without their own of
     await t.rejects(s.app.rooms.broadcast('r', bad), TypeError, `${JSON.stringify(bad)} is refused`)
   }
   await s.app.rooms.broadcast('r', {})
-  t.strictSame(await a.next((m) => m.offset === 1), { offset: 1 }, 'an empty object gets its offset')
+  t.strictSame(await a.next((m) => m.offset === 1), { room: 'r', offset: 1 }, 'an empty object gets its room and offset')
   await s.app.rooms.broadcast('r', { nested: { offset: 'theirs' } })
-  t.strictSame(await a.next((m) => m.offset === 2), { nested: { offset: 'theirs' }, offset: 2 }, 'a nested offset is the message\'s own business')
-  t.equal((await s.app.rooms.history('r')).offset, 2, 'the refused ones took no offset')
+  t.strictSame(await a.next((m) => m.offset === 2), { nested: { offset: 'theirs' }, room: 'r', offset: 2 }, 'a nested offset is the message\'s own business')
+  await s.app.rooms.broadcast('r', { type: 'x', room: 'r' })
+  t.strictSame(await a.next((m) => m.offset === 3), { type: 'x', room: 'r', offset: 3 }, 'a payload naming its own room is sent as it is')
+  for (const other of [{ type: 'x', room: 'elsewhere' }, { type: 'x', room: 7 }]) {
+    await t.rejects(s.app.rooms.broadcast('r', other), TypeError, `${JSON.stringify(other)} (another room) is refused`)
+  }
+  t.equal((await s.app.rooms.history('r')).offset, 3, 'the refused ones took no offset')
 })
 
 t.test('fastify.rooms.history(room, { after, limit })', async (t) => {
@@ -186,7 +191,7 @@ t.test('fastify.rooms.history(room, { after, limit })', async (t) => {
   const all = await s.app.rooms.history('r')
   t.equal(all.offset, 12)
   t.same(all.messages.map((m) => m.offset), [3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'the last size messages, oldest first')
-  t.strictSame(all.messages[0], { type: 'n', i: 3, offset: 3 })
+  t.strictSame(all.messages[0], { type: 'n', i: 3, room: 'r', offset: 3 })
   t.same((await s.app.rooms.history('r', { after: 8 })).messages.map((m) => m.offset), [9, 10, 11, 12])
   t.same((await s.app.rooms.history('r', { after: 8, limit: 2 })).messages.map((m) => m.offset), [9, 10])
   t.same((await s.app.rooms.history('r', { limit: 0 })).messages, [])

@@ -1,15 +1,17 @@
-// examples/chat: REST + SQLite + rooms (the hybrid pattern) with room history, the page, and the
-// static file guard.
+// examples/chat: REST + SQLite + rooms (the hybrid pattern) with room history, names from the
+// token, the server's timestamps, the page, and the static file guard.
 import t, { type Test } from 'tap'
+import Database from 'better-sqlite3'
+import { randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { build, type ChatOptions } from '../examples/chat/server.js'
+import { build, tokenFor, type ChatOptions } from '../examples/chat/server.js'
 import WebSocket from 'ws'
 import { connect as connectClient } from '../lib/client/index.js'
-import { connect, until } from './helpers.js'
+import { connect, refusedUpgrade, until } from './helpers.js'
 
 interface Started { app: FastifyInstance, http: string, ws: string, port: number }
 
@@ -20,6 +22,22 @@ async function start (t: Test, options: ChatOptions = {}): Promise<Started> {
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   return { app, port: address.port, http: `http://127.0.0.1:${address.port}`, ws: `ws://127.0.0.1:${address.port}/ws` }
+}
+
+/** A browser's key, as the page makes one. */
+function newKey (): string {
+  return randomBytes(16).toString('hex')
+}
+
+/** Connect as the page does: the token made of a name and the browser's key, as a subprotocol. */
+async function connectAs (ws: string, name: string, key = newKey()): ReturnType<typeof connect> {
+  return await connect(ws, { protocols: ['rooms.v1', 'bearer.' + tokenFor(name, key)] })
+}
+
+/** The push a member gets for a stored row: the author as a user object, and its place in the room's history. */
+function pushOf (row: any, offset: number): Record<string, unknown> {
+  const { name, ...rest } = row
+  return { ...rest, type: 'chat', user: { id: row.user, name }, offset }
 }
 
 function tempDir (t: Test): string {
@@ -58,20 +76,20 @@ function rawGet (port: number, path: string): Promise<{ status: number, type: st
 
 t.test('two members get a REST-posted message, and it is in the history', async (t) => {
   const { http, ws } = await start(t)
-  const a = await connect(ws)
-  const b = await connect(ws)
-  const outsider = await connect(ws)
+  const a = await connectAs(ws, 'ann')
+  const b = await connectAs(ws, 'bea')
+  const outsider = await connectAs(ws, 'out')
   t.teardown(() => Promise.all([a.close(), b.close(), outsider.close()]))
   t.equal((await a.request({ type: 'join', room: 'general' }, 1)).type, 'ack')
   t.equal((await b.request({ type: 'join', room: 'general' }, 1)).type, 'ack')
 
   const created = await post(http, { room: 'general', user: 'alice', text: 'hello <b>room</b>' })
   t.equal(created.status, 201)
-  t.match(created.body, { id: Number, room: 'general', user: 'alice', text: 'hello <b>room</b>', createdAt: String })
+  t.match(created.body, { id: Number, room: 'general', user: 'alice', name: 'alice', text: 'hello <b>room</b>', createdAt: String })
   t.ok(!Number.isNaN(Date.parse(created.body.createdAt)), 'createdAt is a date')
 
   // The room keeps history: the push carries its place in the room's stream.
-  const expected = { ...created.body, type: 'chat', user: { id: 'alice' }, offset: 1 }
+  const expected = { type: 'chat', id: created.body.id, room: 'general', user: { id: 'alice', name: 'alice' }, text: 'hello <b>room</b>', createdAt: created.body.createdAt, offset: 1 }
   t.same(await a.next({ type: 'chat' }), expected)
   t.same(await b.next({ type: 'chat' }), expected)
 
@@ -83,6 +101,119 @@ t.test('two members get a REST-posted message, and it is in the history', async 
   // The outsider, in no room, got nothing: a round-trip after the broadcast proves it.
   await outsider.request({ type: 'join', room: 'other' }, 'x')
   t.same(outsider.received.filter((m) => m.type === 'chat'), [])
+})
+
+t.test('the name comes from the token: authenticate makes the user { id, name }', async (t) => {
+  const { ws } = await start(t)
+  const key = newKey()
+  const zoe = await connectAs(ws, 'Zoë 🌿', key)
+  t.teardown(() => zoe.close())
+  t.match(zoe.welcome.user, { id: /^u-[0-9a-f]{16}$/, name: 'Zoë 🌿' })
+  t.same(Object.keys(zoe.welcome.user).sort(), ['id', 'name'])
+  t.notMatch(zoe.welcome.user.id, key.slice(0, 8), 'the id others see does not give the key away')
+
+  // The same browser under another name is the same user; another browser is another user.
+  const renamed = await connectAs(ws, 'Zoe', key)
+  const other = await connectAs(ws, 'Zoë 🌿')
+  t.teardown(() => Promise.all([renamed.close(), other.close()]))
+  t.same(renamed.welcome.user, { id: zoe.welcome.user.id, name: 'Zoe' })
+  t.not(other.welcome.user.id, zoe.welcome.user.id, 'same name, other key: another user')
+
+  // 32 characters is the longest name, whatever their size in UTF-8 (4 bytes each here).
+  const longest = await connectAs(ws, '🌿'.repeat(32))
+  t.teardown(() => longest.close())
+  t.equal(longest.welcome.user.name, '🌿'.repeat(32))
+})
+
+t.test('a connection without a well-formed name token is refused before the upgrade', async (t) => {
+  const { app, ws } = await start(t)
+  t.match(await refusedUpgrade(ws), { status: 401 }, 'no token')
+  const key = newKey()
+  const b64 = (bytes: number[] | string): string => Buffer.from(bytes as any).toString('base64url')
+  const refused: Array<[string, string]> = [
+    ['no key', '.' + b64('ann')],
+    ['no name', key + '.'],
+    ['no dot', key],
+    ['short key', key.slice(2) + '.' + b64('ann')],
+    ['uppercase key', key.toUpperCase() + '.' + b64('ann')],
+    ['padded base64', key + '.' + b64('an') + '='],
+    ['not base64url', key + '.' + 'a+b/'],
+    ['not the canonical encoding', key + '.QR'], // decodes to "A", which encodes as QQ
+    ['not UTF-8', key + '.' + b64([0xff, 0xfe, 0x41])],
+    ['blank name', key + '.' + b64('   ')],
+    ['leading space', key + '.' + b64(' ann')],
+    ['33 characters', key + '.' + b64('a'.repeat(33))],
+    ['control character', key + '.' + b64('an\u0007n')],
+    ['newline', key + '.' + b64('ann\nbob')],
+    ['C1 control', key + '.' + b64('an\u0085n')],
+    ['right-to-left override', key + '.' + b64('ann\u202Egnp.exe')],
+    ['line separator', key + '.' + b64('ann\u2028')]
+  ]
+  // In the query string: some of these are not even allowed in a subprotocol.
+  for (const [name, token] of refused) {
+    t.match(await refusedUpgrade(`${ws}?token=${encodeURIComponent(token)}`), { status: 403 }, name)
+  }
+  t.match(await refusedUpgrade(ws, { protocols: ['rooms.v1', 'bearer.' + key + '.QR'] }), { status: 403 }, 'as a subprotocol too')
+  t.equal(app.rooms.stats().connections, 0, 'none of them got a connection')
+})
+
+t.test('members, joins and pushes name the users', async (t) => {
+  const { ws } = await start(t)
+  const ann = await connectAs(ws, 'Ann')
+  const bea = await connectAs(ws, 'Bea')
+  t.teardown(() => Promise.all([ann.close(), bea.close()]))
+  await ann.request({ type: 'join', room: 'lobby' }, 1)
+  await bea.request({ type: 'join', room: 'lobby' }, 1)
+  const joined = await ann.next((m) => m.type === 'system' && m.event === 'join' && m.user.id !== ann.welcome.user.id)
+  t.same(joined.user, { id: bea.welcome.user.id, name: 'Bea' })
+
+  const members = await ann.request({ type: 'members', room: 'lobby' }, 2)
+  t.equal(members.type, 'ack')
+  t.same(members.data.members.map((m: any) => m.user.name).sort(), ['Ann', 'Bea'])
+
+  const ack = await bea.request({ type: 'post', room: 'lobby', text: 'hi Ann' }, 3)
+  t.same(await ann.next({ type: 'chat' }), pushOf(ack.data, 1))
+})
+
+t.test('a REST post may name its author; its time is the server\'s', async (t) => {
+  const { http, ws } = await start(t)
+  const a = await connectAs(ws, 'Ann')
+  t.teardown(() => a.close())
+  await a.request({ type: 'join', room: 'r' }, 1)
+  const sent = Date.now()
+  // Fastify drops properties the schema does not list: a `createdAt` of the poster's is not used.
+  const created = await post(http, { room: 'r', user: 'deploy-bot', name: 'Deploy bot', text: 'v1.2 is out', createdAt: '1999-12-31T23:59:59.000Z' })
+  t.equal(created.status, 201)
+  t.match(created.body, { user: 'deploy-bot', name: 'Deploy bot' })
+  const stored = Date.parse(created.body.createdAt)
+  t.ok(stored >= sent - 1000 && stored <= Date.now() + 1000, `createdAt ${created.body.createdAt} is the time it was stored`)
+  t.same(await a.next({ type: 'chat' }), pushOf(created.body, 1))
+  t.same((await history(http, 'r')).body, [created.body])
+})
+
+t.test('a chat.db from before display names is kept: its rows read with the id as the name', async (t) => {
+  const dir = tempDir(t)
+  const dbPath = join(dir, 'chat.db')
+  const old = new Database(dbPath)
+  old.exec(`
+    CREATE TABLE messages (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      room TEXT NOT NULL,
+      user TEXT NOT NULL,
+      text TEXT NOT NULL,
+      created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    INSERT INTO messages (room, user, text, created_at) VALUES ('r', 'anon-1', 'from before', '2024-05-01T10:00:00.000Z');
+  `)
+  old.close()
+
+  const { http } = await start(t, { dbPath })
+  const created = await post(http, { room: 'r', user: 'ann', name: 'Ann', text: 'after' })
+  t.equal(created.status, 201)
+  t.same((await history(http, 'r')).body, [
+    { id: 1, room: 'r', user: 'anon-1', name: 'anon-1', text: 'from before', createdAt: '2024-05-01T10:00:00.000Z' },
+    created.body
+  ])
 })
 
 t.test('history is bounded to the newest N, oldest first, and pages back with ?before=', async (t) => {
@@ -126,6 +257,7 @@ t.test('bad bodies get 400 and store nothing', async (t) => {
     // 65 emoji: 65 code points (JSON Schema's count) but 130 UTF-16 code units (the plugin's).
     ['room over 128 UTF-16 code units', { room: '😀'.repeat(65), user: 'u', text: 'x' }],
     ['empty user', { room: 'r', user: '', text: 'x' }],
+    ['empty name', { room: 'r', user: 'u', name: '', text: 'x' }],
     ['not an object', ['r', 'u', 'x']]
   ]
   for (const [name, body] of cases) {
@@ -142,17 +274,24 @@ t.test('bad bodies get 400 and store nothing', async (t) => {
 
 t.test('a `post` frame over the socket is stored and pushed like a REST post', async (t) => {
   const { http, ws } = await start(t)
-  const a = await connect(ws)
-  const b = await connect(ws)
+  const a = await connectAs(ws, 'Ann')
+  const b = await connectAs(ws, 'Bea')
   t.teardown(() => Promise.all([a.close(), b.close()]))
   await a.request({ type: 'join', room: 'general' }, 1)
   await b.request({ type: 'join', room: 'general' }, 1)
 
-  // A client-sent `user` is ignored: the author is the connection's user.
-  const ack = await a.request({ type: 'post', room: 'general', text: 'over ws', user: 'mallory' }, 2)
+  // A client-sent `user`, `name` or time is ignored: the author is the connection's user, the
+  // time is the server's.
+  const sent = Date.now()
+  const ack = await a.request({ type: 'post', room: 'general', text: 'over ws', user: 'mallory', name: 'Mallory', createdAt: '1999-12-31T23:59:59.000Z' }, 2)
   t.equal(ack.type, 'ack')
-  t.match(ack.data, { id: Number, room: 'general', user: a.welcome.user.id, text: 'over ws' })
-  const expected = { ...ack.data, type: 'chat', user: { id: a.welcome.user.id }, offset: 1 }
+  t.match(ack.data, { id: Number, room: 'general', user: a.welcome.user.id, name: 'Ann', text: 'over ws', createdAt: String })
+  // The database's clock is this machine's: the time is when it was stored (a second of slack
+  // for rounding; the client's 1999 is far outside).
+  const stored = Date.parse(ack.data.createdAt)
+  t.ok(stored >= sent - 1000 && stored <= Date.now() + 1000, `createdAt ${ack.data.createdAt} is the time it was stored`)
+  const expected = pushOf(ack.data, 1)
+  t.same(expected.user, { id: a.welcome.user.id, name: 'Ann' })
   t.same(await a.next({ type: 'chat' }), expected)
   t.same(await b.next({ type: 'chat' }), expected)
   t.same((await history(http, 'general')).body, [ack.data])
@@ -264,7 +403,8 @@ t.test('with the fastify-ws-rooms client: a cut connection recovers the posts ma
   // The token function holds the reconnect until the posts below are made.
   let gate: Promise<void> = Promise.resolve()
   let release = (): void => {}
-  const client = connectClient(ws, { WebSocket: Tracked, reconnect: { initialDelayMs: 5 }, token: async () => { await gate; return 'unused' } })
+  const token = tokenFor('Reader', newKey())
+  const client = connectClient(ws, { WebSocket: Tracked, reconnect: { initialDelayMs: 5 }, token: async () => { await gate; return token } })
   t.teardown(() => client.close())
   const pushed: any[] = []
   const recoveries: any[] = []

@@ -46,9 +46,13 @@ async function nginx (t: Test, httpBlock: (port: number) => string): Promise<Ngi
   return proxy
 }
 
-async function joinRoom (page: Page, room: string): Promise<void> {
+async function joinRoom (page: Page, room: string, name: string): Promise<void> {
+  // A first visit asks for a name (the page connects with it), then joins the lobby.
+  await page.fill('#name', name)
+  await page.click('#name-save')
   await page.fill('#room', room)
   await page.click('#join')
+  await page.locator('#room-name', { hasText: `# ${room}` }).waitFor()
   await page.locator('#status[data-state="open"]').waitFor()
   await page.locator('#text:enabled').waitFor()
 }
@@ -61,17 +65,18 @@ async function say (page: Page, text: string): Promise<void> {
 
 /** Two pages of `base` join one room and a message crosses; returns the WebSocket URLs they opened. */
 async function chatAcross (t: Test, browser: Browser, base: string): Promise<string[]> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true })
-  t.teardown(() => context.close())
+  // Two browser profiles: each page keeps its own name.
+  const contexts = [await browser.newContext({ ignoreHTTPSErrors: true }), await browser.newContext({ ignoreHTTPSErrors: true })]
+  t.teardown(() => Promise.all(contexts.map((c) => c.close())))
   const problems: string[] = []
   const sockets: string[] = []
-  const pages = [await context.newPage(), await context.newPage()]
+  const pages = [await contexts[0].newPage(), await contexts[1].newPage()]
   for (const [i, page] of pages.entries()) {
     page.on('pageerror', (err) => problems.push(`page ${i + 1}: ${err.message}`))
     page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`page ${i + 1} console: ${msg.text()}`) })
     page.on('websocket', (ws) => sockets.push(ws.url()))
     await page.goto(base + '/')
-    await joinRoom(page, 'behind-nginx')
+    await joinRoom(page, 'behind-nginx', `user ${i + 1}`)
   }
   const [one, two] = pages
   await say(one, 'hello through nginx')
@@ -112,8 +117,9 @@ t.test('the chat page in Chromium behind nginx', { skip }, async (t) => {
     page.on('websocket', (ws) => sockets.push(ws.url()))
     await page.goto(`http://127.0.0.1:${proxy.port}/`)
     t.equal(await page.locator('#status').getAttribute('data-state'), 'idle', 'the page itself loaded through nginx')
-    await page.fill('#room', 'behind-nginx')
-    await page.click('#join')
+    // Picking a name connects (to the lobby).
+    await page.fill('#name', 'someone')
+    await page.click('#name-save')
     // The client retries a handshake that closed before opening (a browser cannot see the 403).
     await until(() => chat.app.rooms.stats().rejectedUpgrades >= 2, 10_000, 'two refused upgrades')
     t.not(await page.locator('#status').getAttribute('data-state'), 'open', 'the page is not connected')

@@ -4,7 +4,9 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
 import { startCluster } from '../examples/cluster/start.js'
+import { tokenFor } from '../examples/chat/server.js'
 import { connect, type TestClient } from './helpers.js'
 import { deleteKeys, get, post, SHARED_REDIS, stopOrKillChildren, uniquePrefix } from './fixtures/redis-helpers.js'
 
@@ -33,8 +35,10 @@ t.test('two nodes, one chat', async (t) => {
   t.match(page.headers.get('content-type'), /text\/html/, 'each node serves the chat page')
   await page.arrayBuffer()
 
-  const ada = await connect(one.replace('http', 'ws') + '/ws')
-  const bob = await connect(two.replace('http', 'ws') + '/ws')
+  // The chat example takes a name in the token, as its page sends it.
+  const as = (name: string): { protocols: string[] } => ({ protocols: ['rooms.v1', 'bearer.' + tokenFor(name, randomBytes(16).toString('hex'))] })
+  const ada = await connect(one.replace('http', 'ws') + '/ws', as('Ada'))
+  const bob = await connect(two.replace('http', 'ws') + '/ws', as('Bob'))
   clients.push(ada, bob)
   for (const client of [ada, bob]) t.equal((await client.request({ type: 'join', room: 'lobby' })).type, 'ack')
   await ada.next((m) => m.type === 'system' && m.event === 'join' && m.user.id === bob.welcome.user.id)
@@ -42,7 +46,7 @@ t.test('two nodes, one chat', async (t) => {
   const saved = await post(one, '/api/messages', { room: 'lobby', user: 'ada', text: 'hello from node one' })
   for (const client of [ada, bob]) {
     const chat = await client.next({ type: 'chat' })
-    t.same({ id: chat.id, text: chat.text, user: chat.user }, { id: saved.id, text: 'hello from node one', user: { id: 'ada' } })
+    t.same({ id: chat.id, text: chat.text, user: chat.user }, { id: saved.id, text: 'hello from node one', user: { id: 'ada', name: 'ada' } })
   }
   const history = await get(two, '/api/rooms/lobby/messages')
   t.same(history.map((m: any) => m.text), ['hello from node one'], 'the other node serves the same history')

@@ -4,13 +4,16 @@ import Database from 'better-sqlite3'
 
 export interface NewChatMessage {
   room: string
+  /** The author's user id. */
   user: string
+  /** The author's display name when the message was written. */
+  name: string
   text: string
 }
 
 export interface ChatMessage extends NewChatMessage {
   id: number
-  /** ISO 8601, UTC, millisecond precision, set by the database. */
+  /** When the server stored it: ISO 8601, UTC, millisecond precision, set by the database. */
   createdAt: string
 }
 
@@ -28,24 +31,37 @@ export interface ChatStore {
   close (): void
 }
 
-const COLUMNS = 'id, room, user, text, created_at AS createdAt'
+// Rows written before names existed have none: their author's id stands in.
+const COLUMNS = 'id, room, user, COALESCE(name, user) AS name, text, created_at AS createdAt'
 
 export function openChatStore (filename: string): ChatStore {
   const db = new Database(filename)
-  if (filename !== ':memory:') db.pragma('journal_mode = WAL')
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS messages (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      room TEXT NOT NULL,
-      user TEXT NOT NULL,
-      text TEXT NOT NULL,
-      created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-    );
-    CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
-  `)
+  try {
+    if (filename !== ':memory:') db.pragma('journal_mode = WAL')
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        room TEXT NOT NULL,
+        user TEXT NOT NULL,
+        name TEXT,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+      );
+      CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
+    `)
+    // A chat.db from before display names: add the column, keep every row. In a write transaction,
+    // as the nodes of the cluster example may open one file at the same moment.
+    db.transaction(() => {
+      const columns = db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all()
+      if (!columns.some((c) => c.name === 'name')) db.exec('ALTER TABLE messages ADD COLUMN name TEXT')
+    }).immediate()
+  } catch (err) {
+    db.close()
+    throw err
+  }
 
-  const insert = db.prepare<[string, string, string], ChatMessage>(
-    `INSERT INTO messages (room, user, text) VALUES (?, ?, ?) RETURNING ${COLUMNS}`
+  const insert = db.prepare<[string, string, string, string], ChatMessage>(
+    `INSERT INTO messages (room, user, name, text) VALUES (?, ?, ?, ?) RETURNING ${COLUMNS}`
   )
   // Newest first with the (room, id) index, then turned around so the page reads top to bottom.
   const newest = db.prepare<[string, number, number], ChatMessage>(
@@ -53,8 +69,8 @@ export function openChatStore (filename: string): ChatStore {
   )
 
   return {
-    save ({ room, user, text }) {
-      const row = insert.get(room, user, text)
+    save ({ room, user, name, text }) {
+      const row = insert.get(room, user, name, text)
       if (row === undefined) throw new Error('INSERT … RETURNING gave no row')
       return row
     },

@@ -1,14 +1,19 @@
 // Chat rooms with history: the tutorial's hybrid pattern. REST creates and reads messages
-// (stored in SQLite), WebSocket pushes them to the members of the room. The rooms keep their last
-// 100 pushes (`history`), so a page that lost its connection for a moment gets what it missed when
-// the client rejoins; when that is not possible (the server restarted, or it was away too long)
-// the page is told and reloads the room over REST.
+// (stored in SQLite, with the server's time), WebSocket pushes them to the members of the room.
+// The rooms keep their last 100 pushes (`history`), so a page that lost its connection for a
+// moment gets what it missed when the client rejoins; when that is not possible (the server
+// restarted, or it was away too long) the page is told and reloads the room over REST.
 //
 //   npm run example                        (npx tsx examples/chat/server.ts, PORT=3000 by default)
 //   open http://localhost:3000/            (the page in public/, the browser client under /client/)
 //
-//   POST /api/messages {room,user,text}    → 201 with the saved row; every member of the room gets
-//                                             {"type":"chat","id":…,"room":…,"user":{"id":…},"text":…,"createdAt":…}
+// Who is who: the page asks for a name on first load and connects with a token made of it and a
+// random key of the browser's (identity.ts); `authenticate` turns the token into the user
+// `{ id, name }`. A connection without a well-formed token is refused before the upgrade.
+//
+//   POST /api/messages {room,user,text,name?} → 201 with the saved row {id,room,user,name,text,createdAt}
+//                                             (`name` defaults to `user`); every member of the room gets
+//                                             {"type":"chat","id":…,"room":…,"user":{"id":…,"name":…},"text":…,"createdAt":…}
 //   GET  /api/rooms/:room/messages         → the newest ?limit= (default 50, at most 200) messages,
 //                                             oldest first; ?before=<id> pages further back
 //   WS   /ws  {"type":"post","room","text"} → the same as the POST, as the connection's user; acked
@@ -29,13 +34,16 @@ import wsRooms, { RoomsError } from '../../lib/index.js'
 import { isMain, listenUntilSignalled } from '../main.js'
 import type { WsRoomsOptions } from '../../types/index.js'
 import { openChatStore, type ChatMessage } from './db.js'
+import { userFromToken } from './identity.js'
+
+export { tokenFor, userFromToken, nameProblem, type ChatUser } from './identity.js'
 
 export interface ChatOptions {
   /** SQLite file (`:memory:` for a throwaway store). Default: $CHAT_DB, else examples/chat/chat.db. */
   dbPath?: string
   /** Fastify's logger option. Default `false` (the CLI entry below turns it on). */
   logger?: FastifyServerOptions['logger']
-  /** Extra plugin options (path, limits, ...). Default `{ history: { size: 100 } }`. */
+  /** Extra plugin options (path, limits, ...). Default `{ history: { size: 100 }, authenticate }` (names from tokens). */
   rooms?: WsRoomsOptions
   /** The page and its assets, served at `/`. Default examples/chat/public. */
   publicDir?: string
@@ -56,7 +64,7 @@ const Room = Type.String({ minLength: 1, maxLength: DEFAULT_MAX_ROOM_NAME_LENGTH
 const User = Type.String({ minLength: 1, maxLength: 64, pattern: NO_CONTROL_CHARACTERS })
 const Text = Type.String({ minLength: 1, maxLength: 2000 })
 
-export const PostMessageBody = Type.Object({ room: Room, user: User, text: Text }, { additionalProperties: false })
+export const PostMessageBody = Type.Object({ room: Room, user: User, text: Text, name: Type.Optional(User) }, { additionalProperties: false })
 export const HistoryParams = Type.Object({ room: Room })
 export const HistoryQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
@@ -69,8 +77,8 @@ const InvalidRoomError = createError<'CHAT_INVALID_ROOM', [number]>('CHAT_INVALI
   'room must be 1..%d UTF-16 code units without control characters', 400)
 
 /** The frame pushed to a room for a stored message; `user` has the shape of the plugin's chat frames. */
-export function chatFrame (message: ChatMessage): Record<string, unknown> {
-  return { type: 'chat', ...message, user: { id: message.user } }
+export function chatFrame ({ name, ...message }: ChatMessage): Record<string, unknown> {
+  return { type: 'chat', ...message, user: { id: message.user, name } }
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -115,7 +123,11 @@ async function sendFile (reply: FastifyReply, root: string, relativePath: string
 export async function build (options: ChatOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false })
   // Recovery needs history; the last 100 pushes of a room cover a short drop in a busy room.
-  const roomsOptions: WsRoomsOptions = { history: { size: 100 }, ...options.rooms }
+  const roomsOptions: WsRoomsOptions = {
+    history: { size: 100 },
+    authenticate: (token) => userFromToken(token),
+    ...options.rooms
+  }
   const maxRoomNameLength = roomsOptions.maxRoomNameLength ?? DEFAULT_MAX_ROOM_NAME_LENGTH
   const publicDir = resolve(options.publicDir ?? DEFAULT_PUBLIC)
   const clientDir = resolve(options.clientDir ?? DEFAULT_CLIENT)
@@ -139,8 +151,9 @@ export async function build (options: ChatOptions = {}): Promise<FastifyInstance
   app.post<{ Body: Static<typeof PostMessageBody> }>('/api/messages', {
     schema: { body: PostMessageBody }
   }, async (request, reply) => {
-    checkRoom(request.body.room)
-    const saved = store.save(request.body)
+    const { room, user, name, text } = request.body
+    checkRoom(room)
+    const saved = store.save({ room, user, name: name ?? user, text })
     await app.rooms.broadcast(saved.room, chatFrame(saved))
     return reply.code(201).send(saved)
   })
@@ -158,7 +171,8 @@ export async function build (options: ChatOptions = {}): Promise<FastifyInstance
     // Only members post; a room the connection is in has a valid name already. RoomsError answers
     // with the contract's error frame; nothing is stored or sent.
     if (!conn.rooms.has(message.room)) throw new RoomsError('not_in_room', `Not in room ${JSON.stringify(message.room)}`)
-    const saved = store.save({ room: message.room, user: conn.user.id, text: message.text })
+    const { id, name } = conn.user
+    const saved = store.save({ room: message.room, user: id, name: typeof name === 'string' ? name : id, text: message.text })
     await app.rooms.broadcast(saved.room, chatFrame(saved))
     return saved
   })

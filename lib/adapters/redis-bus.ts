@@ -7,23 +7,26 @@
 //   c nodeId \0 seq \0 \0 command JSON        a user command (§11)
 //   h epoch \0 offset \0 except \0 payload    a history room's message (§9), published by Redis
 //                                             itself (the PUBLISH_HISTORY script), in offset order
+//   g nodeId \0 0 \0 \0 diff JSON             the members of a node that died, as left (count 0),
+//                                             published by Redis itself (the PURGE_DEAD_NODE script)
 //
 // `seq` counts one node's publications per channel. A receiver that sees a publisher's seq jump
 // (it was resubscribing while that publisher was already back) counts the gap as dropped; history
-// messages are accounted for by their offsets instead (the room's stream repairs them).
+// messages are accounted for by their offsets instead (the room's stream repairs them), and a dead
+// node's leaves are published once, whoever found it dead, so they carry no seq.
 
 export const SEP = '\u0000'
 
 /** Per-channel publish counters kept before starting over (receivers treat a lower seq as a restart). */
 const MAX_SEQ_STREAMS = 100_000
 
-export type Kind = 'm' | 'p' | 'c' | 'h'
+export type Kind = 'm' | 'p' | 'c' | 'h' | 'g'
 
 export interface Envelope {
   kind: Kind
-  /** The publishing node (m, p, c) or the room's epoch (h). */
+  /** The publishing node (m, p, c), the room's epoch (h) or the node that died (g). */
   from: string
-  /** seq (m, p, c) or offset (h). */
+  /** seq (m, p, c), offset (h) or 0 (g). */
   seq: number
   except: string | undefined
   body: string
@@ -31,7 +34,7 @@ export interface Envelope {
 
 export function decode (message: string): Envelope | undefined {
   const kind = message[0]
-  if (kind !== 'm' && kind !== 'p' && kind !== 'c' && kind !== 'h') return undefined
+  if (kind !== 'm' && kind !== 'p' && kind !== 'c' && kind !== 'h' && kind !== 'g') return undefined
   const a = message.indexOf(SEP, 1)
   const b = message.indexOf(SEP, a + 1)
   const c = message.indexOf(SEP, b + 1)

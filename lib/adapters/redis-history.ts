@@ -9,12 +9,14 @@
 // publisher waits for Redis to be back (at most `inDoubtWaitMs`) and looks the publication's id up
 // in the room's stream: found, it resolves with the offset the message got; not found, and not
 // trimmed away, it rejects as not published; otherwise the outcome stays unknown (rejects,
-// saying so).
+// saying so). A publish with no answer within `publishTimeoutMs` (a frozen Redis) is in doubt too,
+// but still under way: it waits up to `inDoubtWaitMs` for its own answer (or failure, then as
+// above), else rejects as unknown.
 import type { Cluster, Redis } from 'ioredis'
 import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
 import { newEpoch } from '../history/memory-history.js'
 import type { KeyNames } from './redis-keys.js'
-import { withTimeout } from './redis-presence.js'
+import { NoAnswerError, withTimeout } from './redis-waits.js'
 import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
 
 export interface HistoryLink {
@@ -24,8 +26,10 @@ export interface HistoryLink {
   readonly historyLimits: HistoryLimits | undefined
   /** The command connection when publications can go out now (connected, not stalled), else undefined. */
   writable (): Redis | Cluster | undefined
-  /** How long a read may take before it counts as failed. */
+  /** How long a read (or the lookup of an in-doubt publish) may wait for Redis. */
   readonly readTimeoutMs: number
+  /** How long a publish waits for Redis's answer before it is in doubt. */
+  readonly publishTimeoutMs: number
   down (reason: string, err?: Error): void
   /** This node's id: publication ids start with it. */
   readonly publisherId: string
@@ -45,6 +49,15 @@ function notSent (err: unknown): boolean {
 /** An error reply: Redis refused the script (OOM, BUSY, READONLY, ...), which wrote nothing. */
 function refusedByRedis (err: unknown): boolean {
   return (err as Error)?.name === 'ReplyError'
+}
+
+/** `promise`'s outcome within `ms`, or undefined when it has none by then. */
+async function answerBy<T> (promise: Promise<T>, ms: number): Promise<{ value: T } | { error: unknown } | undefined> {
+  try {
+    return { value: await withTimeout(promise, ms) }
+  } catch (err) {
+    return err instanceof NoAnswerError ? undefined : { error: err }
+  }
 }
 
 export class RedisHistory implements RoomsHistory {
@@ -67,26 +80,41 @@ export class RedisHistory implements RoomsHistory {
     const { size, ttlMs } = this.limits()
     const keys = this.link.keys.room(room)
     const id = this.link.publisherId + (this.published++).toString(36)
+    const running = PUBLISH_HISTORY.run(pub, [keys.meta, keys.stream],
+      [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id])
     let reply: unknown
     try {
-      reply = await PUBLISH_HISTORY.run(pub, [keys.meta, keys.stream],
-        [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id])
+      reply = await withTimeout(running, this.link.publishTimeoutMs)
     } catch (err) {
-      this.link.down('a history publish failed', err as Error)
-      if (notSent(err) || refusedByRedis(err)) throw err
-      return await this.outcome(room, id, err as Error)
+      if (!(err instanceof NoAnswerError)) return await this.failed(room, id, err as Error, Date.now() + this.link.inDoubtWaitMs)
+      // No answer (a frozen Redis closes nothing): in doubt, and still under way. Redis, or a client
+      // that retries commands, may still run it, so nothing can be looked up before it settles: wait
+      // for its answer, as long as an in-doubt publish waits for Redis.
+      const deadline = Date.now() + this.link.inDoubtWaitMs
+      const late = await answerBy(running, this.link.inDoubtWaitMs)
+      if (late === undefined) {
+        throw new Error(`Redis did not answer within ${this.link.publishTimeoutMs + this.link.inDoubtWaitMs} ms: whether the message was kept (and delivered) is unknown`, { cause: err })
+      }
+      if ('error' in late) return await this.failed(room, id, late.error as Error, deadline)
+      reply = late.value
     }
     const [epoch, offset] = reply as [string, number]
     return { epoch: String(epoch), offset: Number(offset) }
   }
 
-  /** What became of publication `id`, sent but unanswered: looked up once Redis is back. */
-  private async outcome (room: string, id: string, lost: Error): Promise<{ epoch: string, offset: number }> {
+  /** A publish that failed: refused when it surely wrote nothing, else looked up (until `deadline`). */
+  private async failed (room: string, id: string, err: Error, deadline: number): Promise<{ epoch: string, offset: number }> {
+    this.link.down('a history publish failed', err)
+    if (notSent(err) || refusedByRedis(err)) throw err
+    return await this.outcome(room, id, err, deadline)
+  }
+
+  /** What became of publication `id`, sent and failed without an answer: looked up once Redis is back. */
+  private async outcome (room: string, id: string, lost: Error, deadline: number): Promise<{ epoch: string, offset: number }> {
     const { size } = this.limits()
     const keys = this.link.keys.room(room)
-    const deadline = Date.now() + this.link.inDoubtWaitMs
     // The publication ran less than that ago (entries and the lookup read the same Redis clock).
-    const window = 2 * (this.link.inDoubtWaitMs + this.link.readTimeoutMs)
+    const window = 2 * (this.link.publishTimeoutMs + this.link.inDoubtWaitMs + this.link.readTimeoutMs)
     let lastError: Error = lost
     while (await this.link.whenUp(deadline - Date.now())) {
       const conn = this.link.writable()

@@ -3,16 +3,27 @@
 // its history and its channel live in one slot of a Redis Cluster (scripts may touch them
 // together, and sharded pub/sub reaches the shard that owns them). Names are escaped so a room
 // with braces in its name cannot move its own tag: `%`, `{` and `}` become `%25`, `%7B`, `%7D`.
+// A lone surrogate (legal in a room name or a user id, a JS string being UTF-16) becomes `%uD800`
+// and so on: UTF-8 cannot carry one, and ioredis would write each as U+FFFD, so "\ud800",
+// "\udfff" and "\ufffd" would share their keys and channels. As `%` is always escaped, the
+// mapping stays one-to-one; names without `%`, braces or lone surrogates are used as they are.
 
 const ESCAPES: Record<string, string> = { '%': '%25', '{': '%7B', '}': '%7D' }
 const UNESCAPES: Record<string, string> = { '%25': '%', '%7B': '{', '%7D': '}' }
+// Without the `u` flag a character class matches single UTF-16 code units.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+function escapeSurrogate (unit: string): string {
+  return `%u${unit.charCodeAt(0).toString(16).toUpperCase()}`
+}
 
 export function escapeTag (name: string): string {
-  return name.replace(/[%{}]/g, (c) => ESCAPES[c])
+  return name.replace(/[%{}]/g, (c) => ESCAPES[c]).replace(LONE_SURROGATE, escapeSurrogate)
 }
 
 export function unescapeTag (tagged: string): string {
-  return tagged.replace(/%(25|7B|7D)/g, (code) => UNESCAPES[code])
+  return tagged.replace(/%(25|7B|7D|uD[89A-F][0-9A-F]{2})/g, (code) =>
+    code[1] === 'u' ? String.fromCharCode(parseInt(code.slice(2), 16)) : UNESCAPES[code])
 }
 
 export interface RoomKeys {

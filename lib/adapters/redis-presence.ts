@@ -3,7 +3,10 @@
 // lease in that room is unexpired; the node renews its lease in every room it has members in each
 // heartbeat (`presenceTtl / 4`), so a node that died without cleaning up (SIGKILL, power loss)
 // leaves `members()` at most `presenceTtl` after its last heartbeat, and the first live node to see
-// its expired lease purges its entries. Liveness lives in each room's own keys (one slot), never in
+// its expired lease purges its entries and, in the same script, announces them as left to the room
+// (so every node with members there frames the leaves for its own members, once). A node that
+// was only cut off and writes its entries again learns that it had been purged, and announces its
+// members as joined again. Liveness lives in each room's own keys (one slot), never in
 // a key of another slot, so the same scripts work on one Redis server and on a Redis Cluster.
 //
 // Counts: the lease carries the node's member count, written with each presence diff (once per
@@ -13,6 +16,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode, PresenceDiff, RoomMember } from '../../types/index.js'
 import type { KeyNames } from './redis-keys.js'
 import { SEP, type SeqCounter } from './redis-bus.js'
+import { withTimeout } from './redis-waits.js'
 import {
   ADD_MEMBER, LIVE_COUNTS, MEMBERS, OTHERS_COUNT, PRESENCE_DIFF, PURGE_DEAD_NODE, PURGE_OWN, ROOM_BEAT, WRITE_MEMBERS
 } from './redis-scripts.js'
@@ -145,7 +149,10 @@ export class RedisPresence {
           node.presenceCounts(room, countsOf(live))
           // Our entries there expired or were deleted while we have members there: put them back.
           if (present === 0) this.writeRoom(pub, room).catch(noop)
-          for (const deadNode of dead) if (deadNode !== node.nodeId) PURGE_DEAD_NODE.run(pub, [keys.members, keys.nodes], [deadNode]).catch(noop)
+          // The node's members are announced as left by the script itself, once for the whole room.
+          for (const deadNode of dead) {
+            if (deadNode !== node.nodeId) PURGE_DEAD_NODE.run(pub, [keys.members, keys.nodes], [deadNode, this.link.publishCommand, keys.channel]).catch(noop)
+          }
         }, noop)
     }
   }
@@ -173,14 +180,22 @@ export class RedisPresence {
     await Promise.all(Array.from(this.link.node.localRooms(), async (room) => await this.writeRoom(pub, room)))
   }
 
-  /** Write every local member of `room` and this node's lease there. */
+  /**
+   * Write every local member of `room` and this node's lease there. When another node had taken
+   * this one for dead (cut off from Redis, or stalled, for longer than presenceTtl) and announced
+   * its members as left, they are announced as joined again.
+   */
   private async writeRoom (pub: Redis | Cluster, room: string): Promise<void> {
     const node = this.link.node
+    const local = node.localMembers(room)
+    if (local.length === 0) return
     const args: Array<string | number> = [node.nodeId, this.link.presenceTtl, node.localCount(room)]
-    for (const member of node.localMembers(room)) args.push(member.connectionId, this.entry(member))
-    if (args.length === 3) return
+    for (const member of local) args.push(member.connectionId, this.entry(member))
     const { members, nodes } = this.link.keys.room(room)
-    await WRITE_MEMBERS.run(pub, [members, nodes], args)
+    const purged = await WRITE_MEMBERS.run(pub, [members, nodes], args)
+    if (purged !== 1) return
+    const changes = local.map((m) => ({ joined: true, connectionId: m.connectionId, user: m.user }))
+    await this.diff(room, { count: node.localCount(room), changes })
   }
 
   /** Leave the cluster's view now rather than after presenceTtl: our entries and leases go. */
@@ -195,18 +210,4 @@ export class RedisPresence {
     }
     await Promise.allSettled(done)
   }
-}
-
-const TIMED_OUT = Symbol('timed out')
-
-/** Resolve with `promise`, or reject after `ms` (the promise keeps running). */
-export async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(resolve, ms, TIMED_OUT)
-    timer.unref()
-  })
-  const result = await Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-  if (result === TIMED_OUT) throw new Error(`no answer from Redis within ${ms} ms`)
-  return result
 }

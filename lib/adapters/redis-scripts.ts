@@ -107,7 +107,13 @@ return { present, dead, live }
 
 /**
  * Forget a node whose lease expired (it died without cleaning up): its entries and its lease,
- * unless it came back meanwhile. KEYS members, nodes. ARGV nodeId.
+ * unless it came back meanwhile. Its members are announced as left on the room's channel (a `g`
+ * publication per page of them: `g` nodeId \0 0 \0 \0 diff JSON, see redis-bus.ts), in the same
+ * step as the purge, so however many live nodes find the lease expired, the room hears it once.
+ * A tombstone (field \0gone\0 nodeId, never a connection id) tells the node, should it come back
+ * (a partition, a stalled process), that its members were announced as left (WRITE_MEMBERS).
+ * KEYS members, nodes. ARGV nodeId, publish command (PUBLISH / SPUBLISH), channel.
+ * Returns how many members were purged.
  */
 export const PURGE_DEAD_NODE = new LuaScript(`
 local value = redis.call('HGET', KEYS[2], ARGV[1])
@@ -116,17 +122,32 @@ if value then
   if cut ~= nil and tonumber(string.sub(value, 1, cut - 1)) >= now_ms() then return 0 end
 end
 local prefix = ARGV[1] .. '\\0'
+local purged = 0
+local page_of_leaves = {}
+local function announce()
+  if #page_of_leaves == 0 then return end
+  local body = '{"count":0,"changes":[' .. table.concat(page_of_leaves, ',') .. ']}'
+  redis.call(ARGV[2], ARGV[3], 'g' .. ARGV[1] .. '\\0' .. '0' .. '\\0\\0' .. body)
+  page_of_leaves = {}
+end
 local cursor = '0'
 repeat
   local page = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', 500)
   cursor = page[1]
   local kv = page[2]
   for i = 1, #kv, 2 do
-    if string.sub(kv[i + 1], 1, #prefix) == prefix then redis.call('HDEL', KEYS[1], kv[i]) end
+    if string.sub(kv[i + 1], 1, #prefix) == prefix then
+      redis.call('HDEL', KEYS[1], kv[i])
+      purged = purged + 1
+      page_of_leaves[#page_of_leaves + 1] = '[0,' .. cjson.encode(kv[i]) .. ',' .. string.sub(kv[i + 1], #prefix + 1) .. ']'
+      if #page_of_leaves >= 500 then announce() end
+    end
   end
 until cursor == '0'
+announce()
 redis.call('HDEL', KEYS[2], ARGV[1])
-return 1
+if purged > 0 then redis.call('HSET', KEYS[1], '\\0gone\\0' .. ARGV[1], string.format('%.0f', now_ms())) end
+return purged
 `)
 
 /**
@@ -149,14 +170,16 @@ return 0
 /**
  * Write this node's members of a room again, with its lease (after an outage or a lost hash).
  * KEYS members, nodes. ARGV nodeId, ttl, count, then connectionId, entry pairs.
+ * Returns 1 when the node had been purged as dead (its members were announced as left), else 0.
  */
 export const WRITE_MEMBERS = new LuaScript(`
 local ttl = tonumber(ARGV[2])
+local purged = redis.call('HDEL', KEYS[1], '\\0gone\\0' .. ARGV[1])
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[2], ARGV[1], lease(now_ms(), ttl, ARGV[3]))
 keep_alive(KEYS[1], ttl)
 keep_alive(KEYS[2], ttl)
-return 1
+return purged
 `)
 
 /**

@@ -14,7 +14,8 @@
 // instead of queued, history rooms refuse messages (`unavailable`), joins of plain rooms are not
 // held up. When both connections are ready again the adapter resubscribes every room and user it
 // has locally, re-registers its presence, has every history room check its position (missed
-// messages are read back from the stream), and logs once that Redis is back.
+// messages are read back from the stream), and logs once that Redis is back. A call made before the
+// heartbeat noticed a frozen Redis waits no longer than its bound in redis-waits.ts.
 //
 // Redis Cluster (§12). Given an ioredis `Cluster`, the adapter publishes and runs its scripts through
 // it (each script touches one room's slot), uses SPUBLISH for room and user channels, and subscribes
@@ -30,8 +31,9 @@ import { decode, SEP, SeqCounter } from './redis-bus.js'
 import { RedisHistory } from './redis-history.js'
 import { KeyNames } from './redis-keys.js'
 import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
-import { RedisPresence, withTimeout } from './redis-presence.js'
+import { RedisPresence } from './redis-presence.js'
 import { ShardedSubscriptions } from './redis-subscriptions.js'
+import { heartbeatMs, NoAnswerError, settleWithin, type Wait, waitMs, withTimeout } from './redis-waits.js'
 
 /** The longest wait between two reconnection attempts. */
 const RECONNECT_MAX_MS = 2000
@@ -64,15 +66,6 @@ function ended (conn: Redis | Cluster): Promise<void> {
  */
 function hasSocket (conn: Redis | Cluster): boolean {
   return conn.status === 'connecting' || conn.status === 'connect' || conn.status === 'ready'
-}
-
-async function settleWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
-  try {
-    await withTimeout(promise, ms)
-    return true
-  } catch {
-    return false
-  }
 }
 
 function parseDiff (body: string): PresenceDiff | undefined {
@@ -119,14 +112,19 @@ class RedisAdapter implements RoomsAdapter {
 
   constructor (params: RedisParams | Error) {
     this.params = params
-    if (!(params instanceof Error)) this.heartbeatMs = Math.max(50, Math.floor(params.presenceTtl / 4))
+    if (!(params instanceof Error)) this.heartbeatMs = heartbeatMs(params.presenceTtl)
+  }
+
+  /** How long an operation may wait for Redis (redis-waits.ts says what each does then). */
+  waitMs (wait: Wait): number {
+    return waitMs(wait, this.p.presenceTtl)
   }
 
   private get p (): RedisParams { return this.params as RedisParams }
   get presenceTtl (): number { return this.p.presenceTtl }
   get historyLimits (): HistoryLimits | undefined { return this.node?.historyLimits }
-  /** How long a read may take before it counts as failed (a Redis that stopped answering). */
-  get readTimeoutMs (): number { return 2 * this.heartbeatMs }
+  get readTimeoutMs (): number { return this.waitMs('historyRead') }
+  get publishTimeoutMs (): number { return this.waitMs('historyPublish') }
   /** How long a history publish whose reply was lost waits for Redis to learn its outcome: a Redis back within presenceTtl is reconnected to by then. */
   get inDoubtWaitMs (): number { return this.p.presenceTtl + RECONNECT_MAX_MS }
   get publisherId (): string { return this.node.nodeId }
@@ -185,9 +183,13 @@ class RedisAdapter implements RoomsAdapter {
       this.sub = sub
       pub.on('error', remember)
       sub.on('error', remember)
-      await Promise.all([this.connect(pub), this.connect(sub)])
-      await sub.subscribe(this.keys.all)
-      await pub.ping()
+      const [pubConn, subConn] = [pub, sub]
+      // A frozen Redis accepts the connection (its kernel does) and answers nothing.
+      await withTimeout((async () => {
+        await Promise.all([this.connect(pubConn), this.connect(subConn)])
+        await subConn.subscribe(this.keys.all)
+        await pubConn.ping()
+      })(), this.waitMs('connect'))
     } catch (err) {
       pub?.off('error', remember)
       sub?.off('error', remember)
@@ -235,9 +237,11 @@ class RedisAdapter implements RoomsAdapter {
     }, { connectionName: `fastify-ws-rooms-${this.node.nodeId}-sub`, reconcileMs: this.heartbeatMs })
     try {
       if (cluster.status === 'end' || cluster.status === 'close') throw new Error('the client is closed')
-      await this.connect(cluster)
-      await shards.start()
-      await cluster.ping()
+      await withTimeout((async () => {
+        await this.connect(cluster)
+        await shards.start()
+        await cluster.ping()
+      })(), this.waitMs('connect'))
     } catch (err) {
       shards.close()
       this.node = undefined as unknown as AdapterNode
@@ -290,18 +294,19 @@ class RedisAdapter implements RoomsAdapter {
     const subEnded = sub !== undefined && hasSocket(sub) ? ended(sub) : undefined
     sub?.disconnect()
     // Leave the cluster's view now rather than after presenceTtl.
-    if (pub.status === 'ready') await settleWithin(this.presence.leaveAll(pub), this.heartbeatMs)
+    const closeMs = this.waitMs('close')
+    if (pub.status === 'ready') await settleWithin(this.presence.leaveAll(pub), closeMs)
     if (this.ownsPublisher) {
       pub.on('error', noop)
       const pubEnded = hasSocket(pub) ? ended(pub) : undefined
       if (pub.status === 'ready') {
-        if (!await settleWithin(pub.quit(), this.heartbeatMs)) pub.disconnect()
+        if (!await settleWithin(pub.quit(), closeMs)) pub.disconnect()
       } else {
         pub.disconnect()
       }
-      if (pubEnded !== undefined) await settleWithin(pubEnded, this.heartbeatMs)
+      if (pubEnded !== undefined) await settleWithin(pubEnded, closeMs)
     }
-    if (subEnded !== undefined) await settleWithin(subEnded, this.heartbeatMs)
+    if (subEnded !== undefined) await settleWithin(subEnded, closeMs)
   }
 
   // ---- outages ----
@@ -458,6 +463,12 @@ class RedisAdapter implements RoomsAdapter {
         if (room !== undefined) node.deliverHistory(room, { epoch: envelope.from, offset: envelope.seq, payload: envelope.body, except: envelope.except })
         return
       }
+      if (envelope.kind === 'g') {
+        // A dead node's members, as left: published once by Redis, whichever node purged them.
+        const diff = room !== undefined ? parseDiff(envelope.body) : undefined
+        if (diff !== undefined) node.deliverPresence(room!, envelope.from, diff)
+        return
+      }
       const missed = this.seq.received(channel, envelope.from, envelope.seq)
       if (missed < 0) return // late, and already counted as missing
       if (missed > 0) node.countDropped(missed)
@@ -495,17 +506,27 @@ class RedisAdapter implements RoomsAdapter {
       this.drop()
       return
     }
-    await this.presence.diff(room, diff).catch((err: Error) => {
+    const sent = this.presence.diff(room, diff).catch((err: Error) => {
       this.drop()
       this.down('a presence diff failed', err)
     })
+    // Not answered in time: the caller goes on; the diff is still counted if it fails later.
+    await settleWithin(sent, this.waitMs('presenceDiff'))
   }
 
-  /** Resolves once Redis took the command; rejects when it cannot be handed over (Redis unreachable). */
+  /**
+   * Resolves once Redis took the command; rejects when it cannot be handed over (Redis unreachable)
+   * or Redis did not answer in time (then it may still go out, should Redis answer later).
+   */
   async publishUserCommand (userId: string, command: UserCommand): Promise<void> {
     const published = this.publish('c', this.keys.userChannel(userId), JSON.stringify(command), undefined)
     if (published === undefined) throw new Error('Redis is unreachable')
-    await published
+    try {
+      await withTimeout(published, this.waitMs('userCommand'))
+    } catch (err) {
+      if (err instanceof NoAnswerError) throw new NoAnswerError(err.ms, 'the command may still reach the other nodes if Redis answers later')
+      throw err
+    }
   }
 
   async subscribeRoom (room: string): Promise<void> {
@@ -513,7 +534,7 @@ class RedisAdapter implements RoomsAdapter {
     // The counts only size the first presence frame: never hold a join for them (a frozen Redis).
     await Promise.all([
       this.subscribe(this.keys.roomChannel(room)),
-      this.stalled ? undefined : settleWithin(this.presence.readCounts(room), this.heartbeatMs)
+      this.stalled ? undefined : settleWithin(this.presence.readCounts(room), this.waitMs('subscribe'))
     ])
   }
 
@@ -541,14 +562,14 @@ class RedisAdapter implements RoomsAdapter {
     if (this.shards !== undefined) {
       if (this.closed) return
       const done = this.shards.add(channel)
-      if (!this.stalled) await settleWithin(done, this.heartbeatMs)
+      if (!this.stalled) await settleWithin(done, this.waitMs('subscribe'))
       return
     }
     const sub = this.sub
     if (sub === undefined || this.closed || sub.status !== 'ready') return
     const done = sub.subscribe(channel).catch((err: Error) => { this.down('a subscribe failed', err) })
     // A stalled Redis will run the SUBSCRIBE when it wakes up; do not hold the join until then.
-    if (!this.stalled) await settleWithin(done, this.heartbeatMs)
+    if (!this.stalled) await settleWithin(done, this.waitMs('subscribe'))
   }
 
   private unsubscribe (channel: string): void {
@@ -577,11 +598,11 @@ class RedisAdapter implements RoomsAdapter {
     if (this.node === undefined) return []
     // Without Redis (down, or stalled: no answer within presenceTtl / 2), the part we are sure of.
     if (this.stalled) return this.node.localMembers(room)
-    return await this.presence.members(room, limit, 2 * this.heartbeatMs)
+    return await this.presence.members(room, limit, this.waitMs('presenceRead'))
   }
 
   async roomSize (room: string): Promise<number | undefined> {
     if (this.node === undefined || this.stalled) return undefined
-    return await this.presence.size(room, 2 * this.heartbeatMs)
+    return await this.presence.size(room, this.waitMs('presenceRead'))
   }
 }

@@ -5,6 +5,10 @@
 // takes the live flow from exactly where its read left off. When the history no longer holds what a
 // member missed, or its epoch changed, the members are closed (1012) so they rejoin with `since`
 // and are told `recovered: false`: a loss is never passed over in silence.
+// A catch-up is queued as the joiner's socket takes it: at most half of maxBufferedBytes unsent at
+// a time (the other half stays for its live traffic), the rest when the socket drained; its ack
+// waits for the last of it. A joiner that does not read holds its catch-up where it is (the history
+// keeps it anyway) instead of growing the server's buffers; one that reads gets all of it.
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../../types/index.js'
 import type { Connection } from '../connection.js'
@@ -14,6 +18,9 @@ import type { Room } from '../room.js'
 export interface StreamHost {
   readonly historyStore: RoomsHistory
   readonly log: FastifyBaseLogger
+  readonly maxBufferedBytes: number
+  /** A joiner whose waiting live messages and unsent bytes passed maxBufferedBytes: close it (1013). */
+  slowConsumer (conn: Connection): void
   /** The members can no longer be given what they missed: close them (1012) so they rejoin and learn it. */
   historyLost (room: Room, reason: string): void
 }
@@ -23,8 +30,21 @@ interface Joiner {
   /** The offset the join's read ended at: the joiner takes live messages after it; -1 while the read runs. */
   from: number
   buffer: HistoryEntry[] | null
+  /** Size of the payloads in `buffer` (UTF-16 code units), counted against maxBufferedBytes. */
+  bufferedSize: number
   /** Acked, and waiting only for the node's flow to pass `from`. */
   ready: boolean
+}
+
+/** A join's catch-up in progress: the page it read, how far it got. */
+interface CatchUp {
+  conn: Connection
+  joiner: Joiner
+  page: HistoryPage
+  /** The joiner's `since.offset`: it has everything up to it. */
+  after: number
+  /** Next message of `page.messages` to look at. */
+  next: number
 }
 
 /** What a history room's join is acked with. */
@@ -35,7 +55,7 @@ function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
 }
 
 function send (conn: Connection, payload: string): void {
-  conn.deliver(frameText(payload), payload)
+  conn.sendPayload(payload)
 }
 
 export class RoomStream {
@@ -94,6 +114,7 @@ export class RoomStream {
     // Framed once into the room's frames of this tick, shared by the members' writes (as deliverToRoom).
     let batch: TickBatch | undefined
     let index = 0
+    let slow: Connection[] | undefined
     for (const conn of this.room.members) {
       if (conn.id === entry.except) continue
       const joiner = joiners?.get(conn)
@@ -104,6 +125,9 @@ export class RoomStream {
         if (joiner !== undefined) {
           if (!joiner.ready) {
             joiner.buffer!.push(entry)
+            joiner.bufferedSize += entry.payload.length
+            // What waits for a joiner is unsent to it: bounded as its socket's buffer is.
+            if (joiner.bufferedSize + conn.unsent > this.host.maxBufferedBytes) (slow ??= []).push(conn)
             continue
           }
           if (entry.offset <= joiner.from) continue
@@ -116,6 +140,8 @@ export class RoomStream {
       }
       conn.deliverBatched(batch, index, entry.payload)
     }
+    // After the loop: closing one takes it out of the members.
+    if (slow !== undefined) for (const conn of slow) if (conn.open) this.host.slowConsumer(conn)
   }
 
   /** Deliver the held messages that follow on; repair when a gap is left before the rest. */
@@ -210,10 +236,10 @@ export class RoomStream {
     const settled = this.epoch !== undefined && !this.repairing && this.held.length === 0
     if (since === undefined && settled) {
       // Known position: the joiner takes the live flow from here (what comes before its ack waits for it).
-      ;(this.joiners ??= new Map()).set(conn, { from: this.offset, buffer: [], ready: false })
+      ;(this.joiners ??= new Map()).set(conn, { from: this.offset, buffer: [], bufferedSize: 0, ready: false })
       return { epoch: this.epoch!, offset: this.offset }
     }
-    const joiner: Joiner = { from: -1, buffer: [], ready: false }
+    const joiner: Joiner = { from: -1, buffer: [], bufferedSize: 0, ready: false }
     ;(this.joiners ??= new Map()).set(conn, joiner)
     // Without `since` only the position is needed (limit 0).
     const page = since === undefined
@@ -226,7 +252,7 @@ export class RoomStream {
     })
   }
 
-  private caughtUp (conn: Connection, joiner: Joiner, since: StreamPosition | undefined, page: HistoryPage): StreamJoinAck {
+  private caughtUp (conn: Connection, joiner: Joiner, since: StreamPosition | undefined, page: HistoryPage): StreamJoinAck | Promise<StreamJoinAck> {
     if (this.epoch === undefined) {
       // The first join since this node subscribed tells it where the room is.
       this.epoch = page.epoch
@@ -239,12 +265,56 @@ export class RoomStream {
     joiner.from = page.offset
     if (since === undefined) return { epoch: page.epoch, offset: page.offset }
     const recovered = since.epoch === page.epoch && since.offset <= page.offset && page.complete
-    if (recovered && conn.open) {
-      for (const m of page.messages) {
-        if (m.offset > since.offset && m.offset <= page.offset && m.except !== conn.id) send(conn, m.payload)
+    if (!recovered || !conn.open) return { recovered, epoch: page.epoch, offset: page.offset }
+    const catchUp: CatchUp = { conn, joiner, page, after: since.offset, next: 0 }
+    if (this.replay(catchUp)) return this.recoveredAck(catchUp)
+    // More than the socket may hold now: the rest as it drains, then the ack.
+    return new Promise((resolve) => {
+      const more = (): void => {
+        if (this.replay(catchUp)) resolve(this.recoveredAck(catchUp))
+        else conn.whenUnsentAtMost(this.replayBytes).then(more, more)
       }
+      conn.whenUnsentAtMost(this.replayBytes).then(more, more)
+    })
+  }
+
+  /** How many unsent bytes a catch-up may leave its joiner at a time: half, the rest is for live traffic. */
+  private get replayBytes (): number {
+    return Math.floor(this.host.maxBufferedBytes / 2)
+  }
+
+  /**
+   * Queue what fits of a catch-up: the page's messages after `since`, then the live messages
+   * that arrived meanwhile (so the ack is not followed by a burst). True once all of it is queued,
+   * or once the join is over (closed, left, the history lost).
+   */
+  private replay (catchUp: CatchUp): boolean {
+    const { conn, joiner, page } = catchUp
+    if (!conn.open || this.joiners?.get(conn) !== joiner) return true
+    const limit = this.replayBytes
+    const messages = page.messages
+    // Each step queues at least one message (a step runs once unsent <= limit): it always ends.
+    while (catchUp.next < messages.length) {
+      if (conn.unsent > limit) return false
+      const m = messages[catchUp.next++]
+      if (m.offset > catchUp.after && m.offset <= page.offset && m.except !== conn.id) send(conn, m.payload)
     }
-    return { recovered, epoch: page.epoch, offset: page.offset }
+    const buffer = joiner.buffer!
+    let taken = 0
+    while (taken < buffer.length && conn.unsent <= limit) {
+      const entry = buffer[taken++]
+      joiner.bufferedSize -= entry.payload.length
+      if (entry.offset <= joiner.from) continue
+      joiner.from = entry.offset
+      if (entry.except !== conn.id) send(conn, entry.payload)
+    }
+    buffer.splice(0, taken)
+    return buffer.length === 0
+  }
+
+  /** A finished catch-up's ack: the last offset it handed over (the read's end, or a live one after it). */
+  private recoveredAck (catchUp: CatchUp): StreamJoinAck {
+    return { recovered: true, epoch: catchUp.page.epoch, offset: catchUp.joiner.from }
   }
 
   /** The join's ack is out: hand the joiner what arrived meanwhile, then the live flow. */
