@@ -2,7 +2,7 @@
 // while they sit idle with the default pings (every idleTimeout / 2 = 30 s), at N connections per
 // process, for the plugin and the tutorial baseline. A process may hold at most `ulimit -n`
 // descriptors (20,000 hard on the reference machine), so about 19,900 connections per process is
-// the ceiling measured here; the README models what lies beyond (more processes).
+// the ceiling measured here; docs/performance.md models what lies beyond (more processes).
 //
 //   npm run build && node bench/idle-scale.mjs [--sizes 10000,19900] [--idle-ms 65000] [--side plugin,baseline]
 import { parseArgs } from 'node:util'

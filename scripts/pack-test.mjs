@@ -15,18 +15,19 @@
 //   compile with skipLibCheck, for speed): each CommonJS .d.cts exposes the same names as its ESM
 //   .d.ts, types/protocol.d.ts imports nothing, and the client's types compile without fastify or
 //   ws, both in a browser project (DOM, no Node types) and in a Node project (no DOM).
-// dist/ is used as it is when it is complete and newer than its sources; otherwise (or with
-// PACK_TEST_FRESH=1) the package is built and packed in a staging copy, and the shared dist/ is
-// never deleted (other tests may be reading it). Prints a SKIP line for each step that did not run,
-// then one PASS/FAIL line; exits 1 on failure.
+// The package is packed from a clean copy of the checkout (no dist/), so the prepack script has to
+// build it, as in a fresh clone (scripts/pack-fresh.mjs); the repo's own dist/ is never touched
+// (other tests may be reading it). Prints a SKIP line for each step that did not run, then one
+// PASS/FAIL line; exits 1 on failure.
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { exportedFiles, packFresh } from './pack-fresh.mjs'
 
 const repo = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const require = createRequire(join(repo, 'package.json'))
@@ -471,20 +472,6 @@ function checkDeclarations (pkgDir) {
 
 // ---- Helpers ----
 
-function newestMtime (path) {
-  if (!existsSync(path)) return 0
-  const stat = statSync(path)
-  if (!stat.isDirectory()) return stat.mtimeMs
-  let newest = 0
-  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)))
-  return newest
-}
-
-function exportTargets (value) {
-  if (typeof value === 'string') return [value]
-  return Object.values(value).flatMap(exportTargets)
-}
-
 /** Does a Redis answer PING on 127.0.0.1:`port` within a second? */
 function redisAnswers (port) {
   return new Promise((resolve) => {
@@ -499,8 +486,7 @@ function redisAnswers (port) {
 
 // ---- The run ----
 
-const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'))
-const targets = [...new Set(exportTargets(pkg.exports).map((t) => t.replace(/^\.\//, '')))]
+const targets = exportedFiles(repo)
 const work = mkdtempSync(join(tmpdir(), 'fastify-ws-rooms-pack-'))
 const prefix = 'pack-test-' + randomBytes(6).toString('hex')
 const redisPort = Number(process.env.PACK_TEST_REDIS_PORT ?? 6379)
@@ -511,36 +497,21 @@ const steps = []
 /** Steps that did not run, and why: reported as SKIP, never as passed. */
 const skipped = []
 try {
-  // 1. Where to pack from: the repo when its dist/ is complete and fresh, else a staging copy.
-  const distFiles = targets.filter((t) => t.startsWith('dist/')).map((t) => join(repo, t))
-  const sources = ['lib', 'scripts/build.mjs', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.cjs.json'].map((p) => newestMtime(join(repo, p)))
-  const distFresh = distFiles.every(existsSync) && Math.min(...distFiles.map((f) => statSync(f).mtimeMs)) >= Math.max(...sources)
-  let packFrom = repo
-  if (!distFresh || process.env.PACK_TEST_FRESH === '1') {
-    packFrom = join(work, 'stage')
-    mkdirSync(packFrom)
-    for (const entry of ['lib', 'types', 'scripts/build.mjs', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.cjs.json', 'package.json', 'README.md', 'SECURITY.md', 'LICENSE']) {
-      if (existsSync(join(repo, entry))) cpSync(join(repo, entry), join(packFrom, entry), { recursive: true })
-    }
-    symlinkSync(join(repo, 'node_modules'), join(packFrom, 'node_modules'), 'dir')
-    run(process.execPath, ['scripts/build.mjs'], packFrom, 'build (staging copy)')
-    steps.push(`built in a staging copy (${process.env.PACK_TEST_FRESH === '1' ? 'PACK_TEST_FRESH=1' : 'dist/ missing or older than its sources'}; the shared dist/ untouched)`)
-  }
-
-  // 2. The tarball: every export target and every file a declaration imports is in; nothing else.
-  const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', work], packFrom, 'npm pack'))
-  const tarball = join(work, packed[0].filename)
-  const files = packed[0].files.map((f) => f.path)
+  // 1-2. Packed from a clean copy: prepack builds dist/. The tarball: every export target and every
+  // file a declaration imports is in; nothing else.
+  const packed = packFresh(repo, work)
+  steps.push(`packed from a clean copy of the checkout, no dist/: ${packed.built}`)
+  const { tarball, files } = packed
   const needed = new Set(['package.json', ...targets])
   for (const file of files.filter((f) => /^types\/.*\.d\.c?ts$/.test(f))) {
-    const text = readFileSync(join(packFrom, file), 'utf8')
+    const text = readFileSync(join(packed.stage, file), 'utf8')
     for (const [, spec] of text.matchAll(/from '\.\/([^']+)\.js'/g)) needed.add(`types/${spec}.d.ts`)
   }
   const lacking = [...needed].filter((f) => !files.includes(f))
   if (lacking.length > 0) throw new Error(`the tarball lacks ${lacking.join(', ')}`)
   const stray = files.filter((f) => /^(lib|test|scripts|examples|bench|\.ci)\//.test(f) || f.includes('.tst.'))
   if (stray.length > 0) throw new Error(`the tarball ships files users do not need: ${stray.join(', ')}`)
-  steps.push(`packed ${packed[0].filename} (${files.length} files, all ${needed.size} export targets and declaration imports present)`)
+  steps.push(`packed ${packed.filename} (${files.length} files, all ${needed.size} export targets and declaration imports present)`)
 
   // 3. A user's project, without ioredis first.
   const app = join(work, 'app')

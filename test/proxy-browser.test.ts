@@ -1,5 +1,5 @@
 // The chat example behind a real nginx, in headless Chromium, as a new user would try it:
-// with the README's config two pages join and chat; with the config of nginx's own WebSocket
+// with the documented config two pages join and chat; with the config of nginx's own WebSocket
 // page (no Host line) the page never connects and the server log says why, once; and with TLS
 // ended at nginx (a self-signed certificate) in front of the plain upstream, the page talks wss://.
 // No Chromium or (in CI) no nginx is a failure, not a skip: .ci/run installs both.
@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify'
 import { build } from '../examples/chat/server.js'
 import { loadOrCreateCertificate } from '../examples/secure/tls.js'
 import { browserClientDir, CHROMIUM, CHROMIUM_ARGS } from './fixtures/browser.js'
-import { nginxPageConfig, nginxSkipReason, readmeConfigFor, startNginx, type Nginx } from './fixtures/nginx.js'
+import { nginxPageConfig, nginxSkipReason, documentedConfigFor, startNginx, type Nginx } from './fixtures/nginx.js'
 import { captureLogs, type CapturedLogs, until } from './helpers.js'
 
 const skip = nginxSkipReason()
@@ -94,13 +94,13 @@ t.test('the chat page in Chromium behind nginx', { skip }, async (t) => {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
 
-  t.test("the README's config: both pages join and chat", async (t) => {
+  t.test('the documented config: both pages join and chat', async (t) => {
     const chat = await chatUpstream(t, clientDir)
-    const proxy = await nginx(t, (port) => readmeConfigFor({ port, upstreamPort: chat.port }))
+    const proxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: chat.port }))
     const sockets = await chatAcross(t, browser, `http://127.0.0.1:${proxy.port}`)
     t.same(sockets, [`ws://127.0.0.1:${proxy.port}/ws`, `ws://127.0.0.1:${proxy.port}/ws`], 'each page opened its socket through nginx')
     t.equal(chat.app.rooms.stats().rejectedUpgrades, 0, 'no upgrade refused')
-    // The chat example builds its Fastify without trustProxy (the README sets it), so nginx's
+    // The chat example builds its Fastify without trustProxy (docs/proxy.md sets it), so nginx's
     // X-Forwarded-For is not used for request.ip: exactly the one per-IP warning says so.
     const warnings = chat.logs.records().filter((r) => r.level >= 40)
     t.equal(warnings.length, 1, 'one warning, and not about the Origin')
@@ -138,12 +138,12 @@ t.test('the chat page in Chromium behind nginx', { skip }, async (t) => {
     t.match(later[0], { origin, host })
   })
 
-  t.test("TLS ended at nginx (the README's config, a self-signed certificate) in front of a plain upstream: wss:// in the page", async (t) => {
+  t.test('TLS ended at nginx (the documented config, a self-signed certificate) in front of a plain upstream: wss:// in the page', async (t) => {
     const certDir = mkdtempSync(join(tmpdir(), 'fastify-ws-rooms-cert-'))
     t.teardown(() => rmSync(certDir, { recursive: true, force: true }))
     const { certPath, keyPath } = await loadOrCreateCertificate(certDir)
     const chat = await chatUpstream(t, clientDir)
-    const proxy = await nginx(t, (port) => readmeConfigFor({ port, upstreamPort: chat.port, tls: { certPath, keyPath } }))
+    const proxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: chat.port, tls: { certPath, keyPath } }))
     const sockets = await chatAcross(t, browser, `https://127.0.0.1:${proxy.port}`)
     t.same(sockets, [`wss://127.0.0.1:${proxy.port}/ws`, `wss://127.0.0.1:${proxy.port}/ws`], 'the pages opened wss:// sockets')
     t.equal(chat.app.rooms.stats().rejectedUpgrades, 0, 'no upgrade refused: https://… Origin against the forwarded Host, default-port rules under https')

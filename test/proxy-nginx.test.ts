@@ -1,5 +1,5 @@
 // Through a real nginx (Debian's 1.22, started by the test on a free port with a config it
-// writes): the README's config, the config of nginx's own WebSocket page and its usual variants,
+// writes): the documented config, the config of nginx's own WebSocket page and its usual variants,
 // trustProxy and the per-IP limit with many clients, and idle connections against
 // proxy_read_timeout. Clients are `ws`; test/proxy-browser.test.ts drives Chromium.
 // Clients bind distinct loopback addresses (127.0.1.x; all of 127/8 is loopback on Linux) so that
@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyServerOptions } from 'fastify'
 import type { WsRoomsOptions } from '../types/index.js'
-import { nginxSkipReason, readmeConfigFor, startNginx, type Nginx } from './fixtures/nginx.js'
+import { nginxSkipReason, documentedConfigFor, startNginx, type Nginx } from './fixtures/nginx.js'
 import {
   captureLogs, closedWithin, connect, join, refusedUpgrade, roundTrip, serve, until,
   type CapturedLogs, type Fixture, type TestClient
@@ -118,15 +118,15 @@ t.test('through nginx', { skip }, async (t) => {
     })
   })
 
-  t.test("the README's config with trustProxy: '127.0.0.1': 110 clients from 110 addresses admitted, the limit counts each address", async (t) => {
+  t.test("the documented config with trustProxy: '127.0.0.1': 110 clients from 110 addresses admitted, the limit counts each address", async (t) => {
     const s = await upstream(t, {}, { trustProxy: '127.0.0.1' })
-    const proxy = await nginx(t, (port) => readmeConfigFor({ port, upstreamPort: s.port }))
+    const proxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: s.port }))
     const url = `ws://127.0.0.1:${proxy.port}/ws`
     const origin = `http://127.0.0.1:${proxy.port}`
     const ips: string[] = []
     s.app.rooms.on('connect', (conn) => { ips.push(conn.ip) })
 
-    // A browser-like pair first: same-origin through the README's config, and a message across.
+    // A browser-like pair first: same-origin through the documented config, and a message across.
     const [a, b] = [s.track(await connect(url, { origin })), s.track(await connect(url, { origin }))]
     await join(a, 'lobby')
     await join(b, 'lobby')
@@ -156,9 +156,9 @@ t.test('through nginx', { skip }, async (t) => {
     t.equal(s.app.rooms.stats().connections, 210)
   })
 
-  t.test("the README's nginx config without trustProxy: client 101 gets 429, one warning names the problem and the fix", async (t) => {
+  t.test('the documented nginx config without trustProxy: client 101 gets 429, one warning names the problem and the fix', async (t) => {
     const s = await upstream(t)
-    const proxy = await nginx(t, (port) => readmeConfigFor({ port, upstreamPort: s.port }))
+    const proxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: s.port }))
     const url = `ws://127.0.0.1:${proxy.port}/ws`
     const addresses = Array.from({ length: 101 }, (_, i) => `127.0.2.${i + 1}`)
     await connectAll(s, url, 100, (i) => ({ localAddress: addresses[i] }))
@@ -177,7 +177,7 @@ t.test('through nginx', { skip }, async (t) => {
 
   t.test('trustProxy: true believes what the client wrote: one client admitted 105 times from made-up addresses', async (t) => {
     const s = await upstream(t, {}, { trustProxy: true })
-    const proxy = await nginx(t, (port) => readmeConfigFor({ port, upstreamPort: s.port }))
+    const proxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: s.port }))
     const url = `ws://127.0.0.1:${proxy.port}/ws`
     const ips: string[] = []
     s.app.rooms.on('connect', (conn) => { ips.push(conn.ip) })
@@ -187,11 +187,11 @@ t.test('through nginx', { skip }, async (t) => {
     t.ok(ips.every((ip) => ip.startsWith('10.1.')), 'request.ip is the leftmost, client-written entry')
   })
 
-  t.test("idle connections against the README's config with proxy_read_timeout 1s", async (t) => {
+  t.test('idle connections against the documented config with proxy_read_timeout 1s', async (t) => {
     const pinging = await upstream(t, { idleTimeout: 800 })
     const rare = await upstream(t, { idleTimeout: 10_000 })
-    const pingingProxy = await nginx(t, (port) => readmeConfigFor({ port, upstreamPort: pinging.port, proxyReadTimeout: '1s' }))
-    const rareProxy = await nginx(t, (port) => readmeConfigFor({ port, upstreamPort: rare.port, proxyReadTimeout: '1s' }))
+    const pingingProxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: pinging.port, proxyReadTimeout: '1s' }))
+    const rareProxy = await nginx(t, (port) => documentedConfigFor({ port, upstreamPort: rare.port, proxyReadTimeout: '1s' }))
 
     t.test('pings every 400 ms keep a silent client connected for 3.5 proxy_read_timeouts', async (t) => {
       const c = pinging.track(await connect(`ws://127.0.0.1:${pingingProxy.port}/ws`))

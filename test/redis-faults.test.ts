@@ -8,7 +8,7 @@
 // `extra` is what the phase publishes besides the two streams (join and leave events made while a
 // node cannot publish, each counted once), plus each publication that failed in flight: its seq
 // was already used, so the sender counts it (publish failed) and the receiver counts it again (seq
-// gap), as the README says ("`dropped` may count a message twice (sender and receiver)"). A
+// gap), as docs/redis.md says ("`dropped` may count a message twice (at the sender and at the receiver)"). A
 // duplicate delivery or a message lost without being counted breaks the equation.
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
