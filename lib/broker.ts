@@ -17,16 +17,16 @@ import { Connection, type ConnectionHost } from './connection.js'
 import { frameText, type TickBatch, tickBatch } from './frame-writer.js'
 import { MemoryHistoryStore } from './history/memory-store.js'
 import { HistoryRooms } from './history/rooms.js'
-import { RoomStream, type StreamHost, type StreamJoinAck } from './history/room-stream.js'
+import { RoomStream, type StreamHost, type StreamJoinAck } from './room-stream.js'
 import { PresenceBoard, type PresenceHost } from './presence.js'
 import { compile, envelopeSchema, isClientFrameType } from './protocol/client-frames.js'
 import { isValidRoomName } from './protocol/room-names.js'
 import { ackFrame, addedFrame, errorFrame, removedFrame } from './protocol/server-frames.js'
-import { Room } from './room.js'
+import { type MembersAnswer, Room } from './room.js'
 import { SessionExpiry } from './session-expiry.js'
-import { applyUserCommand, checkDisconnect, checkRoomArgument, checkUserId } from './user-commands.js'
+import { checkDisconnect, checkRoomArgument, checkUserId } from './api-arguments.js'
 import { InvalidHandlerError, NoHistoryError, unavailableFrom, UnknownConnectionError } from './errors.js'
-import { refusalError } from './refusals.js'
+import { refusalCode, refusalError } from './refusals.js'
 import type { RoomsParams } from './options.js'
 import { isPromise, RESOLVED } from './async.js'
 import { serialize, serializeHistoryMessage, splitForOffset } from './serialize.js'
@@ -36,19 +36,40 @@ export interface MessageHandler {
   run: (conn: RoomConnection, message: any) => unknown
 }
 
-/**
- * What a join answers: undefined (joined), an error code (refused), or the ack's data (a history
- * room's position, §9). Synchronous when nothing on the way is async.
- */
-export type JoinResult = undefined | JoinRefusal | StreamJoinAck
-
 /** Why a join was refused (the client gets the error frame of that row of refusals.ts). */
 export type JoinRefusal = 'invalid_room' | 'too_many_rooms' | 'forbidden' | 'internal_error' | 'unavailable:read'
 
+/**
+ * What a join's steps answer: undefined (joined, or undone meanwhile), a refusal, or the ack's
+ * data (a history room's position, §9). Synchronous when nothing on the way is async.
+ */
+type JoinResult = undefined | JoinRefusal | StreamJoinAck
+
+export interface JoinOptions {
+  /** A client's join: `authorizeJoin` is asked, and it is always answered. Server-side joins pass false. */
+  authorize: boolean
+  since?: StreamPosition
+  /**
+   * Called once, when the join has taken effect and before the joiner gets any live message: sends
+   * the client's ack, or (server-side joins) the `added` membership frame. A client's join that a
+   * server-side leave undid meanwhile is acked too (and then told `removed`); an undone server-side
+   * join is not.
+   */
+  ack: (data: StreamJoinAck | undefined) => void
+}
+
+export interface LeaveOptions {
+  /** Server-side leaves tell the connection (`removed` frame). */
+  tell?: boolean
+}
+
+/** The ack of a server-side join: the connection is told it was `added` (with the position in a history room). */
+export function tellAdded (conn: Connection, room: string): JoinOptions['ack'] {
+  return (data) => { conn.sendPayload(addedFrame(room, data)) }
+}
+
 /** How long (ms) a room's answer to the `members` request is reused on this node; see membersOf. */
 const MEMBERS_ANSWER_MS = 1000
-
-export interface MembersAnswer { size: number, members: RoomMember[] }
 
 /** A close code (4001) and reason for connections whose session expired. */
 const EXPIRED = { code: 4001, reason: 'Token expired' }
@@ -179,7 +200,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     conn.stop()
     if (!this.connections.delete(conn.id)) return
     this.expiry.delete(conn)
-    for (const room of conn.rooms) this.leaveLocal(conn, room)
+    for (const room of conn.rooms) this.removeMember(conn, room)
     const userId = conn.user.id
     const mine = this.byUser.get(userId)
     if (mine === conn) {
@@ -238,27 +259,52 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   /** `fastify.rooms.join`: the server decides, so `authorizeJoin` is not asked; the name rule and room limit hold. */
   async join (connectionId: string, room: string): Promise<void> {
     const conn = this.connectionOrThrow(connectionId)
-    this.throwIfRefused(await this.serverJoin(conn, room))
-  }
-
-  throwIfRefused (result: JoinResult): void {
-    if (result === 'invalid_room' || result === 'too_many_rooms' || result === 'unavailable:read') throw refusalError(result, this.params)
+    const refusal = await this.joinRoom(conn, room, { authorize: false, ack: tellAdded(conn, room) })
+    if (refusal !== undefined) throw refusalError(refusal, this.params)
   }
 
   async leave (connectionId: string, room: string): Promise<void> {
-    this.serverLeave(this.connectionOrThrow(connectionId), room)
+    this.leaveRoom(this.connectionOrThrow(connectionId), room, { tell: true })
   }
 
   /**
-   * A join the server decided (`fastify.rooms.join`, `joinUser`): once it took effect the
-   * connection gets `added`, in a history room with the position its live messages start after
-   * (what a join's ack would say), so the client can recover the room after a reconnect. A room
-   * the connection is already in (or joining) is left as it is, and nothing is sent.
+   * Join `conn` to `room`: the one way into a room, for a client's `join` and for the server's
+   * (`fastify.rooms.join`, `joinUser`). Once the join took effect (subscribed, so a message
+   * published to the room from any node reaches it; in a history room, caught up), `options.ack`
+   * is called with the ack's data, and only then does a history room's joiner get what arrived
+   * meanwhile and the live flow: no caller pairs two calls. Undefined when joined, else why it was
+   * refused. Synchronous when nothing on the way is async (no `authorizeJoin`, a synchronous
+   * adapter), so a join on one node costs no promise.
    */
-  serverJoin (conn: Connection, room: string): Promise<JoinResult> {
-    if (conn.rooms.has(room)) return RESOLVED_JOIN
+  joinRoom (conn: Connection, room: string, options: JoinOptions): JoinRefusal | undefined | Promise<JoinRefusal | undefined> {
+    if (!options.authorize) return this.serverJoin(conn, room, options.ack)
+    const joining = this.tryJoin(conn, room, true, options.since)
+    if (!isPromise(joining)) return this.clientJoined(conn, room, joining, options.ack)
+    return joining.then((result) => this.clientJoined(conn, room, result, options.ack))
+  }
+
+  /**
+   * A client's join is always answered: its ack, and when a server-side leave undid the join
+   * while it was under way, `removed` right after (see activate), so the client never keeps a
+   * room it is not in.
+   */
+  private clientJoined (conn: Connection, room: string, result: JoinResult, ack: JoinOptions['ack']): JoinRefusal | undefined {
+    if (typeof result === 'string') return result
+    ack(result)
+    this.activate(conn, room)
+    return undefined
+  }
+
+  /**
+   * A join the server decided: once it took effect the connection gets `added` (the caller's ack),
+   * in a history room with the position its live messages start after (what a join's ack would
+   * say), so the client can recover the room after a reconnect. A room the connection is already
+   * in (or joining) is left as it is, and nothing is sent.
+   */
+  private serverJoin (conn: Connection, room: string, ack: JoinOptions['ack']): JoinRefusal | undefined | Promise<JoinRefusal | undefined> {
+    if (conn.rooms.has(room)) return undefined
     const joining = this.tryJoin(conn, room, false)
-    if (!isPromise(joining)) return Promise.resolve(this.joinedByServer(conn, room, joining))
+    if (!isPromise(joining)) return this.joinedByServer(conn, room, joining, ack)
     let underWay = this.serverJoins.get(conn)
     if (underWay === undefined) this.serverJoins.set(conn, underWay = new Map())
     const joins = underWay
@@ -267,7 +313,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
       if (joins.get(room) === entry) joins.delete(room)
     }
     entry.done = joining.then(
-      (result) => { done(); return this.joinedByServer(conn, room, result, entry.resumed) },
+      (result) => { done(); return this.joinedByServer(conn, room, result, ack, entry.resumed) },
       (err: unknown) => { done(); throw err }
     )
     joins.set(room, entry)
@@ -278,45 +324,34 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
    * `resumed`: the client's own join with `since` waits on this one; it takes the live flow over
    * (RoomStream.resume), so the flow is not started here.
    */
-  private joinedByServer (conn: Connection, room: string, result: JoinResult, resumed = false): JoinResult {
+  private joinedByServer (conn: Connection, room: string, result: JoinResult, ack: JoinOptions['ack'], resumed = false): JoinRefusal | undefined {
     if (typeof result === 'string') return result
     // Undone before it took effect (closed, or taken out again): the connection was never told, so nothing is owed.
-    if (!conn.open || !conn.rooms.has(room) || conn.joining?.has(room) === true) return result
+    if (!conn.open || !conn.rooms.has(room) || conn.joining?.has(room) === true) return undefined
     const stream = this.roomsByName.get(room)?.stream
-    if (stream != null && result === undefined) return result // a history join that completes always has a position
-    conn.sendPayload(addedFrame(room, result))
+    if (stream != null && result === undefined) return undefined // a history join that completes always has a position
+    ack(result)
     if (stream != null && result !== undefined) stream.markAdded(conn, result.offset)
-    if (!resumed || stream == null) this.activateJoin(conn, room)
-    return result
-  }
-
-  /**
-   * A leave the server decided (`fastify.rooms.leave`, `leaveUser`): the connection gets `removed`.
-   * A join of its own still under way is undone; it hears `removed` right after that join's ack
-   * (see activateJoin), so it never takes the ack for a membership it no longer has.
-   */
-  serverLeave (conn: Connection, room: string): void {
-    if (!conn.open || !conn.rooms.has(room)) return
-    const announced = conn.joining?.has(room) !== true
-    this.leaveLocal(conn, room)
-    if (announced) conn.sendPayload(removedFrame(room))
-  }
-
-  /** A client's `leave`: refused with `not_in_room` when it is not a member. */
-  clientLeave (conn: Connection, room: string): 'not_in_room' | undefined {
-    if (!conn.rooms.has(room)) return 'not_in_room'
-    this.leaveLocal(conn, room)
+    if (!resumed || stream == null) this.activate(conn, room)
     return undefined
   }
 
   /**
-   * Join `conn` to `room`: once the join took effect (subscribed, so a message published to the
-   * room from any node reaches it; in a history room, caught up), its ack data (or undefined), or
-   * the error code refusing it. Answers synchronously when nothing on the way is async (no
-   * `authorizeJoin`, a synchronous adapter), so a join on one node costs no promise. The caller
-   * sends the ack, then calls `activateJoin`.
+   * Take `conn` out of `room`: the one way out of a room short of leaving the node (see remove).
+   * False when it is not a member (or is closing: it leaves every room as its socket closes).
+   * `tell` (server-side leaves): the connection gets `removed`. A join of its own still under way
+   * is undone; it hears `removed` right after that join's ack (see activate) instead.
    */
-  tryJoin (conn: Connection, room: string, authorize: boolean, since?: StreamPosition): JoinResult | Promise<JoinResult> {
+  leaveRoom (conn: Connection, room: string, options?: LeaveOptions): boolean {
+    if (!conn.open || !conn.rooms.has(room)) return false
+    const announced = conn.joining?.has(room) !== true
+    this.removeMember(conn, room)
+    if (options?.tell === true && announced) conn.sendPayload(removedFrame(room))
+    return true
+  }
+
+  /** A client's `join` or one the server decided: whether `authorizeJoin` is asked, and `since`. */
+  private tryJoin (conn: Connection, room: string, authorize: boolean, since?: StreamPosition): JoinResult | Promise<JoinResult> {
     if (!isValidRoomName(room, this.params.maxRoomNameLength)) return 'invalid_room'
     if (conn.rooms.has(room)) return this.alreadyJoined(conn, room, authorize, since)
     if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
@@ -382,7 +417,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     const first = room === undefined
     if (room === undefined) {
       room = new Room(name)
-      if (this.historyLimits !== undefined && this.isHistoryRoom(name)) room.stream = new RoomStream(room, this)
+      if (this.historyLimits !== undefined && this.isHistoryRoom(name)) room.stream = new RoomStream(name, room.members, this)
       this.roomsByName.set(name, room)
     }
     room.members.add(conn)
@@ -418,7 +453,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   private historyJoinFailed (conn: Connection, room: string, err: unknown): JoinRefusal {
     this.log.error({ err, connectionId: conn.id, room }, 'a history room\'s position could not be read; the join is refused')
-    if (conn.rooms.has(room)) this.leaveLocal(conn, room)
+    if (conn.rooms.has(room)) this.removeMember(conn, room)
     return 'unavailable:read'
   }
 
@@ -449,7 +484,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
    * then the live flow. A join that a server-side leave undid while it was under way is followed
    * by `removed`, so the client does not keep a room it is not in.
    */
-  activateJoin (conn: Connection, room: string): void {
+  private activate (conn: Connection, room: string): void {
     if (conn.open && !conn.rooms.has(room)) {
       conn.sendPayload(removedFrame(room))
       return
@@ -477,7 +512,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   /** Take `conn` out of `room` and tell the remaining members, on every node. */
-  leaveLocal (conn: Connection, name: string): void {
+  private removeMember (conn: Connection, name: string): void {
     conn.rooms.delete(name)
     // A join not announced yet is undone without a trace (its presence write will not happen).
     const announced = conn.joining?.delete(name) !== true
@@ -504,6 +539,33 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     const conn = this.connections.get(connectionId)
     if (conn === undefined || !conn.open) throw new UnknownConnectionError(String(connectionId))
     return conn
+  }
+
+  /**
+   * Cluster-wide control of one user's connections (§11), applied to this node's connections of
+   * `userId`: the adapter carries the command to the nodes where the user is connected (each
+   * subscribes to the user's channel while the user is connected there), so no node needs to know
+   * where a user is. Resolves once every join took effect.
+   */
+  async applyUserCommand (userId: string, command: UserCommand): Promise<void> {
+    const conns = this.connectionsOf(userId)
+    if (conns.length === 0) return
+    switch (command.op) {
+      case 'disconnect':
+        for (const conn of conns) conn.close(command.code, command.reason)
+        return
+      case 'leave':
+        for (const conn of conns) this.leaveRoom(conn, command.room, { tell: true })
+        return
+      case 'join':
+        await Promise.all(conns.map(async (conn) => {
+          if (!conn.open) return
+          const refusal = await this.joinRoom(conn, command.room, { authorize: false, ack: tellAdded(conn, command.room) })
+          if (refusal !== undefined) {
+            this.log.warn({ connectionId: conn.id, userId, room: command.room, code: refusalCode(refusal) }, 'joinUser: a connection of the user could not join')
+          }
+        }))
+    }
   }
 
   // ---- fan-out ----
@@ -669,7 +731,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   /** The local part first (awaited), then the other nodes: resolves once the command is handed over. */
   private async commandUser (userId: string, command: UserCommand): Promise<void> {
-    await applyUserCommand(this, userId, command)
+    await this.applyUserCommand(userId, command)
     const publish = this.adapter.publishUserCommand
     if (publish === undefined) return
     try {
@@ -752,7 +814,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   deliverUserCommand (userId: string, command: UserCommand): void {
-    applyUserCommand(this, userId, command).catch((err: unknown) => {
+    this.applyUserCommand(userId, command).catch((err: unknown) => {
       this.log.error({ err, userId, op: command.op }, 'a user command from another node failed')
     })
   }
@@ -769,8 +831,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return this.historyRooms.keeps(room)
   }
 
-  historyLost (room: Room, reason: string): void {
-    this.log.warn({ room: room.name, reason, members: room.members.size }, 'closing the members of a history room with 1012 so they rejoin and learn what was lost')
+  historyLost (name: string, reason: string): void {
+    const room = this.roomsByName.get(name)
+    if (room === undefined) return
+    this.log.warn({ room: name, reason, members: room.members.size }, 'closing the members of a history room with 1012 so they rejoin and learn what was lost')
     for (const conn of [...room.members]) conn.close(1012, HISTORY_LOST)
   }
 
@@ -799,11 +863,11 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 }
 
-const RESOLVED_JOIN: Promise<JoinResult> = Promise.resolve(undefined)
+const RESOLVED_JOIN: Promise<JoinRefusal | undefined> = Promise.resolve(undefined)
 
 /** A server-side join under way; `resumed` once a client's join with `since` of the same room waits on it. */
 interface ServerJoin {
-  done: Promise<JoinResult>
+  done: Promise<JoinRefusal | undefined>
   resumed: boolean
 }
 

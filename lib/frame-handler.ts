@@ -13,7 +13,6 @@ import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limit
 import { RoomsError } from './errors.js'
 import { refusalCode, refusalText, type RefusalCause } from './refusals.js'
 import { isPromise } from './async.js'
-import type { JoinResult } from './broker.js'
 
 const checkJoin = compile(JoinSchema)
 const checkLeave = compile(LeaveSchema)
@@ -50,9 +49,10 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       case 'join': {
         if (!checkJoin.Check(message)) return invalid(conn, checkJoin, message)
         const { room, id, since } = message
-        const joined = broker.tryJoin(conn, room, true, since)
-        if (isPromise(joined)) return joined.then((result) => { settleJoin(conn, result, room, id) })
-        settleJoin(conn, joined, room, id)
+        // The ack goes out when the join took effect; in a history room the messages of the join follow it.
+        const joined = broker.joinRoom(conn, room, { authorize: true, since, ack: (data) => { broker.replyAck(conn, id, data) } })
+        if (isPromise(joined)) return joined.then((refusal) => { if (refusal !== undefined) refuse(conn, refusal, room, id) })
+        if (joined !== undefined) refuse(conn, joined, room, id)
         return undefined
       }
       case 'members': {
@@ -70,7 +70,8 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       case 'leave': {
         if (!checkLeave.Check(message)) return invalid(conn, checkLeave, message)
         const { room, id } = message
-        settle(conn, isValidRoomName(room, maxRoomNameLength) ? broker.clientLeave(conn, room) : 'invalid_room', room, id)
+        const cause = !isValidRoomName(room, maxRoomNameLength) ? 'invalid_room' : broker.leaveRoom(conn, room) ? undefined : 'not_in_room'
+        settle(conn, cause, room, id)
         return undefined
       }
       default:
@@ -124,16 +125,6 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     broker.log.warn({ err, connectionId: conn.id, room }, 'a message to a history room could not be ordered; refused with unavailable')
     refuse(conn, 'unavailable:publish', room, id)
     return undefined
-  }
-
-  /** A join's answer, then (in a history room) the messages that arrived during the join. */
-  function settleJoin (conn: Connection, result: JoinResult, room: string, id: MessageId | undefined): void {
-    if (typeof result === 'string') {
-      refuse(conn, result, room, id)
-      return
-    }
-    broker.replyAck(conn, id, result)
-    broker.activateJoin(conn, room)
   }
 
   /** Ack with the handler's result; one that JSON cannot carry (a BigInt, a cycle, too deep) is the handler's error. */

@@ -10,11 +10,10 @@
 // waits for the last of it. A joiner that does not read holds its catch-up where it is (the history
 // keeps it anyway) instead of growing the server's buffers; one that reads gets all of it.
 import type { FastifyBaseLogger } from 'fastify'
-import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../../types/index.js'
-import type { Connection } from '../connection.js'
-import { frameText, tickBatch, type TickBatch } from '../frame-writer.js'
-import type { Room } from '../room.js'
-import { isPromise } from '../async.js'
+import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../types/index.js'
+import type { Connection } from './connection.js'
+import { frameText, tickBatch, type TickBatch } from './frame-writer.js'
+import { isPromise } from './async.js'
 
 export interface StreamHost {
   readonly historyStore: RoomsHistory
@@ -22,8 +21,8 @@ export interface StreamHost {
   readonly maxBufferedBytes: number
   /** A joiner whose waiting live messages and unsent bytes passed maxBufferedBytes: close it (1013). */
   slowConsumer (conn: Connection): void
-  /** The members can no longer be given what they missed: close them (1012) so they rejoin and learn it. */
-  historyLost (room: Room, reason: string): void
+  /** The members of `room` can no longer be given what they missed: close them (1012) so they rejoin and learn it. */
+  historyLost (room: string, reason: string): void
 }
 
 /** A join catching up: live messages wait in `buffer` until its ack is out. */
@@ -56,7 +55,9 @@ function send (conn: Connection, payload: string): void {
 }
 
 export class RoomStream {
-  private readonly room: Room
+  private readonly name: string
+  /** The room's local members (joins under way included): the Set its live messages go to. */
+  private readonly members: ReadonlySet<Connection>
   private readonly host: StreamHost
   /** undefined until this node knows the room's position (the first join's read tells it). */
   epoch: string | undefined
@@ -66,13 +67,12 @@ export class RoomStream {
   private held: HistoryEntry[] = []
   private repairing = false
   private joiners: Map<Connection, Joiner> | null = null
-  /** A repair failed (the history was unreachable): run again on the adapter's next resync. */
-  private stale = false
   /** Members the server joined, with the offset their `added` frame gave; null when none. See `resume`. */
   private added: Map<Connection, number> | null = null
 
-  constructor (room: Room, host: StreamHost) {
-    this.room = room
+  constructor (name: string, members: ReadonlySet<Connection>, host: StreamHost) {
+    this.name = name
+    this.members = members
     this.host = host
   }
 
@@ -114,12 +114,12 @@ export class RoomStream {
     let batch: TickBatch | undefined
     let index = 0
     let slow: Connection[] | undefined
-    for (const conn of this.room.members) {
+    for (const conn of this.members) {
       if (conn.id === entry.except) continue
       const joiner = joiners?.get(conn)
       // A join still waiting for an earlier step (its subscription) reads its start later: the read
       // gives it this message (or puts it before the join), never the live flow as well.
-      if (joiner === undefined && conn.joining?.has(this.room.name) === true) continue
+      if (joiner === undefined && conn.joining?.has(this.name) === true) continue
       if (joiners !== null) {
         if (joiner !== undefined) {
           if (!joiner.ready) {
@@ -134,7 +134,7 @@ export class RoomStream {
         }
       }
       if (batch === undefined) {
-        batch = tickBatch(this.room.members)
+        batch = tickBatch(this.members)
         index = batch.add(frameText(entry.payload))
       }
       conn.deliverBatched(batch, index, entry.payload)
@@ -171,7 +171,7 @@ export class RoomStream {
     const epoch = this.epoch
     let page: HistoryPage | Promise<HistoryPage>
     try {
-      page = this.host.historyStore.read(this.room.name, this.offset, limit)
+      page = this.host.historyStore.read(this.name, this.offset, limit)
     } catch (err) {
       this.repairFailed(err)
       return
@@ -194,25 +194,18 @@ export class RoomStream {
     for (const m of page.messages) {
       if (m.offset === this.offset + 1) this.emit({ epoch, offset: m.offset, payload: m.payload, except: m.except })
     }
-    this.stale = false
     if (this.held.length > 0) this.drainHeld()
   }
 
   private repairFailed (err: unknown): void {
     this.repairing = false
-    this.stale = true
-    this.host.log.error({ err, room: this.room.name }, 'could not read a history room\'s missing messages; retried when the adapter is back')
+    this.host.log.error({ err, room: this.name }, 'could not read a history room\'s missing messages; retried when the adapter is back')
   }
 
   /** The adapter may have missed messages (it resubscribed): catch up with the history's end. */
   resync (): void {
     if (this.epoch === undefined) return
-    this.stale = false
     this.repair()
-  }
-
-  get needsResync (): boolean {
-    return this.stale
   }
 
   /** Nothing the members missed can be given to them: say so by closing them, and start over. */
@@ -222,7 +215,7 @@ export class RoomStream {
     this.held = []
     this.joiners = null
     this.added = null
-    this.host.historyLost(this.room, reason)
+    this.host.historyLost(this.name, reason)
   }
 
   // ---- joins ----
@@ -243,8 +236,8 @@ export class RoomStream {
     ;(this.joiners ??= new Map()).set(conn, joiner)
     // Without `since` only the position is needed (limit 0).
     const page = since === undefined
-      ? this.host.historyStore.read(this.room.name, Number.MAX_SAFE_INTEGER, 0)
-      : this.host.historyStore.read(this.room.name, since.offset)
+      ? this.host.historyStore.read(this.name, Number.MAX_SAFE_INTEGER, 0)
+      : this.host.historyStore.read(this.name, since.offset)
     if (!isPromise(page)) return this.caughtUp(conn, joiner, since, page)
     return page.then((p) => this.caughtUp(conn, joiner, since, p), (err: unknown) => {
       this.leave(conn)
@@ -381,7 +374,7 @@ export class RoomStream {
     }
     let page: HistoryPage | Promise<HistoryPage>
     try {
-      page = this.host.historyStore.read(this.room.name, since.offset)
+      page = this.host.historyStore.read(this.name, since.offset)
     } catch (err) {
       return failed(err)
     }
