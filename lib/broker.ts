@@ -2,17 +2,19 @@
 // node side of the adapter boundary. Every message is serialized once and framed once; the
 // adapter only carries the same payload string to other nodes. Presence (presence.ts), history
 // streams (history/), session expiry and user commands live in their own modules.
-import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type {
   AdapterNode, BroadcastOptions, DisconnectOptions, ErrorCode, HandledMessage, HistoryEntry, HistoryLimits, MessageId,
-  PresenceDiff, RoomConnection, RoomHistory, RoomMember, RoomsAdapter, RoomsApi, RoomsHistory, RoomsStats, StreamPosition,
+  PresenceDiff, RoomConnection, RoomHistory, RoomMember, RoomsAdapter, RoomsApi, RoomsEventName, RoomsEvents as RoomsEventListeners, RoomsHistory, RoomsStats, StreamPosition,
   UserCommand
 } from '../types/index.js'
 import type { TObject } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
-import { ClosingSockets } from './closing-sockets.js'
+import { Admission } from './admission.js'
+import { RoomsEvents } from './events.js'
+import { Shutdown } from './shutdown.js'
+import { Counters, statsOf } from './stats.js'
 import { Connection, type ConnectionHost } from './connection.js'
 import { frameText, type TickBatch, tickBatch } from './frame-writer.js'
 import { MemoryHistoryStore } from './history/memory-store.js'
@@ -75,7 +77,7 @@ const MEMBERS_ANSWER_MS = 1000
 const EXPIRED = { code: 4001, reason: 'Token expired' }
 const HISTORY_LOST = 'History lost: rejoin to recover'
 
-export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, ConnectionHost, PresenceHost, StreamHost {
+export class RoomBroker implements RoomsApi, AdapterNode, ConnectionHost, PresenceHost, StreamHost {
   readonly nodeId = randomBytes(6).toString('hex')
   readonly log: FastifyBaseLogger
   readonly params: RoomsParams
@@ -87,21 +89,10 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   /** Application message types from `handle()`, by type; null prototype so no frame reaches Object's keys. */
   readonly handlers: Record<string, MessageHandler> = Object.create(null)
   readonly connections = new Map<string, Connection>()
-  /** Sockets admitted past the capacity checks and not yet closed, in total and by IP. */
-  admittedSockets = 0
-  readonly admittedPerIp = new Map<string, number>()
-
-  messagesIn = 0
-  messagesOut = 0
-  rateLimited = 0
-  rejectedUpgrades = 0
-  slowConsumersClosed = 0
-  dropped = 0
-
-  /** Set once shutdown begins: new upgrades are turned away. */
-  closing = false
-  /** Connections the server is closing, until their socket is gone (some already left `connections`). */
-  readonly closingSockets: ClosingSockets<Connection>
+  readonly counters = new Counters()
+  readonly events: RoomsEvents
+  readonly admission = new Admission()
+  readonly shutdown: Shutdown
   readonly presence: PresenceBoard
   readonly expiry: SessionExpiry<Connection>
 
@@ -115,13 +106,13 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   private readonly serverJoins = new WeakMap<Connection, Map<string, ServerJoin>>()
 
   constructor (log: FastifyBaseLogger, params: RoomsParams) {
-    super()
     this.log = log
+    this.events = new RoomsEvents(log)
     this.params = params
     this.maxBufferedBytes = params.maxBufferedBytes
     this.historyRooms = new HistoryRooms(params.history, log)
     this.historyLimits = this.historyRooms.limits
-    this.closingSockets = new ClosingSockets(params.closeTimeout)
+    this.shutdown = new Shutdown(params.closeTimeout, this.admission, () => this.connections.values())
     this.presence = new PresenceBoard(this, params)
     this.expiry = new SessionExpiry((conn) => conn.close(EXPIRED.code, EXPIRED.reason))
   }
@@ -141,7 +132,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   stop (): void {
     this.presence.close()
     this.expiry.stop()
-    this.closingSockets.stop()
+    this.shutdown.stop()
     this.memoryHistory?.close()
   }
 
@@ -149,23 +140,6 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
 
   newConnectionId (): string {
     return `${this.nodeId}-${(++this.nextConnection).toString(36)}`
-  }
-
-  /**
-   * Count a request against `maxConnections` / `maxConnectionsPerIp` from the handshake until
-   * `over` closes: an upgrade's socket (refused upgrades, upgrades still authenticating, and
-   * receivers closed for being slow whose socket lingers all hold their slot, so none of them can
-   * be used to pass the limits), or a plain request's response.
-   */
-  admit (ip: string, over: { once (event: 'close', listener: () => void): unknown }): void {
-    this.admittedSockets++
-    this.admittedPerIp.set(ip, (this.admittedPerIp.get(ip) ?? 0) + 1)
-    over.once('close', () => {
-      this.admittedSockets--
-      const left = (this.admittedPerIp.get(ip) ?? 1) - 1
-      if (left <= 0) this.admittedPerIp.delete(ip)
-      else this.admittedPerIp.set(ip, left)
-    })
   }
 
   /** Register an accepted connection (the caller has already sent the welcome frame). */
@@ -182,16 +156,16 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
       this.byUser.set(userId, new Set([mine, conn]))
     }
     if (conn.expiresAt !== undefined) this.expiry.add(conn)
-    this.emitSafe('connect', conn)
+    this.events.emit('connect', conn)
   }
 
   closeStarted (conn: Connection): void {
-    this.closingSockets.add(conn)
+    this.shutdown.track(conn)
   }
 
   /** The socket is gone (closed, or cut). */
   socketClosed (conn: Connection, code: number): void {
-    this.closingSockets.delete(conn)
+    this.shutdown.untrack(conn)
     this.remove(conn, code)
   }
 
@@ -210,7 +184,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
       mine.delete(conn)
       if (mine.size === 1) this.byUser.set(userId, mine.values().next().value as Connection)
     }
-    this.emitSafe('disconnect', conn, code)
+    this.events.emit('disconnect', conn, code)
   }
 
   /** This node's connections of `userId`. */
@@ -220,33 +194,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return mine instanceof Set ? [...mine] : [mine]
   }
 
-  /** Close every connection with `code` (1001 on shutdown); cut the ones that have not closed after `timeoutMs`. */
-  async closeAll (code: number, reason: string, timeoutMs: number): Promise<void> {
-    this.closing = true
-    // Also the sockets already closing (slow consumers cut with 1013 left `connections` at once):
-    // the HTTP server would otherwise wait for them.
-    const all = new Set<Connection>([...this.connections.values(), ...this.closingSockets.values()])
-    const waiting = [...all].filter((conn) => conn.ws.readyState !== conn.ws.CLOSED)
-    this.closingSockets.stop()
-    if (waiting.length === 0) return
-    await new Promise<void>((resolve) => {
-      let remaining = waiting.length
-      const timer = setTimeout(() => { for (const conn of waiting) conn.terminate() }, timeoutMs)
-      const closed = (): void => {
-        if (--remaining === 0) {
-          clearTimeout(timer)
-          resolve()
-        }
-      }
-      for (const conn of waiting) {
-        conn.ws.once('close', closed)
-        conn.close(code, reason)
-      }
-    })
-  }
-
   slowConsumer (conn: Connection): void {
-    this.slowConsumersClosed++
+    this.counters.slowConsumersClosed++
     this.log.warn({ connectionId: conn.id, maxBufferedBytes: this.maxBufferedBytes }, 'closing a receiver that reads too slowly')
     // The close frame waits behind what is buffered (it is cut after closeTimeout); the receiver
     // leaves its rooms now, so the others hear of it and nothing more is queued.
@@ -475,7 +424,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     if (conn.joining!.size === 0) conn.joining = null
     room.membersAnswer = undefined
     this.presence.joined(room, conn)
-    this.emitSafe('join', conn, room.name)
+    this.events.emit('join', conn, room.name)
     return data
   }
 
@@ -532,7 +481,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     }
     if (!announced) return
     this.adapterCall('removePresence', this.adapter.removePresence(name, conn.id))
-    this.emitSafe('leave', conn, name)
+    this.events.emit('leave', conn, name)
   }
 
   private connectionOrThrow (connectionId: string): Connection {
@@ -748,16 +697,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   stats (): RoomsStats {
-    return {
-      connections: this.connections.size,
-      rooms: this.roomsByName.size,
-      messagesIn: this.messagesIn,
-      messagesOut: this.messagesOut,
-      rateLimited: this.rateLimited,
-      rejectedUpgrades: this.rejectedUpgrades,
-      slowConsumersClosed: this.slowConsumersClosed,
-      dropped: this.dropped
-    }
+    return statsOf(this.counters, this.connections.size, this.roomsByName.size)
   }
 
   connection (connectionId: string): RoomConnection | undefined {
@@ -798,7 +738,7 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 
   countDropped (count = 1): void {
-    this.dropped += count
+    this.counters.dropped += count
   }
 
   deliverPresence (room: string, fromNode: string, diff: PresenceDiff): void {
@@ -847,19 +787,24 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   adapterCall (what: keyof RoomsAdapter, result: void | Promise<void>): Promise<void> {
     if (!isPromise(result)) return RESOLVED
     return result.catch((err: unknown) => {
-      if (CARRIES_TO_OTHER_NODES.has(what)) this.dropped++
+      if (CARRIES_TO_OTHER_NODES.has(what)) this.counters.dropped++
       this.log.error({ err }, `rooms adapter ${what} failed`)
     })
   }
 
-  /** Listeners are user code: one that throws must not break the broker's bookkeeping. */
-  emitSafe (event: string, ...args: unknown[]): void {
-    if (this.listenerCount(event) === 0) return
-    try {
-      this.emit(event, ...args)
-    } catch (err) {
-      this.log.error({ err, event }, 'a fastify.rooms event listener threw')
-    }
+  on<E extends RoomsEventName> (event: E, listener: RoomsEventListeners[E]): this {
+    this.events.on(event, listener)
+    return this
+  }
+
+  off<E extends RoomsEventName> (event: E, listener: RoomsEventListeners[E]): this {
+    this.events.off(event, listener)
+    return this
+  }
+
+  /** For the soak test's leftover check (until the facade hands it the parts). */
+  listenerCount (event: RoomsEventName): number {
+    return this.events.listenerCount(event)
   }
 }
 

@@ -196,7 +196,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     const now = Date.now()
     conn.lastSeen = now
     conn.spoke = true
-    broker.messagesIn++
+    broker.counters.messagesIn++
     if (isBinary) {
       conn.close(1003, 'Binary frames are not accepted')
       return
@@ -209,7 +209,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     }
     // Counted on arrival, applied in turn: replies and the 1008 close keep the order of the frames.
     const verdict = rateLimitMax > 0 ? countFrame(conn, now, rateLimitMax, rateLimitWindowMs) : ALLOW
-    if (verdict !== ALLOW) broker.rateLimited++
+    if (verdict !== ALLOW) broker.counters.rateLimited++
     if (conn.backlog !== null) {
       // Counted in UTF-16 code units (what the strings hold), at most 2 bytes each on the heap.
       if (conn.backlog.length >= MAX_BACKLOG || conn.backlogBytes + text.length > maxBacklogBytes) {

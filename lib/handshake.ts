@@ -3,9 +3,11 @@
 // `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { AuthenticatedSession, RoomUser } from '../types/index.js'
-import type { RoomBroker } from './broker.js'
+import type { Admission } from './admission.js'
 import { isPromise } from './async.js'
 import { corkUntilFlush } from './frame-writer.js'
+import type { RoomsParams } from './options.js'
+import type { Counters } from './stats.js'
 import { originHost, ProxyHints } from './proxy-hints.js'
 import {
   AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
@@ -91,8 +93,13 @@ type AuthenticateResult = RoomUser | AuthenticatedSession | null | undefined
  * `authenticate` and a static origin rule no promise is made, which keeps the cost of a
  * connection close to a bare ws server's. User callbacks may still return promises.
  */
-export function createHandshake (broker: RoomBroker): preValidationHookHandler {
-  const params = broker.params
+export interface HandshakeDeps {
+  params: RoomsParams
+  admission: Admission
+  counters: Counters
+}
+
+export function createHandshake ({ params, admission, counters }: HandshakeDeps): preValidationHookHandler {
   const origins = params.origins
   let pendingAuthentications = 0
   const proxyHints = new ProxyHints()
@@ -140,15 +147,15 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
   function holdSlot (request: FastifyRequest, reply: FastifyReply): void {
     if (request.ws) {
       const socket = request.raw.socket as typeof request.raw.socket | null | undefined
-      if (socket !== undefined && socket !== null) broker.admit(request.ip, socket)
+      if (socket !== undefined && socket !== null) admission.admit(request.ip, socket)
     } else {
-      broker.admit(request.ip, reply.raw)
+      admission.admit(request.ip, reply.raw)
     }
   }
 
   return function roomsHandshake (request, reply, done) {
     function refuse (err: unknown): void {
-      broker.rejectedUpgrades++
+      counters.rejectedUpgrades++
       done(err as Error)
     }
 
@@ -228,10 +235,10 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
       })
     }
 
-    if (params.maxConnections > 0 && broker.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
+    if (params.maxConnections > 0 && admission.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
     if (params.maxConnectionsPerIp > 0) {
       proxyHints.checkForwardedFor(request, params.maxConnectionsPerIp)
-      if ((broker.admittedPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
+      if (admission.admittedFrom(request.ip) >= params.maxConnectionsPerIp) {
         request.log.info({ ip: request.ip, maxConnectionsPerIp: params.maxConnectionsPerIp },
           'WebSocket upgrade refused: too many connections from this address')
         return refuse(new TooManyConnectionsFromIpError())

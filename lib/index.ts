@@ -62,7 +62,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   const stopKeepalive = startKeepalive(broker)
   fastify.addHook('preClose', async () => {
     stopKeepalive()
-    await broker.closeAll(1001, 'Server shutting down', params.closeTimeout)
+    await broker.shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)
   })
   fastify.addHook('onClose', async () => {
     broker.stop()
@@ -108,7 +108,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
 
   fastify.get(params.path, {
     websocket: true,
-    preValidation: createHandshake(broker),
+    preValidation: createHandshake({ params, admission: broker.admission, counters: broker.counters }),
     logSerializers: {
       req: (request: FastifyRequest) => ({
         method: request.method,
@@ -119,7 +119,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
       })
     }
   }, function onConnection (socket, request) {
-    if (broker.closing) {
+    if (broker.admission.closing) {
       socket.close(1001, 'Server shutting down')
       return
     }
