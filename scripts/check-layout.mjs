@@ -262,7 +262,7 @@ function report (result) {
   const knownCycles = new Set(KNOWN.cycles)
   out.push(`check-layout: ${result.files} files in lib/, ${result.edges} import edges`)
   if (result.unresolved.length > 0) {
-    out.push('', `Relative imports that resolve to no file (the graph would miss them; fix the check or the import):`)
+    out.push('', 'Relative imports that resolve to no file (the graph would miss them; fix the check or the import):')
     for (const u of result.unresolved) out.push(`  ${u}`)
   }
   out.push('', `Import cycles: ${result.cycles.length}${result.cyclesTruncated ? ` (stopped listing at ${MAX_CYCLES})` : ''}`)
@@ -276,7 +276,7 @@ function report (result) {
     out.push(`  ${status}  ${c.file}:${c.line}: ${c.text}`)
   }
   for (const [file, { found, known }] of Object.entries(result.new.citations)) {
-    out.push(`  ${file}: ${found} citing lines, KNOWN allows ${known}: say it in the package's own words (docs/protocol.md)`)
+    out.push(`  ${file}: ${found} citing lines, KNOWN allows ${known}: say it in the package's own words`)
   }
   const stale = [
     ...result.stale.cycles.map((c) => `  cycle ${c}`),
