@@ -276,7 +276,7 @@ t.test('across two nodes over Redis: joinUser and leaveUser issued on the other 
 t.test('a rejoin refused while Redis is down: the room is pending, a send to it waits and is delivered once when Redis is back', async (t) => {
   const redis = await RedisServer.start({ persistent: true })
   t.teardown(() => redis.dispose())
-  const server = await listen({ ...byToken, history: {}, adapter: redisAdapter({ url: redis.url, prefix: uniquePrefix('membership-pending'), presenceTtl: 400 }) })
+  const server = await listen({ ...byToken, history: {}, adapter: redisAdapter({ url: redis.url, prefix: uniquePrefix('membership-pending'), presenceTtl: 1200 }) })
   t.teardown(() => server.app.close())
   const { client, events, cutWhile } = openMoved(t, server, 'eve')
   await client.join('r')
