@@ -1,4 +1,4 @@
-// Presence at scale (CONTRACT §10): how the members of a room hear of joins and leaves. Per room
+// Presence at scale (docs/presence.md): how the members of a room hear of joins and leaves. Per room
 // and per node a mode: `each` sends v1's system join/leave events; `batched` coalesces the joins and
 // leaves of one `presenceInterval` into one presence frame per room, framed once for every local
 // member; `none` sends nothing. Across nodes the changes travel as diffs that carry the sender's

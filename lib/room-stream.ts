@@ -1,4 +1,4 @@
-// A history room's stream on this node (CONTRACT §9): the offset its local members have been given,
+// A history room's stream on this node (docs/history.md): the offset its local members have been given,
 // in order and each once. Messages come from the history (`RoomsHistory.publish` delivers every
 // message to every node, this one included). A message ahead of the next offset is held while the
 // missing ones are read back from the history (gap repair); a join catches up from the history and

@@ -22,25 +22,13 @@ import ts from 'typescript'
 /** Findings allowed for now. Never add to this list: fix the new finding instead. */
 export const KNOWN = {
   /** Cycles as printed: paths relative to lib/, starting at the alphabetically first file. */
-  cycles: [
-    'broker.ts -> history/room-stream.ts -> room.ts -> broker.ts',
-    'broker.ts -> presence.ts -> room.ts -> broker.ts',
-    'broker.ts -> room.ts -> broker.ts',
-    'broker.ts -> user-commands.ts -> broker.ts',
-    'history/room-stream.ts -> room.ts -> history/room-stream.ts'
-  ],
+  cycles: [],
   /** "CONTRACT" citations: how many lines cite it, per file (relative to the root). */
   citations: {
     'lib/adapters/redis-history.ts': 1,
     'lib/client/policy.ts': 2,
     'lib/client/presence-views.ts': 1,
     'lib/client/stream-positions.ts': 1,
-    'lib/history/memory-history.ts': 1,
-    'lib/history/room-stream.ts': 1,
-    'lib/presence.ts': 1,
-    'lib/protocol.ts': 2,
-    'lib/session-expiry.ts': 1,
-    'lib/user-commands.ts': 1,
     'types/client.d.ts': 3,
     'types/index.d.ts': 5,
     'types/index.tst.ts': 1,

@@ -1,4 +1,4 @@
-// The in-memory history (CONTRACT §9), used when the adapter has none of its own (one node): per
+// The in-memory history (docs/history.md), used when the adapter has none of its own (one node): per
 // room a counter, a bounded ring of the last `size` messages, each kept for `ttlMs`, and an epoch
 // made when the room's history is created. Publishing is synchronous, so a room's order is the
 // order of the calls. A sweep frees the history of rooms that nobody is in and nobody published to

@@ -1,4 +1,4 @@
-// What clients send (CONTRACT §4–§5): the frame types the plugin handles itself, their TypeBox
+// What clients send (docs/protocol.md#client--server): the frame types the plugin handles itself, their TypeBox
 // schemas (compiled once), and the parse every text frame goes through first.
 import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
