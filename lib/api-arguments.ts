@@ -30,3 +30,20 @@ export function checkDisconnect (options: DisconnectOptions | undefined): UserCo
   }
   return { op: 'disconnect', code, reason }
 }
+
+export function checkMembersLimit (limit: unknown): asserts limit is number | undefined {
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || (limit as number) < 0)) {
+    throw new TypeError(`fastify-ws-rooms: members(room, { limit }): limit must be an integer >= 0, got ${String(limit)}`)
+  }
+}
+
+/** history(room, { after, limit }): after defaults to 0 (from the oldest kept message). */
+export function checkHistoryOptions (options: { after?: number, limit?: number } | undefined): { after: number, limit: number | undefined } {
+  const after = options?.after ?? 0
+  const limit = options?.limit
+  if (!Number.isSafeInteger(after) || after < 0) throw new TypeError(`fastify-ws-rooms: history(): after must be an integer >= 0, got ${String(after)}`)
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+    throw new TypeError(`fastify-ws-rooms: history(): limit must be an integer >= 0, got ${String(limit)}`)
+  }
+  return { after, limit }
+}

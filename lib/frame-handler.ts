@@ -3,12 +3,18 @@
 // are handled one at a time: while one waits on async work (a join's subscribe, an async
 // handler), later frames wait in a small backlog, so replies keep the order of the requests.
 import type { RawData } from 'ws'
-import type { MessageId } from '../types/index.js'
-import type { RoomBroker } from './broker.js'
+import type { ErrorCode, MessageId } from '../types/index.js'
+import type { FastifyBaseLogger } from 'fastify'
+import type { HandlerRegistry } from './commands/registry.js'
+import type { Hub } from './hub.js'
+import type { MembersQuery } from './members-query.js'
+import type { RoomsParams } from './options.js'
+import type { Publisher } from './publish.js'
+import type { Counters } from './stats.js'
 import type { Connection } from './connection.js'
 import { ChatSchema, compile, idOf, JoinSchema, LeaveSchema, MembersSchema, parseFrame, schemaErrorText } from './protocol/client-frames.js'
 import { isValidRoomName } from './protocol/room-names.js'
-import { chatFrame } from './protocol/server-frames.js'
+import { ackFrame, chatFrame, errorFrame } from './protocol/server-frames.js'
 import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limiter.js'
 import { RoomsError } from './errors.js'
 import { refusalCode, refusalText, type RefusalCause } from './refusals.js'
@@ -22,13 +28,31 @@ const checkMembers = compile(MembersSchema)
 /** How many frames may wait behind a slow one before the connection is closed (1008); bytes are bounded by maxBacklogBytes. */
 const MAX_BACKLOG = 1024
 
-export function createFrameHandler (broker: RoomBroker): (conn: Connection, data: RawData, isBinary: boolean) => void {
-  const { rateLimitMax, rateLimitWindowMs, maxPayload, maxRoomNameLength, maxBacklogBytes } = broker.params
+export interface FrameHandlerDeps {
+  params: RoomsParams
+  log: FastifyBaseLogger
+  counters: Counters
+  hub: Hub
+  publisher: Publisher
+  members: MembersQuery
+  handlers: HandlerRegistry
+}
+
+export function createFrameHandler ({ params, log, counters, hub, publisher, members, handlers }: FrameHandlerDeps): (conn: Connection, data: RawData, isBinary: boolean) => void {
+  const { rateLimitMax, rateLimitWindowMs, maxPayload, maxRoomNameLength, maxRoomsPerConnection, maxBacklogBytes } = params
+
+  function replyError (conn: Connection, code: ErrorCode, text: string, id: MessageId | undefined): void {
+    conn.sendPayload(errorFrame(code, text, id))
+  }
+
+  function replyAck (conn: Connection, id: MessageId | undefined, data?: unknown): void {
+    if (id !== undefined) conn.sendPayload(ackFrame(id, data))
+  }
 
   function handleText (conn: Connection, text: string): Promise<void> | undefined {
     const parsed = parseFrame(text)
     if (!parsed.ok) {
-      broker.replyError(conn, 'invalid_message', parsed.text, parsed.id)
+      replyError(conn, 'invalid_message', parsed.text, parsed.id)
       return undefined
     }
     const message = parsed.message
@@ -41,16 +65,16 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
           return undefined
         }
         const chat = chatFrame(room, conn.userJson, chatText)
-        if (broker.historyLimits !== undefined && broker.isHistoryRoom(room)) return publishToHistory(conn, room, chat, id)
-        broker.publish(room, chat, conn.id)
-        broker.replyAck(conn, id)
+        if (hub.isHistoryRoom(room)) return publishToHistory(conn, room, chat, id)
+        publisher.toRoom(room, chat, conn.id)
+        replyAck(conn, id)
         return undefined
       }
       case 'join': {
         if (!checkJoin.Check(message)) return invalid(conn, checkJoin, message)
         const { room, id, since } = message
         // The ack goes out when the join took effect; in a history room the messages of the join follow it.
-        const joined = broker.joinRoom(conn, room, { authorize: true, since, ack: (data) => { broker.replyAck(conn, id, data) } })
+        const joined = hub.join(conn, room, { authorize: true, since, ack: (data) => { replyAck(conn, id, data) } })
         if (isPromise(joined)) return joined.then((refusal) => { if (refusal !== undefined) refuse(conn, refusal, room, id) })
         if (joined !== undefined) refuse(conn, joined, room, id)
         return undefined
@@ -62,15 +86,15 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
           settle(conn, isValidRoomName(room, maxRoomNameLength) ? 'not_in_room' : 'invalid_room', room, id)
           return undefined
         }
-        return broker.membersOf(room).then(
-          (answer) => { broker.replyAck(conn, id, answer) },
+        return members.withSize(room).then(
+          (answer) => { replyAck(conn, id, answer) },
           (err: unknown) => { failed(conn, err, 'members', id) }
         )
       }
       case 'leave': {
         if (!checkLeave.Check(message)) return invalid(conn, checkLeave, message)
         const { room, id } = message
-        const cause = !isValidRoomName(room, maxRoomNameLength) ? 'invalid_room' : broker.leaveRoom(conn, room) ? undefined : 'not_in_room'
+        const cause = !isValidRoomName(room, maxRoomNameLength) ? 'invalid_room' : hub.leave(conn, room) ? undefined : 'not_in_room'
         settle(conn, cause, room, id)
         return undefined
       }
@@ -80,9 +104,9 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
   }
 
   function handleApplicationType (conn: Connection, message: Record<string, unknown> & { type: string }): Promise<void> | undefined {
-    const handler = broker.handlers[message.type]
+    const handler = handlers.get(message.type)
     if (handler === undefined) {
-      broker.replyError(conn, 'invalid_message', `Invalid message format: unknown type ${JSON.stringify(message.type)}`, idOf(message))
+      replyError(conn, 'invalid_message', `Invalid message format: unknown type ${JSON.stringify(message.type)}`, idOf(message))
       return undefined
     }
     if (!handler.check.Check(message)) return invalid(conn, handler.check, message)
@@ -107,22 +131,22 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
   function publishToHistory (conn: Connection, room: string, chat: string, id: MessageId | undefined): Promise<void> | undefined {
     let published
     try {
-      published = broker.publishToHistory(room, chat, conn.id)
+      published = publisher.toHistoryRoom(room, chat, conn.id)
     } catch (err) {
       return unavailable(conn, err, room, id)
     }
     if (!isPromise(published)) {
-      broker.replyAck(conn, id, { offset: published.offset })
+      replyAck(conn, id, { offset: published.offset })
       return undefined
     }
     return published.then(
-      ({ offset }) => { broker.replyAck(conn, id, { offset }) },
+      ({ offset }) => { replyAck(conn, id, { offset }) },
       (err: unknown) => { unavailable(conn, err, room, id) }
     )
   }
 
   function unavailable (conn: Connection, err: unknown, room: string, id: MessageId | undefined): undefined {
-    broker.log.warn({ err, connectionId: conn.id, room }, 'a message to a history room could not be ordered; refused with unavailable')
+    log.warn({ err, connectionId: conn.id, room }, 'a message to a history room could not be ordered; refused with unavailable')
     refuse(conn, 'unavailable:publish', room, id)
     return undefined
   }
@@ -130,35 +154,34 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
   /** Ack with the handler's result; one that JSON cannot carry (a BigInt, a cycle, too deep) is the handler's error. */
   function ackResult (conn: Connection, value: unknown, type: string, id: MessageId | undefined): void {
     try {
-      broker.replyAck(conn, id, value)
+      replyAck(conn, id, value)
     } catch (err) {
       failed(conn, err, type, id)
     }
   }
 
   function invalid (conn: Connection, check: { Errors: any }, message: Record<string, unknown>): undefined {
-    broker.replyError(conn, 'invalid_message', schemaErrorText(check as never, message), idOf(message))
+    replyError(conn, 'invalid_message', schemaErrorText(check as never, message), idOf(message))
     return undefined
   }
 
   function failed (conn: Connection, err: unknown, type: string, id: MessageId | undefined): undefined {
     if (err instanceof RoomsError) {
-      broker.replyError(conn, err.code, err.message, id)
+      replyError(conn, err.code, err.message, id)
       return undefined
     }
-    broker.log.error({ err, connectionId: conn.id, type }, 'a fastify.rooms handler threw')
+    log.error({ err, connectionId: conn.id, type }, 'a fastify.rooms handler threw')
     refuse(conn, 'internal_error', undefined, id)
     return undefined
   }
 
   function settle (conn: Connection, cause: RefusalCause | undefined, room: string, id: MessageId | undefined): void {
-    if (cause === undefined) broker.replyAck(conn, id)
+    if (cause === undefined) replyAck(conn, id)
     else refuse(conn, cause, room, id)
   }
 
   function refuse (conn: Connection, cause: RefusalCause, room: string | undefined, id: MessageId | undefined): void {
-    const { maxRoomsPerConnection } = broker.params
-    broker.replyError(conn, refusalCode(cause), refusalText(cause, { room, maxRoomNameLength, maxRoomsPerConnection }), id)
+    replyError(conn, refusalCode(cause), refusalText(cause, { room, maxRoomNameLength, maxRoomsPerConnection }), id)
   }
 
   /** A frame in its turn, with the rate limiter's verdict from when it arrived: handle, refuse, or close. */
@@ -196,7 +219,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     const now = Date.now()
     conn.lastSeen = now
     conn.spoke = true
-    broker.counters.messagesIn++
+    counters.messagesIn++
     if (isBinary) {
       conn.close(1003, 'Binary frames are not accepted')
       return
@@ -209,7 +232,7 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     }
     // Counted on arrival, applied in turn: replies and the 1008 close keep the order of the frames.
     const verdict = rateLimitMax > 0 ? countFrame(conn, now, rateLimitMax, rateLimitWindowMs) : ALLOW
-    if (verdict !== ALLOW) broker.counters.rateLimited++
+    if (verdict !== ALLOW) counters.rateLimited++
     if (conn.backlog !== null) {
       // Counted in UTF-16 code units (what the strings hold), at most 2 bytes each on the heap.
       if (conn.backlog.length >= MAX_BACKLOG || conn.backlogBytes + text.length > maxBacklogBytes) {

@@ -1,18 +1,18 @@
-// Plugin entry: checks the options, wires the broker into Fastify's routing and lifecycle, and
-// registers @fastify/websocket when the instance does not have it yet. The work is done in the
-// modules it imports (handshake, frame-handler, broker, connection, adapters).
+// Plugin entry: checks the options, wires the node (node.ts) into Fastify's routing and lifecycle,
+// and registers @fastify/websocket when the instance does not have it yet. The work is done in the
+// modules it imports (handshake, frame-handler, hub, connection, adapters).
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import type WebSocket from 'ws'
 import type { RoomUser, WsRoomsOptions } from '../types/index.js'
 import { memoryAdapter } from './adapters/memory.js'
-import { RoomBroker } from './broker.js'
 import { Connection, kConnection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
 import { useWriteDelay } from './frame-writer.js'
 import { createHandshake, kRoomsExpiresAt, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
+import { createNode } from './node.js'
 import { normaliseOptions } from './options.js'
 import { welcomeFrame } from './protocol/server-frames.js'
 
@@ -49,25 +49,20 @@ function releaseUpgradeLeftovers (request: FastifyRequest, ws: WebSocket, errorL
 
 const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms (fastify: FastifyInstance, options) {
   const params = normaliseOptions(options)
-  const broker = new RoomBroker(fastify.log, params)
-  broker.adapter = params.adapter ?? memoryAdapter()
-  await broker.adapter.init(broker)
-  broker.start()
+  const node = createNode(params, fastify.log)
+  const { hub, shutdown } = node
+  await node.start()
   const stopWriteDelay = useWriteDelay(params.writeDelay)
-  if (params.history !== undefined && broker.adapter.history === undefined && params.adapter !== undefined) {
-    fastify.log.warn('fastify-ws-rooms: the adapter keeps no history, so each node keeps its own in memory: offsets are per node, not one order across nodes')
-  }
 
   // Added before @fastify/websocket's own preClose, so our clients get 1001 before its server closes.
-  const stopKeepalive = startKeepalive(broker)
+  const stopKeepalive = startKeepalive(hub, params, fastify.log)
   fastify.addHook('preClose', async () => {
     stopKeepalive()
-    await broker.shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)
+    await shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)
   })
   fastify.addHook('onClose', async () => {
-    broker.stop()
     stopWriteDelay()
-    await broker.adapter.close()
+    await node.stop()
   })
 
   const ownsWebsocket = !fastify.hasDecorator('websocketServer')
@@ -86,11 +81,11 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
   const serverMaxPayload = wssOptions.maxPayload
 
-  fastify.decorate('rooms', broker as unknown as FastifyInstance['rooms'])
+  fastify.decorate('rooms', node.api)
   fastify.decorateRequest(kRoomsUser, null)
   fastify.decorateRequest(kRoomsExpiresAt, undefined)
 
-  const onFrame = createFrameHandler(broker)
+  const onFrame = createFrameHandler(node)
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
     onFrame(this[kConnection], data, isBinary)
   }
@@ -103,12 +98,14 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     this[kConnection].lastSeen = Date.now()
   }
   function onClose (this: RoomsSocket, code: number): void {
-    broker.socketClosed(this[kConnection], code)
+    const conn = this[kConnection]
+    shutdown.untrack(conn)
+    hub.remove(conn, code)
   }
 
   fastify.get(params.path, {
     websocket: true,
-    preValidation: createHandshake({ params, admission: broker.admission, counters: broker.counters }),
+    preValidation: createHandshake(node),
     logSerializers: {
       req: (request: FastifyRequest) => ({
         method: request.method,
@@ -119,7 +116,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
       })
     }
   }, function onConnection (socket, request) {
-    if (broker.admission.closing) {
+    if (node.admission.closing) {
       socket.close(1001, 'Server shutting down')
       return
     }
@@ -127,18 +124,18 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     // A @fastify/websocket set up by the user may allow larger frames than we do.
     if (serverMaxPayload !== params.maxPayload && ws._receiver !== undefined) ws._receiver._maxPayload = params.maxPayload
     trackedClients?.delete(ws)
-    const id = broker.newConnectionId()
+    const id = hub.newConnectionId()
     const user = (request as unknown as Record<symbol, RoomUser | null>)[kRoomsUser] ?? { id: `anon-${id}` }
     const expiresAt = (request as unknown as Record<symbol, number | undefined>)[kRoomsExpiresAt]
     // The request is dropped after the upgrade unless asked for: it is most of an idle connection's memory.
-    const conn = new Connection(id, user, ws, request.ip, params.retainRequest ? request : undefined, broker, Date.now(), expiresAt)
+    const conn = new Connection(id, user, ws, request.ip, params.retainRequest ? request : undefined, node.connectionHost, Date.now(), expiresAt)
     // Shared listeners that find their connection on the socket: no closures per connection.
     ws.on('message', onMessage as (data: WebSocket.RawData, isBinary: boolean) => void)
     ws.on('pong', onPong as () => void)
     ws.on('close', onClose as (code: number) => void)
     releaseUpgradeLeftovers(request, ws, ownsWebsocket ? onSocketError as (error: Error) => void : undefined)
     conn.sendPayload(welcomeFrame(id, conn.userJson, expiresAt))
-    broker.add(conn)
+    hub.add(conn)
   })
 }
 

@@ -12,7 +12,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../types/index.js'
 import type { Connection } from './connection.js'
-import { frameText, tickBatch, type TickBatch } from './frame-writer.js'
+import { RoomFrame } from './frame-writer.js'
 import { isPromise } from './async.js'
 
 export interface StreamHost {
@@ -111,8 +111,7 @@ export class RoomStream {
     this.offset = entry.offset
     const joiners = this.joiners
     // Framed once into the room's frames of this tick, shared by the members' writes (as deliverToRoom).
-    let batch: TickBatch | undefined
-    let index = 0
+    const frame = new RoomFrame(this.members, entry.payload)
     let slow: Connection[] | undefined
     for (const conn of this.members) {
       if (conn.id === entry.except) continue
@@ -133,11 +132,7 @@ export class RoomStream {
           this.live(conn)
         }
       }
-      if (batch === undefined) {
-        batch = tickBatch(this.members)
-        index = batch.add(frameText(entry.payload))
-      }
-      conn.deliverBatched(batch, index, entry.payload)
+      frame.to(conn)
     }
     // After the loop: closing one takes it out of the members.
     if (slow !== undefined) for (const conn of slow) if (conn.open) this.host.slowConsumer(conn)
