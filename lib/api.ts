@@ -30,6 +30,16 @@ export interface NodeParts {
   params: RoomsParams
 }
 
+const partsOf = new WeakMap<RoomsApi, NodeParts>()
+
+/**
+ * The parts behind a `fastify.rooms`, for tests that look inside (the soak's leftover check).
+ * Not reachable from the package: its exports map has no path to this file.
+ */
+export function internalsOf (rooms: RoomsApi): NodeParts | undefined {
+  return partsOf.get(rooms)
+}
+
 export class RoomsFacade implements RoomsApi {
   private readonly hub: Hub
   private readonly link: ClusterLink
@@ -49,6 +59,7 @@ export class RoomsFacade implements RoomsApi {
     this.events = parts.events
     this.counters = parts.counters
     this.params = parts.params
+    partsOf.set(this, parts)
   }
 
   get nodeId (): string {
