@@ -85,7 +85,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   fastify.decorateRequest(kRoomsUser, null)
   fastify.decorateRequest(kRoomsExpiresAt, undefined)
 
-  const onFrame = createFrameHandler(node)
+  const onFrame = createFrameHandler(node.commands, node.counters)
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
     onFrame(this[kConnection], data, isBinary)
   }

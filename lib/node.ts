@@ -7,7 +7,9 @@ import { memoryAdapter } from './adapters/memory.js'
 import { Admission } from './admission.js'
 import { RoomsFacade } from './api.js'
 import { ClusterLink } from './cluster-link.js'
+import type { CommandContext } from './commands/index.js'
 import { HandlerRegistry } from './commands/registry.js'
+import { Replies } from './commands/replies.js'
 import type { ConnectionHost } from './connection.js'
 import { RoomsEvents } from './events.js'
 import { HistoryRooms } from './history/rooms.js'
@@ -26,6 +28,8 @@ export interface RoomsNode {
   readonly publisher: Publisher
   readonly members: MembersQuery
   readonly handlers: HandlerRegistry
+  /** What client frames are handled with (commands/). */
+  readonly commands: CommandContext
   readonly counters: Counters
   readonly admission: Admission
   readonly shutdown: Shutdown
@@ -48,6 +52,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
   const publisher = new Publisher(hub, link)
   const members = new MembersQuery(hub, link, params)
   const handlers = new HandlerRegistry()
+  const commands: CommandContext = { params, log, hub, publisher, members, handlers, replies: new Replies(params, log) }
   const admission = new Admission()
   const shutdown = new Shutdown(params.closeTimeout, admission, () => hub.connections())
   const connectionHost: ConnectionHost = {
@@ -65,6 +70,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
     publisher,
     members,
     handlers,
+    commands,
     counters,
     admission,
     shutdown,
