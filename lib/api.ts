@@ -1,4 +1,6 @@
-// `fastify.rooms`: every documented method, with its argument checks, over the node's parts.
+// `fastify.rooms`: every documented method, with its argument checks, over the node's parts. The
+// facade holds them in #private fields and has no other member, so from JavaScript nothing but the
+// documented API is reachable through it (no delivery internals, no adapter, no EventEmitter).
 import type { TObject } from '@sinclair/typebox'
 import type {
   BroadcastOptions, DisconnectOptions, HandledMessage, RoomConnection, RoomHistory, RoomMember, RoomsApi, RoomsEventName,
@@ -16,9 +18,11 @@ import type { RoomsParams } from './options.js'
 import type { Publisher } from './publish.js'
 import { refusalError } from './refusals.js'
 import { serialize, serializeHistoryMessage } from './serialize.js'
-import { Counters, statsOf } from './stats.js'
+import type { Admission } from './admission.js'
+import type { Shutdown } from './shutdown.js'
+import { type Counters, statsOf } from './stats.js'
 
-/** The parts of one node that fastify.rooms works with. */
+/** The parts of one node behind fastify.rooms. */
 export interface NodeParts {
   hub: Hub
   link: ClusterLink
@@ -27,6 +31,8 @@ export interface NodeParts {
   handlers: HandlerRegistry
   events: RoomsEvents
   counters: Counters
+  admission: Admission
+  shutdown: Shutdown
   params: RoomsParams
 }
 
@@ -41,75 +47,75 @@ export function internalsOf (rooms: RoomsApi): NodeParts | undefined {
 }
 
 export class RoomsFacade implements RoomsApi {
-  private readonly hub: Hub
-  private readonly link: ClusterLink
-  private readonly publisher: Publisher
-  private readonly membersQuery: MembersQuery
-  private readonly handlers: HandlerRegistry
-  private readonly events: RoomsEvents
-  private readonly counters: Counters
-  private readonly params: RoomsParams
+  readonly #hub: Hub
+  readonly #link: ClusterLink
+  readonly #publisher: Publisher
+  readonly #members: MembersQuery
+  readonly #handlers: HandlerRegistry
+  readonly #events: RoomsEvents
+  readonly #counters: Counters
+  readonly #params: RoomsParams
 
   constructor (parts: NodeParts) {
-    this.hub = parts.hub
-    this.link = parts.link
-    this.publisher = parts.publisher
-    this.membersQuery = parts.members
-    this.handlers = parts.handlers
-    this.events = parts.events
-    this.counters = parts.counters
-    this.params = parts.params
+    this.#hub = parts.hub
+    this.#link = parts.link
+    this.#publisher = parts.publisher
+    this.#members = parts.members
+    this.#handlers = parts.handlers
+    this.#events = parts.events
+    this.#counters = parts.counters
+    this.#params = parts.params
     partsOf.set(this, parts)
   }
 
   get nodeId (): string {
-    return this.hub.nodeId
+    return this.#hub.nodeId
   }
 
   async broadcast (room: string, message: unknown, options?: BroadcastOptions): Promise<void> {
     // No connection id holds a NUL, which separates the fields of a message between nodes.
     let except = options?.except
     if (typeof except === 'string' && except.includes('\u0000')) except = undefined
-    if (this.hub.isHistoryRoom(room)) {
-      await this.publisher.toHistoryRoom(room, serializeHistoryMessage(room, message), except)
+    if (this.#hub.isHistoryRoom(room)) {
+      await this.#publisher.toHistoryRoom(room, serializeHistoryMessage(room, message), except)
       return
     }
-    await this.publisher.toRoom(room, serialize(message), except)
+    await this.#publisher.toRoom(room, serialize(message), except)
   }
 
   async broadcastAll (message: unknown): Promise<void> {
-    await this.publisher.toAll(serialize(message))
+    await this.#publisher.toAll(serialize(message))
   }
 
   async sendToUser (userId: string, message: unknown): Promise<void> {
-    await this.publisher.toUser(userId, serialize(message))
+    await this.#publisher.toUser(userId, serialize(message))
   }
 
   /** The server decides, so `authorizeJoin` is not asked; the name rule and room limit hold. The connection is told `added`. */
   async join (connectionId: string, room: string): Promise<void> {
-    const conn = this.connectionOrThrow(connectionId)
-    const refusal = await this.hub.join(conn, room, { authorize: false, ack: tellAdded(conn, room) })
-    if (refusal !== undefined) throw refusalError(refusal, this.params)
+    const conn = connectionOrThrow(this.#hub, connectionId)
+    const refusal = await this.#hub.join(conn, room, { authorize: false, ack: tellAdded(conn, room) })
+    if (refusal !== undefined) throw refusalError(refusal, this.#params)
   }
 
   /** The connection is told `removed`. */
   async leave (connectionId: string, room: string): Promise<void> {
-    this.hub.leave(this.connectionOrThrow(connectionId), room, { tell: true })
+    this.#hub.leave(connectionOrThrow(this.#hub, connectionId), room, { tell: true })
   }
 
   async members (room: string, options?: { limit?: number }): Promise<RoomMember[]> {
     const limit = options?.limit
     checkMembersLimit(limit)
-    return await this.membersQuery.members(room, limit)
+    return await this.#members.members(room, limit)
   }
 
   async history (room: string, options?: { after?: number, limit?: number }): Promise<RoomHistory> {
     if (typeof room !== 'string') throw new TypeError('fastify-ws-rooms: history(room): room must be a string')
-    if (!this.hub.isHistoryRoom(room)) throw new NoHistoryError(room)
+    if (!this.#hub.isHistoryRoom(room)) throw new NoHistoryError(room)
     const { after, limit } = checkHistoryOptions(options)
     let page
     try {
-      page = await this.link.history.read(room, after, limit)
+      page = await this.#link.history.read(room, after, limit)
     } catch (err) {
       throw unavailableFrom(err)
     }
@@ -118,50 +124,51 @@ export class RoomsFacade implements RoomsApi {
 
   async disconnectUser (userId: string, options?: DisconnectOptions): Promise<void> {
     checkUserId('disconnectUser', userId)
-    await this.publisher.toUserConnections(userId, checkDisconnect(options))
+    await this.#publisher.toUserConnections(userId, checkDisconnect(options))
   }
 
   async joinUser (userId: string, room: string): Promise<void> {
     checkUserId('joinUser', userId)
-    checkRoomArgument('joinUser', room, this.params.maxRoomNameLength)
-    await this.publisher.toUserConnections(userId, { op: 'join', room })
+    checkRoomArgument('joinUser', room, this.#params.maxRoomNameLength)
+    await this.#publisher.toUserConnections(userId, { op: 'join', room })
   }
 
   async leaveUser (userId: string, room: string): Promise<void> {
     checkUserId('leaveUser', userId)
-    checkRoomArgument('leaveUser', room, this.params.maxRoomNameLength)
-    await this.publisher.toUserConnections(userId, { op: 'leave', room })
+    checkRoomArgument('leaveUser', room, this.#params.maxRoomNameLength)
+    await this.#publisher.toUserConnections(userId, { op: 'leave', room })
   }
 
   rooms (): Array<{ room: string, size: number }> {
-    return this.hub.roomList()
+    return this.#hub.roomList()
   }
 
   stats (): RoomsStats {
-    return statsOf(this.counters, this.hub.connectionCount, this.hub.roomCount)
+    return statsOf(this.#counters, this.#hub.connectionCount, this.#hub.roomCount)
   }
 
   connection (connectionId: string): RoomConnection | undefined {
-    return this.hub.connection(connectionId)
+    return this.#hub.connection(connectionId)
   }
 
   handle<S extends TObject> (type: string, schema: S, handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown): void {
-    this.handlers.register(type, schema, handler)
+    this.#handlers.register(type, schema, handler)
   }
 
   on<E extends RoomsEventName> (event: E, listener: Listeners[E]): this {
-    this.events.on(event, listener)
+    this.#events.on(event, listener)
     return this
   }
 
   off<E extends RoomsEventName> (event: E, listener: Listeners[E]): this {
-    this.events.off(event, listener)
+    this.#events.off(event, listener)
     return this
   }
+}
 
-  private connectionOrThrow (connectionId: string): Connection {
-    const conn = this.hub.connection(connectionId)
-    if (conn === undefined || !conn.open) throw new UnknownConnectionError(String(connectionId))
-    return conn
-  }
+/** An open connection of this node, or UnknownConnectionError. */
+function connectionOrThrow (hub: Hub, connectionId: string): Connection {
+  const conn = hub.connection(connectionId)
+  if (conn === undefined || !conn.open) throw new UnknownConnectionError(String(connectionId))
+  return conn
 }
