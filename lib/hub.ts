@@ -4,8 +4,7 @@
 // (subscriptions, presence) goes through the HubLink, which the adapter boundary implements;
 // this file knows no adapter.
 import type { FastifyBaseLogger } from 'fastify'
-import type { HistoryEntry, PresenceDiff, RoomMember, RoomsHistory, StreamPosition, UserCommand } from '../types/index.js'
-import { isPromise } from './async.js'
+import type { HistoryEntry, PresenceDiff, RoomMember, RoomsHistory, UserCommand } from '../types/index.js'
 import type { Connection } from './connection.js'
 import type { RoomsEvents } from './events.js'
 import { frameText, RoomFrame } from './frame-writer.js'
@@ -13,57 +12,19 @@ import type { HistorySink } from './history/memory-store.js'
 import type { HistoryRooms } from './history/rooms.js'
 import type { RoomsParams } from './options.js'
 import { PresenceBoard, type PresenceOutbound } from './presence.js'
-import { isValidRoomName } from './protocol/room-names.js'
-import { addedFrame, removedFrame } from './protocol/server-frames.js'
 import { refusalCode } from './refusals.js'
-import { Room } from './room.js'
-import { RoomStream, type StreamHost, type StreamJoinAck } from './room-stream.js'
+import type { Room } from './room.js'
+import { type JoinLink, type JoinOptions, type JoinRefusal, type LeaveOptions, RoomJoins, tellAdded } from './room-joins.js'
+import type { StreamHost } from './room-stream.js'
 import { SessionExpiry } from './session-expiry.js'
 import type { Counters } from './stats.js'
 
-/** Why a join was refused (the client gets the error frame of that row of refusals.ts). */
-export type JoinRefusal = 'invalid_room' | 'too_many_rooms' | 'forbidden' | 'internal_error' | 'unavailable:read'
-
-/**
- * What a join's steps answer: undefined (joined, or undone meanwhile), a refusal, or the ack's
- * data (a history room's position). Synchronous when nothing on the way is async.
- */
-type JoinResult = undefined | JoinRefusal | StreamJoinAck
-
-export interface JoinOptions {
-  /** A client's join: `authorizeJoin` is asked, and it is always answered. Server-side joins pass false. */
-  authorize: boolean
-  since?: StreamPosition
-  /**
-   * Called once, when the join has taken effect and before the joiner gets any live message: sends
-   * the client's ack, or (server-side joins) the `added` membership frame. A client's join that a
-   * server-side leave undid meanwhile is acked too (and then told `removed`); an undone server-side
-   * join is not.
-   */
-  ack: (data: StreamJoinAck | undefined) => void
-}
-
-export interface LeaveOptions {
-  /** Server-side leaves tell the connection (`removed` frame). */
-  tell?: boolean
-}
-
-/** The ack of a server-side join: the connection is told it was `added` (with the position in a history room). */
-export function tellAdded (conn: Connection, room: string): JoinOptions['ack'] {
-  return (data) => { conn.sendPayload(addedFrame(room, data)) }
-}
-
 /** What the hub needs from the adapter boundary (ClusterLink implements it). None of these rejects. */
-export interface HubLink extends PresenceOutbound {
+export interface HubLink extends JoinLink, PresenceOutbound {
   /** Where history rooms are ordered and kept (only asked when history is on). */
   readonly history: RoomsHistory
-  /** Resolves once subscribed (or the failure was logged); undefined when it was synchronous. */
-  subscribeRoom (room: string): Promise<void> | undefined
-  unsubscribeRoom (room: string): void
   subscribeUser (userId: string): void
   unsubscribeUser (userId: string): void
-  addPresence (room: string, member: RoomMember): Promise<void> | undefined
-  removePresence (room: string, connectionId: string): void
 }
 
 export interface HubDeps {
@@ -83,10 +44,9 @@ const HISTORY_LOST = 'History lost: rejoin to recover'
 export class Hub implements StreamHost, HistorySink {
   readonly nodeId: string
   readonly log: FastifyBaseLogger
-  readonly params: RoomsParams
   readonly maxBufferedBytes: number
-  readonly counters: Counters
-  readonly presence: PresenceBoard
+  private readonly counters: Counters
+  private readonly presence: PresenceBoard
   private readonly link: HubLink
   private readonly events: RoomsEvents
   private readonly historyRooms: HistoryRooms
@@ -96,12 +56,10 @@ export class Hub implements StreamHost, HistorySink {
   /** A user's connections on this node: most users have one, kept without a Set. */
   private readonly byUser = new Map<string, Connection | Set<Connection>>()
   private nextConnection = 0
-  /** Server-side joins under way, by connection and room: a client's join of the same room waits for them. */
-  private readonly serverJoins = new WeakMap<Connection, Map<string, ServerJoin>>()
+  private readonly joins: RoomJoins
 
   constructor (deps: HubDeps) {
     this.nodeId = deps.nodeId
-    this.params = deps.params
     this.log = deps.log
     this.link = deps.link
     this.events = deps.events
@@ -116,6 +74,8 @@ export class Hub implements StreamHost, HistorySink {
       link: deps.link
     }, deps.params)
     this.expiry = new SessionExpiry((conn) => conn.close(EXPIRED.code, EXPIRED.reason))
+    const { params, log, link, events, historyRooms } = deps
+    this.joins = new RoomJoins({ params, log, link, events, presence: this.presence, historyRooms, rooms: this.rooms, streamHost: this })
   }
 
   /** Shutdown, after every connection is gone: stop the timers, tell the other nodes what is pending. */
@@ -152,7 +112,7 @@ export class Hub implements StreamHost, HistorySink {
     conn.stop()
     if (!this.byId.delete(conn.id)) return
     this.expiry.delete(conn)
-    for (const room of conn.rooms) this.removeMember(conn, room)
+    for (const room of conn.rooms) this.joins.removeMember(conn, room)
     const userId = conn.user.id
     const mine = this.byUser.get(userId)
     if (mine === conn) {
@@ -241,256 +201,20 @@ export class Hub implements StreamHost, HistorySink {
     return [...this.rooms.keys()]
   }
 
-  // ---- joining and leaving ----
+  // ---- joining and leaving (room-joins.ts) ----
 
   /**
-   * Join `conn` to `room`: the one way into a room, for a client's `join` and for the server's
-   * (`fastify.rooms.join`, `joinUser`). Once the join took effect (subscribed, so a message
-   * published to the room from any node reaches it; in a history room, caught up), `options.ack`
-   * is called with the ack's data, and only then does a history room's joiner get what arrived
-   * meanwhile and the live flow: no caller pairs two calls. Undefined when joined, else why it was
-   * refused. Synchronous when nothing on the way is async (no `authorizeJoin`, a synchronous
-   * adapter), so a join on one node costs no promise.
+   * Join `conn` to `room`: the one way into a room, for a client's `join` and for the server's.
+   * `options.ack` is called once the join took effect, before the joiner gets any live message.
+   * Undefined when joined, else why it was refused; synchronous when nothing on the way is async.
    */
   join (conn: Connection, room: string, options: JoinOptions): JoinRefusal | undefined | Promise<JoinRefusal | undefined> {
-    if (!options.authorize) return this.serverJoin(conn, room, options.ack)
-    const joining = this.tryJoin(conn, room, true, options.since)
-    if (!isPromise(joining)) return this.clientJoined(conn, room, joining, options.ack)
-    return joining.then((result) => this.clientJoined(conn, room, result, options.ack))
+    return this.joins.join(conn, room, options)
   }
 
-  /**
-   * A client's join is always answered: its ack, and when a server-side leave undid the join
-   * while it was under way, `removed` right after (see activate), so the client never keeps a
-   * room it is not in.
-   */
-  private clientJoined (conn: Connection, room: string, result: JoinResult, ack: JoinOptions['ack']): JoinRefusal | undefined {
-    if (typeof result === 'string') return result
-    ack(result)
-    this.activate(conn, room)
-    return undefined
-  }
-
-  /**
-   * A join the server decided: once it took effect the connection gets `added` (the caller's ack),
-   * in a history room with the position its live messages start after (what a join's ack would
-   * say), so the client can recover the room after a reconnect. A room the connection is already
-   * in (or joining) is left as it is, and nothing is sent.
-   */
-  private serverJoin (conn: Connection, room: string, ack: JoinOptions['ack']): JoinRefusal | undefined | Promise<JoinRefusal | undefined> {
-    if (conn.rooms.has(room)) return undefined
-    const joining = this.tryJoin(conn, room, false)
-    if (!isPromise(joining)) return this.joinedByServer(conn, room, joining, ack)
-    let underWay = this.serverJoins.get(conn)
-    if (underWay === undefined) this.serverJoins.set(conn, underWay = new Map())
-    const joins = underWay
-    const entry: ServerJoin = { done: RESOLVED_JOIN, resumed: false }
-    const done = (): void => {
-      if (joins.get(room) === entry) joins.delete(room)
-    }
-    entry.done = joining.then(
-      (result) => { done(); return this.joinedByServer(conn, room, result, ack, entry.resumed) },
-      (err: unknown) => { done(); throw err }
-    )
-    joins.set(room, entry)
-    return entry.done
-  }
-
-  /**
-   * `resumed`: the client's own join with `since` waits on this one; it takes the live flow over
-   * (RoomStream.resume), so the flow is not started here.
-   */
-  private joinedByServer (conn: Connection, room: string, result: JoinResult, ack: JoinOptions['ack'], resumed = false): JoinRefusal | undefined {
-    if (typeof result === 'string') return result
-    // Undone before it took effect (closed, or taken out again): the connection was never told, so nothing is owed.
-    if (!conn.open || !conn.rooms.has(room) || conn.joining?.has(room) === true) return undefined
-    const stream = this.rooms.get(room)?.stream
-    if (stream != null && result === undefined) return undefined // a history join that completes always has a position
-    ack(result)
-    if (stream != null && result !== undefined) stream.markAdded(conn, result.offset)
-    if (!resumed || stream == null) this.activate(conn, room)
-    return undefined
-  }
-
-  /**
-   * Take `conn` out of `room`: the one way out of a room short of leaving the node (see remove).
-   * False when it is not a member (or is closing: it leaves every room as its socket closes).
-   * `tell` (server-side leaves): the connection gets `removed`. A join of its own still under way
-   * is undone; it hears `removed` right after that join's ack (see activate) instead.
-   */
+  /** Take `conn` out of `room`; false when it is not a member. `tell`: it gets `removed`. */
   leave (conn: Connection, room: string, options?: LeaveOptions): boolean {
-    if (!conn.open || !conn.rooms.has(room)) return false
-    const announced = conn.joining?.has(room) !== true
-    this.removeMember(conn, room)
-    if (options?.tell === true && announced) conn.sendPayload(removedFrame(room))
-    return true
-  }
-
-  /** A client's `join` or one the server decided: whether `authorizeJoin` is asked, and `since`. */
-  private tryJoin (conn: Connection, room: string, authorize: boolean, since?: StreamPosition): JoinResult | Promise<JoinResult> {
-    if (!isValidRoomName(room, this.params.maxRoomNameLength)) return 'invalid_room'
-    if (conn.rooms.has(room)) return this.alreadyJoined(conn, room, authorize, since)
-    if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
-    if (authorize && this.params.authorizeJoin !== undefined) return this.authorizeThenJoin(conn, room, since)
-    return this.addMember(conn, room, since)
-  }
-
-  /**
-   * A join of a room already joined is a no-op that still acks; in a history room with its current
-   * position. With `since`, from a connection the server joined to the room (a client rejoining
-   * after a reconnect while a `connect` listener or joinUser joined it again): once that join is
-   * done, what was missed is recovered as a fresh join would (see RoomStream.resume).
-   */
-  private alreadyJoined (conn: Connection, name: string, authorize: boolean, since: StreamPosition | undefined): JoinResult | Promise<JoinResult> {
-    if (since !== undefined) {
-      const underWay = this.serverJoins.get(conn)?.get(name)
-      if (underWay !== undefined) {
-        underWay.resumed = true
-        return underWay.done.then(
-          () => conn.open ? this.tryJoin(conn, name, authorize, since) : undefined,
-          () => conn.open ? this.tryJoin(conn, name, authorize, since) : undefined
-        )
-      }
-      const resumed = conn.joining?.has(name) === true ? undefined : this.rooms.get(name)?.stream?.resume(conn, since)
-      if (resumed !== undefined) {
-        if (!isPromise(resumed)) return resumed
-        return resumed.catch((err: unknown) => {
-          this.log.error({ err, connectionId: conn.id, room: name }, 'a history room\'s missed messages could not be read; the rejoin is refused, the member stays')
-          return 'unavailable:read'
-        })
-      }
-    }
-    const stream = this.rooms.get(name)?.stream
-    if (stream === null || stream === undefined || stream.epoch === undefined) return undefined
-    // The member got every message live; a `since` it sends cannot be checked against that, so no replay is claimed.
-    return since === undefined
-      ? { epoch: stream.epoch, offset: stream.offset }
-      : { recovered: false, epoch: stream.epoch, offset: stream.offset }
-  }
-
-  private async authorizeThenJoin (conn: Connection, room: string, since: StreamPosition | undefined): Promise<JoinResult> {
-    let allowed: boolean
-    try {
-      allowed = await this.params.authorizeJoin!(conn.user, room, conn.request!) // retained whenever authorizeJoin is set
-    } catch (err) {
-      this.log.error({ err, connectionId: conn.id, room }, 'authorizeJoin threw')
-      return 'internal_error'
-    }
-    if (allowed !== true) return 'forbidden'
-    // The world may have moved while we waited.
-    if (!conn.open) return undefined
-    if (conn.rooms.has(room)) return await this.alreadyJoined(conn, room, false, since)
-    if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
-    return await this.addMember(conn, room, since)
-  }
-
-  private addMember (conn: Connection, name: string, since: StreamPosition | undefined): JoinResult | Promise<JoinResult> {
-    conn.rooms.add(name)
-    // Until it is announced, the join is the connection's alone: a disconnect or leave meanwhile
-    // undoes it silently (nothing was written for it yet, and nobody heard of it).
-    ;(conn.joining ??= new Set()).add(name)
-    let room = this.rooms.get(name)
-    const first = room === undefined
-    if (room === undefined) {
-      room = new Room(name)
-      // Chosen once, for the room's life here: isHistoryRoom answers from it.
-      if (this.historyRooms.keeps(name)) room.stream = new RoomStream(name, room.members, this)
-      this.rooms.set(name, room)
-    }
-    room.members.add(conn)
-    const subscribed = first ? this.link.subscribeRoom(name) : undefined
-    const joined = room
-    if (subscribed !== undefined) return subscribed.then(() => this.catchUp(conn, joined, since))
-    return this.catchUp(conn, room, since)
-  }
-
-  /** Still the same join: the connection is open, in the room, and the join not undone meanwhile. */
-  private stillJoining (conn: Connection, room: string): boolean {
-    return conn.open && conn.joining?.has(room) === true
-  }
-
-  /** A history room: read the position (and with `since`, what was missed) before anything is announced. */
-  private catchUp (conn: Connection, room: Room, since: StreamPosition | undefined): JoinResult | Promise<JoinResult> {
-    // The subscribe took a round trip: a join whose connection closed (or left) meanwhile does nothing more.
-    if (!this.stillJoining(conn, room.name)) return undefined
-    const stream = room.stream
-    if (stream === null) return this.registerMember(conn, room, undefined)
-    let ack: StreamJoinAck | Promise<StreamJoinAck>
-    try {
-      ack = stream.join(conn, since)
-    } catch (err) {
-      return this.historyJoinFailed(conn, room.name, err)
-    }
-    if (!isPromise(ack)) return this.registerMember(conn, room, ack)
-    return ack.then(
-      (data) => this.stillJoining(conn, room.name) ? this.registerMember(conn, room, data) : undefined,
-      (err: unknown) => this.historyJoinFailed(conn, room.name, err)
-    )
-  }
-
-  private historyJoinFailed (conn: Connection, room: string, err: unknown): JoinRefusal {
-    this.log.error({ err, connectionId: conn.id, room }, 'a history room\'s position could not be read; the join is refused')
-    if (conn.rooms.has(room)) this.removeMember(conn, room)
-    return 'unavailable:read'
-  }
-
-  private registerMember (conn: Connection, room: Room, data: StreamJoinAck | undefined): JoinResult | Promise<JoinResult> {
-    const registered = this.link.addPresence(room.name, { connectionId: conn.id, user: conn.user })
-    if (registered !== undefined) {
-      return registered.then(() => {
-        // Undone while the write was in flight: the removal already ran, so take the entry out again.
-        if (!this.stillJoining(conn, room.name)) this.link.removePresence(room.name, conn.id)
-        return this.announceJoin(conn, room, data)
-      })
-    }
-    return this.announceJoin(conn, room, data)
-  }
-
-  private announceJoin (conn: Connection, room: Room, data: StreamJoinAck | undefined): JoinResult {
-    if (!this.stillJoining(conn, room.name)) return undefined
-    conn.joining!.delete(room.name)
-    if (conn.joining!.size === 0) conn.joining = null
-    room.membersAnswer = undefined
-    this.presence.joined(room, conn)
-    this.events.emit('join', conn, room.name)
-    return data
-  }
-
-  /**
-   * The join's ack (or `added`) is out: a history room's joiner now gets what arrived meanwhile,
-   * then the live flow. A join that a server-side leave undid while it was under way is followed
-   * by `removed`, so the client does not keep a room it is not in.
-   */
-  private activate (conn: Connection, room: string): void {
-    if (conn.open && !conn.rooms.has(room)) {
-      conn.sendPayload(removedFrame(room))
-      return
-    }
-    this.rooms.get(room)?.stream?.activate(conn)
-  }
-
-  /** Take `conn` out of `room` and tell the remaining members, on every node. */
-  private removeMember (conn: Connection, name: string): void {
-    conn.rooms.delete(name)
-    // A join not announced yet is undone without a trace (its presence write will not happen).
-    const announced = conn.joining?.delete(name) !== true
-    if (conn.joining?.size === 0) conn.joining = null
-    const room = this.rooms.get(name)
-    if (room !== undefined) {
-      room.members.delete(conn)
-      room.stream?.leave(conn)
-      if (announced) {
-        room.membersAnswer = undefined
-        this.presence.left(room, conn)
-      }
-      if (room.members.size === 0) {
-        this.rooms.delete(name)
-        this.link.unsubscribeRoom(name)
-      }
-    }
-    if (!announced) return
-    this.link.removePresence(name, conn.id)
-    this.events.emit('leave', conn, name)
+    return this.joins.leave(conn, room, options)
   }
 
   /**
@@ -577,12 +301,4 @@ export class Hub implements StreamHost, HistorySink {
     this.log.warn({ room: name, reason, members: room.members.size }, 'closing the members of a history room with 1012 so they rejoin and learn what was lost')
     for (const conn of [...room.members]) conn.close(1012, HISTORY_LOST)
   }
-}
-
-const RESOLVED_JOIN: Promise<JoinRefusal | undefined> = Promise.resolve(undefined)
-
-/** A server-side join under way; `resumed` once a client's join with `since` of the same room waits on it. */
-interface ServerJoin {
-  done: Promise<JoinRefusal | undefined>
-  resumed: boolean
 }

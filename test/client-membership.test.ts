@@ -185,7 +185,7 @@ t.test('a rejoin with since that arrives while the server is still joining the c
   const eve = await raw(t, server, 'eve')
   eve.send({ type: 'join', room: 'lobby', since: { epoch, offset: 1 }, id: 'rejoin' })
   const hub = internalsOf(server.app.rooms)!.hub as any
-  const underWay = (): any => hub.serverJoins.get(hub.connection(eve.welcome.connectionId))?.get('lobby')
+  const underWay = (): any => hub.joins.serverJoins.get(hub.connection(eve.welcome.connectionId))?.get('lobby')
   await eventually(() => underWay()?.resumed === true ? true : undefined, 'the rejoin to wait on the server join') // internals: the ordering this test is about
   await news('m3')
   release()
