@@ -6,19 +6,18 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type {
-  AdapterNode, BroadcastOptions, DisconnectOptions, ErrorCode, HandledMessage, HistoryEntry, HistoryLimits, MessageId,
+  AdapterNode, BroadcastOptions, DisconnectOptions, ErrorCode, HistoryEntry, HistoryLimits, MessageId, ObjectSchema,
   PresenceDiff, RoomConnection, RoomHistory, RoomMember, RoomsAdapter, RoomsApi, RoomsHistory, RoomsStats, StreamPosition,
   UserCommand
 } from '../types/index.js'
-import type { TObject } from '@sinclair/typebox'
-import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ClosingSockets } from './closing-sockets.js'
 import { Connection, type ConnectionHost } from './connection.js'
 import { frameText, type TickBatch, tickBatch } from './frame-writer.js'
 import { MemoryHistory } from './history/memory-history.js'
 import { RoomStream, type StreamHost, type StreamJoinAck } from './history/room-stream.js'
 import { PresenceBoard, type PresenceHost } from './presence.js'
-import { ackFrame, BUILTIN_TYPES, compile, envelopeSchema, errorFrame, isValidRoomName } from './protocol.js'
+import { compileHandlerSchema, type FrameValidator } from './handler-schema.js'
+import { ackFrame, BUILTIN_TYPES, errorFrame, isValidRoomName } from './protocol.js'
 import { Room } from './room.js'
 import { SessionExpiry } from './session-expiry.js'
 import { applyUserCommand, checkDisconnect, checkRoomArgument, checkUserId } from './user-commands.js'
@@ -28,7 +27,7 @@ import {
 import type { RoomsParams } from './options.js'
 
 export interface MessageHandler {
-  check: TypeCheck<TObject>
+  check: FrameValidator
   run: (conn: RoomConnection, message: any) => unknown
 }
 
@@ -588,15 +587,23 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return this.connections.get(connectionId)
   }
 
-  handle<S extends TObject> (type: string, schema: S, handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown): void {
+  // Not generic: the message's type is the public declaration's business (types/index.d.ts).
+  handle (type: string, schema: ObjectSchema, handler: (conn: RoomConnection, message: any) => unknown): void {
     if (typeof type !== 'string' || type.length === 0) throw new InvalidHandlerError(String(type), 'the type must be a non-empty string')
     if (BUILTIN_TYPES.has(type)) throw new InvalidHandlerError(type, 'this type is built in')
     if (this.handlers[type] !== undefined) throw new InvalidHandlerError(type, 'a handler for this type exists already')
-    if (schema === null || typeof schema !== 'object' || schema.type !== 'object' || typeof schema.properties !== 'object') {
-      throw new InvalidHandlerError(type, 'the schema must be a TypeBox object schema (Type.Object)')
+    const given = schema as unknown as Record<string, unknown> | null
+    if (given === null || typeof given !== 'object' || given.type !== 'object' || given.properties === null || typeof given.properties !== 'object') {
+      throw new InvalidHandlerError(type, 'the schema must be a TypeBox object schema (Type.Object), from @sinclair/typebox 0.34 or typebox 1.x')
     }
     if (typeof handler !== 'function') throw new InvalidHandlerError(type, 'the handler must be a function')
-    this.handlers[type] = { check: compile(envelopeSchema(type, schema)), run: handler }
+    let check: FrameValidator
+    try {
+      check = compileHandlerSchema(type, given)
+    } catch (err) {
+      throw new InvalidHandlerError(type, `the schema could not be compiled: ${(err as Error)?.message ?? String(err)}`)
+    }
+    this.handlers[type] = { check, run: handler }
   }
 
   // ---- AdapterNode ----

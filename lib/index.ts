@@ -11,6 +11,7 @@ import { RoomBroker } from './broker.js'
 import { Connection, kConnection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
 import { useWriteDelay } from './frame-writer.js'
+import { loadTypeBoxNext } from './handler-schema.js'
 import { createHandshake, kRoomsExpiresAt, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { normaliseOptions } from './options.js'
@@ -86,6 +87,8 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
   const serverMaxPayload = wssOptions.maxPayload
 
+  // Before `fastify.rooms` exists: `handle` may then be given a typebox 1.x schema at once.
+  await loadTypeBoxNext()
   fastify.decorate('rooms', broker as unknown as FastifyInstance['rooms'])
   fastify.decorateRequest(kRoomsUser, null)
   fastify.decorateRequest(kRoomsExpiresAt, undefined)

@@ -2,7 +2,6 @@
 // protocol (CONTRACT §3–§5). No DOM or Node types are referenced here, so it compiles in a
 // browser project, a Node project using `ws`, or both; the wire types come from ./protocol.d.ts,
 // so nothing of fastify is pulled in. lib/client imports its types from here.
-import type { Static, TObject } from '@sinclair/typebox'
 import type {
   ChatEvent,
   ErrorCode,
@@ -12,8 +11,10 @@ import type {
   ServerMessage,
   SystemEvent
 } from './protocol.js'
+import type { ObjectSchema, StaticOf } from './schema.js'
 
 export type * from './protocol.js'
+export type { ObjectSchema, StaticOf, TObject034, TObjectNext } from './schema.js'
 
 // ---- The socket the client drives (browser WebSocket, `ws`, undici, ...) ----
 
@@ -233,8 +234,11 @@ export interface RequestSpec<P extends object = Record<string, unknown>, R = unk
   result: R
 }
 
-/** A request type described by the TypeBox schema given to `fastify.rooms.handle` on the server. */
-export type RequestFor<S extends TObject, R = unknown> = RequestSpec<Static<S>, R>
+/**
+ * A request type described by the TypeBox object schema given to `fastify.rooms.handle` on the
+ * server (from `@sinclair/typebox` 0.34 or `typebox` 1.x).
+ */
+export type RequestFor<S extends ObjectSchema, R = unknown> = RequestSpec<StaticOf<S>, R>
 
 /**
  * What an application adds to the protocol: `requests` maps a type name to a `RequestSpec`,

@@ -1,13 +1,38 @@
 // Public type surface of fastify-ws-rooms (CONTRACT §1–§8). The runtime in lib/ imports
 // its types from here, so what users compile against is what the plugin is written against.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { Static, TObject } from '@sinclair/typebox'
 import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
+import type { ObjectSchema, StaticOf } from './schema.js'
 
 // ---- Wire protocol (CONTRACT §4, §5, §8) ----
 // Defined in ./protocol.d.ts (which imports nothing, so the client's types share it without
 // pulling in fastify), and re-exported here unchanged.
 export type * from './protocol.js'
+export type * from './schema.js'
+
+// ---- The application's user type ----
+
+/**
+ * Declare the user type of your application here once, and `conn.user` in handlers and listeners
+ * has that type, and what `authenticate` returns is checked against it (as `@fastify/jwt` does
+ * for `request.user`):
+ *
+ * ```ts
+ * declare module 'fastify-ws-rooms' {
+ *   interface RoomsUserMap {
+ *     user: { id: string, name: string }
+ *   }
+ * }
+ * ```
+ *
+ * Without a declaration the user is a `RoomUser`: a string `id` and any other fields.
+ */
+export interface RoomsUserMap {}
+
+/** The user of a connection: the type declared in `RoomsUserMap` (with its string `id`), or `RoomUser`. */
+export type AppUser = RoomsUserMap extends { user: infer User }
+  ? User extends { id: string } ? User : User & { id: string }
+  : RoomUser
 
 // ---- Adapters (CONTRACT §7; v2 additions §9–§11) ----
 
@@ -181,7 +206,7 @@ export type PresenceMode = 'each' | 'batched' | 'none'
 
 /** What `authenticate` may return instead of the user: the user and when the session ends (§11). */
 export interface AuthenticatedSession {
-  user: RoomUser
+  user: AppUser
   /** ms since the epoch; the connection is closed with 4001 "Token expired" then. */
   expiresAt: number
 }
@@ -198,9 +223,9 @@ export interface WsRoomsOptions {
    * user, or `{ user, expiresAt }` to end the connection (4001) when the token expires.
    */
   authenticate?: (token: string, request: FastifyRequest) =>
-    RoomUser | AuthenticatedSession | null | undefined | Promise<RoomUser | AuthenticatedSession | null | undefined>
+    AppUser | AuthenticatedSession | null | undefined | Promise<AppUser | AuthenticatedSession | null | undefined>
   /** Per-room permission, checked at every join. Default: allow. */
-  authorizeJoin?: (user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
+  authorizeJoin?: (user: AppUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; larger closes with 1009. Default 65536. */
   maxPayload?: number
   /**
@@ -268,7 +293,8 @@ export interface WsRoomsOptions {
 /** A connected client, as handlers and event listeners see it. */
 export interface RoomConnection {
   readonly id: string
-  readonly user: RoomUser
+  /** Who `authenticate` said this is (the type declared in `RoomsUserMap`), or `{ id: 'anon-…' }` without `authenticate`. */
+  readonly user: AppUser
   /** Rooms this connection is in on this node. */
   readonly rooms: ReadonlySet<string>
   /** The client's address (`request.ip` at the upgrade: honours Fastify's `trustProxy`). */
@@ -285,7 +311,7 @@ export interface RoomConnection {
 }
 
 /** A frame of an application type registered with `rooms.handle`: the schema's fields plus `type` and `id`. */
-export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: MessageId }
+export type HandledMessage<S extends ObjectSchema> = StaticOf<S> & { type: string, id?: MessageId }
 
 export type RoomsEventName = 'connect' | 'disconnect' | 'join' | 'leave'
 
@@ -354,10 +380,13 @@ export interface RoomsApi {
   /** A connection of this node by id. */
   connection (connectionId: string): RoomConnection | undefined
   /**
-   * Add an application message type, validated by a TypeBox object schema (`Type.Object(...)`).
-   * (A CommonJS program also gets an overload taking a schema of TypeBox's CommonJS build: index.d.cts.)
+   * Add an application message type, validated by a TypeBox object schema (`Type.Object(...)`)
+   * from `@sinclair/typebox` 0.34 or `typebox` 1.x, compiled once, here. A frame of this type that
+   * the schema refuses gets `invalid_message` ("Invalid message format: <path> <first error>").
+   * (A CommonJS program also gets an overload taking a schema of the CommonJS build of
+   * `@sinclair/typebox`: index.d.cts.)
    */
-  handle<S extends TObject> (
+  handle<S extends ObjectSchema> (
     type: string,
     schema: S,
     handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown
