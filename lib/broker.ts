@@ -27,7 +27,10 @@ import {
 import type { RoomsParams } from './options.js'
 
 export interface MessageHandler {
-  check: FrameValidator
+  /** Undefined until the schema is compiled (a typebox 1.x schema waits for its compiler's import). */
+  check: FrameValidator | undefined
+  /** While `check` is undefined: settles when it is set, or the handler was dropped (its schema failed). */
+  compiled?: Promise<unknown>
   run: (conn: RoomConnection, message: any) => unknown
 }
 
@@ -56,6 +59,12 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   readonly historyLimits: HistoryLimits | undefined
   /** Application message types from `handle()`, by type; null prototype so no frame reaches Object's keys. */
   readonly handlers: Record<string, MessageHandler> = Object.create(null)
+  /** Schemas still compiling (typebox 1.x's compiler being imported). */
+  readonly #compiling = new Set<Promise<unknown>>()
+  /** The first schema that failed to compile before the server was ready: `ready()` fails with it. */
+  #schemaError: Error | undefined
+  /** Set once the server is ready: a schema that fails to compile later can only be logged. */
+  #schemasChecked = false
   readonly connections = new Map<string, Connection>()
   /** Sockets admitted past the capacity checks and not yet closed, in total and by IP. */
   admittedSockets = 0
@@ -597,13 +606,37 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
       throw new InvalidHandlerError(type, 'the schema must be a TypeBox object schema (Type.Object), from @sinclair/typebox 0.34 or typebox 1.x')
     }
     if (typeof handler !== 'function') throw new InvalidHandlerError(type, 'the handler must be a function')
-    let check: FrameValidator
+    const refused = (err: unknown): Error => new InvalidHandlerError(type, `the schema could not be compiled: ${(err as Error)?.message ?? String(err)}`)
+    let compiled: FrameValidator | Promise<FrameValidator>
     try {
-      check = compileHandlerSchema(type, given)
+      compiled = compileHandlerSchema(type, given)
     } catch (err) {
-      throw new InvalidHandlerError(type, `the schema could not be compiled: ${(err as Error)?.message ?? String(err)}`)
+      throw refused(err)
     }
-    this.handlers[type] = { check, run: handler }
+    if (!isPromise(compiled)) {
+      this.handlers[type] = { check: compiled, run: handler }
+      return
+    }
+    const entry: MessageHandler = { check: undefined, run: handler }
+    const settled = compiled.then((check) => {
+      entry.check = check
+    }, (err: unknown) => {
+      if (this.handlers[type] === entry) delete this.handlers[type]
+      const error = refused(err)
+      if (this.#schemasChecked) this.log.error({ err: error }, error.message)
+      else this.#schemaError ??= error
+    })
+    entry.compiled = settled
+    this.#compiling.add(settled)
+    settled.then(() => { this.#compiling.delete(settled) }, () => {})
+    this.handlers[type] = entry
+  }
+
+  /** Wait for the schemas still compiling; rejects with the first that failed (its handler was dropped). */
+  async schemasCompiled (): Promise<void> {
+    await Promise.all(this.#compiling)
+    this.#schemasChecked = true
+    if (this.#schemaError !== undefined) throw this.#schemaError
   }
 
   // ---- AdapterNode ----

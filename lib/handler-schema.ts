@@ -3,9 +3,9 @@
 // - `@sinclair/typebox` 0.34 (a dependency: the built-in frames are checked with it) marks its
 //   schemas with its `Kind` symbol, and its TypeCompiler refuses anything without that mark;
 // - `typebox` 1.x (an optional peer dependency) builds plain JSON Schema objects, compiled by its
-//   own `Compile`. That compiler is imported when the plugin registers (`handle` is synchronous, an
-//   import is not); when it cannot be (typebox 1.x not installed), no such schema can exist either,
-//   unless it was written by hand, and `handle` says what is missing.
+//   own `Compile`. That compiler is imported the first time such a schema is given (importing it
+//   takes long enough that nobody who does not use it should pay for it), so its first compile is
+//   asynchronous: the plugin waits for it before the server is ready (broker.ts, index.ts).
 import { Kind, Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { MessageIdSchema, schemaErrorText } from './protocol.js'
@@ -24,15 +24,19 @@ interface ValidatorNext {
 }
 type CompileNext = (schema: object) => ValidatorNext
 
-let loadingNext: Promise<void> | undefined
+let loadingNext: Promise<CompileNext> | undefined
 let compileNext: CompileNext | undefined
-let nextUnavailable: unknown
 
-/** Import typebox 1.x's compiler if it is installed; resolves either way (once per process). */
-export function loadTypeBoxNext (): Promise<void> {
+/** typebox 1.x's compiler, imported once per process; rejects with the reason it could not be. */
+function loadTypeBoxNext (): Promise<CompileNext> {
   loadingNext ??= import('typebox/compile').then(
-    (module) => { compileNext = module.Compile as unknown as CompileNext },
-    (err: unknown) => { nextUnavailable = err }
+    (module) => {
+      compileNext = module.Compile as unknown as CompileNext
+      return compileNext
+    },
+    (err: unknown) => {
+      throw new Error(`the schema is not from @sinclair/typebox 0.34, so it needs the compiler of typebox 1.x, which could not be loaded (${(err as Error)?.message ?? String(err)})`)
+    }
   )
   return loadingNext
 }
@@ -42,10 +46,13 @@ const ENVELOPE_FIELDS = new Set(['type', 'id'])
 
 /**
  * Compile the schema of `rooms.handle(type, schema)` for frames of `type`: the schema's fields plus
- * `type` (that literal) and an optional `id`. Throws an Error whose message says what is wrong.
+ * `type` (that literal) and an optional `id`. A promise while typebox 1.x's compiler is being
+ * imported. Throws (or rejects with) an Error whose message says what is wrong.
  */
-export function compileHandlerSchema (type: string, schema: Record<string | symbol, unknown>): FrameValidator {
-  return Kind in schema ? compileTypeBox034(type, schema as unknown as TObject) : compileJsonSchema(type, schema)
+export function compileHandlerSchema (type: string, schema: Record<string | symbol, unknown>): FrameValidator | Promise<FrameValidator> {
+  if (Kind in schema) return compileTypeBox034(type, schema as unknown as TObject)
+  if (compileNext !== undefined) return compileJsonSchema(compileNext, type, schema)
+  return loadTypeBoxNext().then((compile) => compileJsonSchema(compile, type, schema))
 }
 
 function compileTypeBox034 (type: string, schema: TObject): FrameValidator {
@@ -62,13 +69,7 @@ function compileTypeBox034 (type: string, schema: TObject): FrameValidator {
   }
 }
 
-function compileJsonSchema (type: string, schema: Record<string, unknown>): FrameValidator {
-  if (compileNext === undefined) {
-    const why = nextUnavailable === undefined
-      ? 'the plugin has not finished registering'
-      : `it could not be loaded (${(nextUnavailable as Error)?.message ?? String(nextUnavailable)})`
-    throw new Error(`the schema is not from @sinclair/typebox 0.34, so it needs typebox 1.x's compiler, and ${why}`)
-  }
+function compileJsonSchema (compile: CompileNext, type: string, schema: Record<string, unknown>): FrameValidator {
   const { properties, required, ...options } = schema
   const envelope = {
     ...options,
@@ -80,7 +81,7 @@ function compileJsonSchema (type: string, schema: Record<string, unknown>): Fram
     },
     required: [...(Array.isArray(required) ? required.filter((key) => !ENVELOPE_FIELDS.has(key)) : []), 'type']
   }
-  const check = compileNext(envelope)
+  const check = compile(envelope)
   return {
     Check: (value) => check.Check(value),
     errorText (value) {

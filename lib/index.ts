@@ -11,7 +11,6 @@ import { RoomBroker } from './broker.js'
 import { Connection, kConnection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
 import { useWriteDelay } from './frame-writer.js'
-import { loadTypeBoxNext } from './handler-schema.js'
 import { createHandshake, kRoomsExpiresAt, kRoomsUpgrade, kRoomsUser, redactTokenFromUrl, SUBPROTOCOL } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { normaliseOptions } from './options.js'
@@ -61,6 +60,8 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
 
   // Added before @fastify/websocket's own preClose, so our clients get 1001 before its server closes.
   const stopKeepalive = startKeepalive(broker)
+  // A typebox 1.x schema given to `handle` is compiled once its compiler is imported: not served before.
+  fastify.addHook('onReady', async () => { await broker.schemasCompiled() })
   fastify.addHook('preClose', async () => {
     stopKeepalive()
     await broker.closeAll(1001, 'Server shutting down', params.closeTimeout)
@@ -87,8 +88,6 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
   const serverMaxPayload = wssOptions.maxPayload
 
-  // Before `fastify.rooms` exists: `handle` may then be given a typebox 1.x schema at once.
-  await loadTypeBoxNext()
   fastify.decorate('rooms', broker as unknown as FastifyInstance['rooms'])
   fastify.decorateRequest(kRoomsUser, null)
   fastify.decorateRequest(kRoomsExpiresAt, undefined)

@@ -2,10 +2,12 @@
 // `typebox` 1.x, through real sockets: a valid frame reaches the handler and is acked, an invalid
 // one is refused with "Invalid message format: <field> <first schema error>" and never reaches it.
 import t from 'tap'
+import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { Type as TypeNext } from 'typebox'
 import WebSocket from 'ws'
 import { connect as connectClient } from '../lib/client/index.js'
+import wsRooms from '../lib/index.js'
 import { serve } from './helpers.js'
 
 /** The same message type written with each line. */
@@ -21,6 +23,19 @@ const schemas = {
     note: TypeNext.Optional(TypeNext.String())
   }, { additionalProperties: false })
 }
+
+// First in this file, so typebox 1.x's compiler is not imported yet: the schemas registered before
+// the server is ready are compiled as it gets ready, and one that cannot be fails ready().
+t.test('a typebox 1.x schema that cannot be compiled fails ready(), naming its type', async (t) => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(wsRooms)
+  app.rooms.handle('fine', schemas.next, () => undefined)
+  app.rooms.handle('broken', TypeNext.Object({ code: TypeNext.String({ pattern: '(' }) }), () => undefined)
+  await t.rejects(app.ready(), { code: 'FST_WS_ROOMS_INVALID_HANDLER', message: /^rooms\.handle\("broken"\): the schema could not be compiled: Invalid regular expression/ })
+  // Once the compiler is loaded, the same mistake is refused by handle() itself.
+  t.throws(() => app.rooms.handle('broken-again', TypeNext.Object({ code: TypeNext.String({ pattern: '(' }) }), () => undefined), { message: /^rooms\.handle\("broken-again"\): the schema could not be compiled: Invalid regular expression/ })
+})
 
 for (const [line, schema] of Object.entries(schemas)) {
   t.test(`a ${line} schema: valid frames are handled, invalid ones refused at the field`, async (t) => {
