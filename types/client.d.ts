@@ -130,7 +130,10 @@ export declare class RoomsClientError extends Error {
   constructor (code: ErrorCode | ClientErrorCode, message: string, details?: { status?: number, room?: string, frame?: ErrorMessage, cause?: unknown })
   readonly name: 'RoomsClientError'
   readonly code: ErrorCode | ClientErrorCode
-  /** HTTP status of a refused upgrade, when it could be seen. */
+  /**
+   * HTTP status of a refused upgrade, when it could be seen: with `ws` in Node (it reports the
+   * server's response), never in a browser, whose WebSocket hides why an upgrade failed.
+   */
   readonly status?: number
   /** The room a failed automatic rejoin was for. */
   readonly room?: string
@@ -161,7 +164,14 @@ export interface CloseInfo {
   reason: string
   /** Whether the client will try again. */
   willReconnect: boolean
-  /** Why it will not, or what went wrong at the handshake. */
+  /**
+   * Why it will not, or what went wrong at the handshake. An upgrade refused with an HTTP status
+   * the client could see (`ws` in Node) carries it in `error.status`, with the code `unauthorized`
+   * (401), `forbidden` (403), `rate_limited` (429: too many connections from this address),
+   * `unavailable` (503 and other passing server conditions: retried) or `handshake_refused` (any
+   * other status). A browser's WebSocket never shows the status: there a refused upgrade is a
+   * close with 1006 and no `error`, until `maxHandshakeFailures` in a row give `handshake_failed`.
+   */
   error?: RoomsClientError
 }
 
@@ -294,7 +304,13 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
   /** Rooms joined (acknowledged) and not left: the ones rejoined after a reconnect. */
   readonly rooms: ReadonlySet<string>
 
-  /** Resolves when the client is (or next becomes) `open`; rejects if it closes for good first. */
+  /**
+   * Resolves when the client is (or next becomes) `open`; rejects if it closes for good first, with
+   * the reason when there is one: the refusal of the upgrade (`unauthorized` with `status` 401,
+   * `forbidden` 403, ...; see `CloseInfo.error`), `reconnect_failed` (its `cause` the last
+   * failure), `handshake_failed`, or `closed` after `close()`. The HTTP status is only seen where
+   * the WebSocket implementation reports it (`ws` in Node), never in a browser.
+   */
   ready (): Promise<void>
 
   /** Join a room. Resolves on the ack; the room is then rejoined after every reconnect. */
@@ -324,7 +340,12 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
   close (code?: number, reason?: string): Promise<void>
 }
 
-/** Open a client. It connects at once and returns synchronously; calls made before it is open are queued. */
+/**
+ * Open a client. It connects at once and returns synchronously; calls made before it is open are
+ * queued. In a page `url` may be relative (`'/ws'`, resolved against the page, `http(s):` becoming
+ * `ws(s):`); in Node it must be absolute (`ws://localhost:3000/ws`), or this throws a TypeError
+ * saying so.
+ */
 export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App>
 
 /** The subprotocol the client always offers first. */
