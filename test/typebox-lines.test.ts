@@ -32,7 +32,7 @@ t.test('a typebox 1.x schema that cannot be compiled fails ready(), naming its t
   await app.register(wsRooms)
   app.rooms.handle('fine', schemas.next, () => undefined)
   app.rooms.handle('broken', TypeNext.Object({ code: TypeNext.String({ pattern: '(' }) }), () => undefined)
-  await t.rejects(app.ready(), { code: 'FST_WS_ROOMS_INVALID_HANDLER', message: /^rooms\.handle\("broken"\): the schema could not be compiled: Invalid regular expression/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_WS_ROOMS_INVALID_HANDLER', message: /^rooms\.handle\("broken"\): the schema could not be compiled: Invalid regular expression/ })
   // Once the compiler is loaded, the same mistake is refused by handle() itself.
   t.throws(() => app.rooms.handle('broken-again', TypeNext.Object({ code: TypeNext.String({ pattern: '(' }) }), () => undefined), { message: /^rooms\.handle\("broken-again"\): the schema could not be compiled: Invalid regular expression/ })
 })
