@@ -1,5 +1,5 @@
 // Public type surface of `fastify-ws-rooms/client`: a typed WebSocket client for the rooms
-// protocol (CONTRACT §3–§5). No DOM or Node types are referenced here, so it compiles in a
+// protocol (docs/protocol.md). No DOM or Node types are referenced here, so it compiles in a
 // browser project, a Node project using `ws`, or both; the wire types come from ./protocol.d.ts,
 // so nothing of fastify is pulled in. lib/client imports its types from here.
 import type {
@@ -183,7 +183,7 @@ export interface ReconnectingInfo {
 }
 
 /**
- * A history room rejoined after a reconnect (CONTRACT §9). `recovered`: every message published
+ * A history room rejoined after a reconnect (see history and recovery in docs/protocol.md). `recovered`: every message published
  * while away was delivered (as `chat` or application events, before this event), `missed` of
  * them. `recovered: false`: the history no longer reaches back that far (or was lost): messages
  * may be missing, reload the room from the application's own store; the client follows the room
@@ -196,7 +196,7 @@ export interface RecoveryInfo {
 }
 
 /**
- * Who is in a room (CONTRACT §10), from a `members` answer and the join/leave or presence frames
+ * Who is in a room (see presence in docs/protocol.md), from a `members` answer and the join/leave or presence frames
  * since. `size` counts connections across all nodes; `members` lists each user once.
  */
 export interface RoomPresence {

@@ -1,4 +1,4 @@
-// Type tests for the public surface (CONTRACT §1, §2, §6), run by tstyche.
+// Type tests for the public surface (options, fastify.rooms, wire types), run by tstyche.
 // Imports go through the package name, so they resolve via package.json "exports" like a user's would.
 import { expect, test, describe } from 'tstyche'
 import Fastify, { type FastifyRequest } from 'fastify'
@@ -230,7 +230,7 @@ describe('wire types', () => {
   })
 })
 
-describe('v2 (§9–§11)', () => {
+describe('history, presence, cluster-wide control', () => {
   const app = Fastify()
 
   test('history, presence and members options', () => {

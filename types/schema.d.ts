@@ -10,6 +10,8 @@ import type * as TypeBox034 from '@sinclair/typebox'
 import type * as TypeBoxNext from 'typebox'
 
 type IsAny<T> = 0 extends 1 & T ? true : false
+// Only what is marked `export` is exported (a declaration file exports everything otherwise).
+export {}
 
 /** An object schema of `@sinclair/typebox` 0.34 (`Type.Object` from '@sinclair/typebox'). */
 export type TObject034 = TypeBox034.TObject
