@@ -6,19 +6,18 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type {
-  AdapterNode, BroadcastOptions, DisconnectOptions, ErrorCode, HandledMessage, HistoryEntry, HistoryLimits, MessageId,
+  AdapterNode, BroadcastOptions, DisconnectOptions, ErrorCode, HistoryEntry, HistoryLimits, MessageId, ObjectSchema,
   PresenceDiff, RoomConnection, RoomHistory, RoomMember, RoomsAdapter, RoomsApi, RoomsHistory, RoomsStats, StreamPosition,
   UserCommand
 } from '../types/index.js'
-import type { TObject } from '@sinclair/typebox'
-import type { TypeCheck } from '@sinclair/typebox/compiler'
 import { ClosingSockets } from './closing-sockets.js'
 import { Connection, type ConnectionHost } from './connection.js'
 import { frameText, type TickBatch, tickBatch } from './frame-writer.js'
 import { MemoryHistory } from './history/memory-history.js'
 import { RoomStream, type StreamHost, type StreamJoinAck } from './history/room-stream.js'
 import { PresenceBoard, type PresenceHost } from './presence.js'
-import { ackFrame, addedFrame, BUILTIN_TYPES, compile, envelopeSchema, errorFrame, isValidRoomName, removedFrame } from './protocol.js'
+import { compileHandlerSchema, type FrameValidator } from './handler-schema.js'
+import { ackFrame, addedFrame, BUILTIN_TYPES, errorFrame, isValidRoomName, removedFrame } from './protocol.js'
 import { Room } from './room.js'
 import { SessionExpiry } from './session-expiry.js'
 import { applyUserCommand, checkDisconnect, checkRoomArgument, checkUserId } from './user-commands.js'
@@ -28,7 +27,10 @@ import {
 import type { RoomsParams } from './options.js'
 
 export interface MessageHandler {
-  check: TypeCheck<TObject>
+  /** Undefined until the schema is compiled (a typebox 1.x schema waits for its compiler's import). */
+  check: FrameValidator | undefined
+  /** While `check` is undefined: settles when it is set, or the handler was dropped (its schema failed). */
+  compiled?: Promise<unknown>
   run: (conn: RoomConnection, message: any) => unknown
 }
 
@@ -62,6 +64,12 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   readonly historyLimits: HistoryLimits | undefined
   /** Application message types from `handle()`, by type; null prototype so no frame reaches Object's keys. */
   readonly handlers: Record<string, MessageHandler> = Object.create(null)
+  /** Schemas still compiling (typebox 1.x's compiler being imported). */
+  readonly #compiling = new Set<Promise<unknown>>()
+  /** The first schema that failed to compile before the server was ready: `ready()` fails with it. */
+  #schemaError: Error | undefined
+  /** Set once the server is ready: a schema that fails to compile later can only be logged. */
+  #schemasChecked = false
   readonly connections = new Map<string, Connection>()
   /** Sockets admitted past the capacity checks and not yet closed, in total and by IP. */
   admittedSockets = 0
@@ -700,15 +708,47 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
     return this.connections.get(connectionId)
   }
 
-  handle<S extends TObject> (type: string, schema: S, handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown): void {
+  // Not generic: the message's type is the public declaration's business (types/index.d.ts).
+  handle (type: string, schema: ObjectSchema, handler: (conn: RoomConnection, message: any) => unknown): void {
     if (typeof type !== 'string' || type.length === 0) throw new InvalidHandlerError(String(type), 'the type must be a non-empty string')
     if (BUILTIN_TYPES.has(type)) throw new InvalidHandlerError(type, 'this type is built in')
     if (this.handlers[type] !== undefined) throw new InvalidHandlerError(type, 'a handler for this type exists already')
-    if (schema === null || typeof schema !== 'object' || schema.type !== 'object' || typeof schema.properties !== 'object') {
-      throw new InvalidHandlerError(type, 'the schema must be a TypeBox object schema (Type.Object)')
+    const given = schema as unknown as Record<string, unknown> | null
+    if (given === null || typeof given !== 'object' || given.type !== 'object' || given.properties === null || typeof given.properties !== 'object') {
+      throw new InvalidHandlerError(type, 'the schema must be a TypeBox object schema (Type.Object), from @sinclair/typebox 0.34 or typebox 1.x')
     }
     if (typeof handler !== 'function') throw new InvalidHandlerError(type, 'the handler must be a function')
-    this.handlers[type] = { check: compile(envelopeSchema(type, schema)), run: handler }
+    const refused = (err: unknown): Error => new InvalidHandlerError(type, `the schema could not be compiled: ${(err as Error)?.message ?? String(err)}`)
+    let compiled: FrameValidator | Promise<FrameValidator>
+    try {
+      compiled = compileHandlerSchema(type, given)
+    } catch (err) {
+      throw refused(err)
+    }
+    if (!isPromise(compiled)) {
+      this.handlers[type] = { check: compiled, run: handler }
+      return
+    }
+    const entry: MessageHandler = { check: undefined, run: handler }
+    const settled = compiled.then((check) => {
+      entry.check = check
+    }, (err: unknown) => {
+      if (this.handlers[type] === entry) delete this.handlers[type]
+      const error = refused(err)
+      if (this.#schemasChecked) this.log.error({ err: error }, error.message)
+      else this.#schemaError ??= error
+    })
+    entry.compiled = settled
+    this.#compiling.add(settled)
+    settled.then(() => { this.#compiling.delete(settled) }, () => {})
+    this.handlers[type] = entry
+  }
+
+  /** Wait for the schemas still compiling; rejects with the first that failed (its handler was dropped). */
+  async schemasCompiled (): Promise<void> {
+    await Promise.all(this.#compiling)
+    this.#schemasChecked = true
+    if (this.#schemaError !== undefined) throw this.#schemaError
   }
 
   // ---- AdapterNode ----

@@ -86,7 +86,12 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
       broker.replyError(conn, 'invalid_message', `Invalid message format: unknown type ${JSON.stringify(message.type)}`, idOf(message))
       return undefined
     }
-    if (!handler.check.Check(message)) return invalid(conn, handler.check, message)
+    // Registered after the server was ready, its schema still compiling: this frame waits for it.
+    if (handler.check === undefined) return handler.compiled?.then(() => handleApplicationType(conn, message))
+    if (!handler.check.Check(message)) {
+      broker.replyError(conn, 'invalid_message', handler.check.errorText(message), idOf(message))
+      return undefined
+    }
     const id = idOf(message)
     let result: unknown
     try {

@@ -60,6 +60,8 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
 
   // Added before @fastify/websocket's own preClose, so our clients get 1001 before its server closes.
   const stopKeepalive = startKeepalive(broker)
+  // A typebox 1.x schema given to `handle` is compiled once its compiler is imported: not served before.
+  fastify.addHook('onReady', async () => { await broker.schemasCompiled() })
   fastify.addHook('preClose', async () => {
     stopKeepalive()
     await broker.closeAll(1001, 'Server shutting down', params.closeTimeout)

@@ -1,6 +1,6 @@
 // The message envelope (CONTRACT §4–§5): TypeBox schemas for what clients send, compiled once,
 // and the server frames, built as strings so each is serialized exactly once.
-import { Type, type TObject, type TSchema } from '@sinclair/typebox'
+import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import sjson from 'secure-json-parse'
 import type { ErrorCode, MessageId } from '../types/index.js'
@@ -38,16 +38,6 @@ export const MembersSchema = Type.Object({
 })
 
 export const BUILTIN_TYPES = new Set(['join', 'leave', 'message', 'members'])
-
-/** The schema a `rooms.handle(type, schema)` frame is checked against: the user's fields plus `type` and `id`. */
-export function envelopeSchema (type: string, schema: TObject): TObject {
-  const { properties, required: _required, type: _type, ...options } = schema
-  return Type.Object({
-    ...(properties as Record<string, TSchema>),
-    type: Type.Literal(type),
-    id: Type.Optional(MessageIdSchema)
-  }, options)
-}
 
 export function compile<T extends TSchema> (schema: T): TypeCheck<T> {
   return TypeCompiler.Compile(schema)
