@@ -32,21 +32,12 @@ export const KNOWN = {
   /** "CONTRACT" citations: how many lines cite it, per file (relative to the root). */
   citations: {
     'lib/adapters/redis-history.ts': 1,
-    'lib/client/policy.ts': 2,
-    'lib/client/presence-views.ts': 1,
-    'lib/client/stream-positions.ts': 1,
     'lib/history/memory-history.ts': 1,
     'lib/history/room-stream.ts': 1,
     'lib/presence.ts': 1,
     'lib/protocol.ts': 2,
     'lib/session-expiry.ts': 1,
-    'lib/user-commands.ts': 1,
-    'types/client.d.ts': 3,
-    'types/index.d.ts': 5,
-    'types/index.tst.ts': 1,
-    'types/protocol.d.ts': 5,
-    'types/redis.d.ts': 1,
-    'types/redis.tst.ts': 1
+    'lib/user-commands.ts': 1
   }
 }
 
