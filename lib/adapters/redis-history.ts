@@ -14,9 +14,9 @@
 // above), else rejects as unknown.
 import type { Cluster, Redis } from 'ioredis'
 import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
+import { NoAnswerError, withTimeout } from '../async.js'
 import { newEpoch } from '../history/epoch.js'
 import type { KeyNames } from './redis-keys.js'
-import { NoAnswerError, withTimeout } from './redis-waits.js'
 import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
 
 export interface HistoryLink {
@@ -54,7 +54,7 @@ function refusedByRedis (err: unknown): boolean {
 /** `promise`'s outcome within `ms`, or undefined when it has none by then. */
 async function answerBy<T> (promise: Promise<T>, ms: number): Promise<{ value: T } | { error: unknown } | undefined> {
   try {
-    return { value: await withTimeout(promise, ms) }
+    return { value: await withTimeout(promise, ms, 'Redis') }
   } catch (err) {
     return err instanceof NoAnswerError ? undefined : { error: err }
   }
@@ -84,7 +84,7 @@ export class RedisHistory implements RoomsHistory {
       [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id])
     let reply: unknown
     try {
-      reply = await withTimeout(running, this.link.publishTimeoutMs)
+      reply = await withTimeout(running, this.link.publishTimeoutMs, 'Redis')
     } catch (err) {
       if (!(err instanceof NoAnswerError)) return await this.failed(room, id, err as Error, Date.now() + this.link.inDoubtWaitMs)
       // No answer (a frozen Redis closes nothing): in doubt, and still under way. Redis, or a client
@@ -121,7 +121,7 @@ export class RedisHistory implements RoomsHistory {
       if (conn === undefined) continue
       let found: [string, number, number]
       try {
-        found = await withTimeout(FIND_PUBLISHED.run(conn, [keys.meta, keys.stream], [id, size, window]), this.link.readTimeoutMs) as [string, number, number]
+        found = await withTimeout(FIND_PUBLISHED.run(conn, [keys.meta, keys.stream], [id, size, window]), this.link.readTimeoutMs, 'Redis') as [string, number, number]
       } catch (err) {
         lastError = err as Error
         this.link.down('a history lookup failed', lastError)
@@ -143,7 +143,7 @@ export class RedisHistory implements RoomsHistory {
     if (pub === undefined) throw new Error('Redis is unreachable, so the room\'s history cannot be read')
     const { ttlMs } = this.limits()
     const keys = this.link.keys.room(room)
-    const reply = await withTimeout(READ_HISTORY.run(pub, [keys.meta, keys.stream], [after, limit ?? -1, ttlMs, newEpoch()]), this.link.readTimeoutMs) as unknown[]
+    const reply = await withTimeout(READ_HISTORY.run(pub, [keys.meta, keys.stream], [after, limit ?? -1, ttlMs, newEpoch()]), this.link.readTimeoutMs, 'Redis') as unknown[]
     const [epoch, last, complete] = reply
     const messages: HistoryPage['messages'] = []
     // After the three head fields: offset, payload, except (empty when none), per message.

@@ -14,9 +14,9 @@
 // back, which corrects diffs lost in an outage and drops the counts of dead nodes.
 import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode, PresenceDiff, RoomMember } from '../../types/index.js'
+import { withTimeout } from '../async.js'
 import type { KeyNames } from './redis-keys.js'
 import { SEP, type SeqCounter } from './redis-bus.js'
-import { withTimeout } from './redis-waits.js'
 import {
   ADD_MEMBER, LIVE_COUNTS, MEMBERS, OTHERS_COUNT, PRESENCE_DIFF, PURGE_DEAD_NODE, PURGE_OWN, ROOM_BEAT, WRITE_MEMBERS
 } from './redis-scripts.js'
@@ -107,7 +107,7 @@ export class RedisPresence {
     const wanted = limit === undefined ? Number.MAX_SAFE_INTEGER : limit - local.length
     if (pub === undefined || wanted <= 0) return limit === undefined ? local : local.slice(0, limit)
     const { members, nodes } = this.link.keys.room(room)
-    const reply = await withTimeout(MEMBERS.run(pub, [members, nodes], [wanted, node.nodeId]), timeoutMs).catch((err: Error) => {
+    const reply = await withTimeout(MEMBERS.run(pub, [members, nodes], [wanted, node.nodeId]), timeoutMs, 'Redis').catch((err: Error) => {
       this.link.down('a members query failed', err)
       return undefined
     })
@@ -128,7 +128,7 @@ export class RedisPresence {
   async size (room: string, timeoutMs: number): Promise<number | undefined> {
     const pub = this.link.ready()
     if (pub === undefined) return undefined
-    const others = await withTimeout(OTHERS_COUNT.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId]), timeoutMs).catch(() => undefined)
+    const others = await withTimeout(OTHERS_COUNT.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId]), timeoutMs, 'Redis').catch(() => undefined)
     if (typeof others !== 'number') return undefined
     return this.link.node.localCount(room) + others
   }

@@ -26,6 +26,7 @@ import type {
   AdapterNode, HistoryLimits, PresenceChange, PresenceDiff, RoomMember, RoomsAdapter, UserCommand
 } from '../../types/index.js'
 import type { RedisAdapterOptions } from '../../types/redis.js'
+import { NoAnswerError, settlesWithin, withTimeout } from '../async.js'
 import { InvalidOptionError } from '../errors.js'
 import { decode, SEP, SeqCounter } from './redis-bus.js'
 import { RedisHistory } from './redis-history.js'
@@ -33,7 +34,7 @@ import { KeyNames } from './redis-keys.js'
 import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
 import { RedisPresence } from './redis-presence.js'
 import { ShardedSubscriptions } from './redis-subscriptions.js'
-import { heartbeatMs, NoAnswerError, settleWithin, type Wait, waitMs, withTimeout } from './redis-waits.js'
+import { heartbeatMs, type Wait, waitMs } from './redis-waits.js'
 
 /** The longest wait between two reconnection attempts. */
 const RECONNECT_MAX_MS = 2000
@@ -189,7 +190,7 @@ class RedisAdapter implements RoomsAdapter {
         await Promise.all([this.connect(pubConn), this.connect(subConn)])
         await subConn.subscribe(this.keys.all)
         await pubConn.ping()
-      })(), this.waitMs('connect'))
+      })(), this.waitMs('connect'), 'Redis')
     } catch (err) {
       pub?.off('error', remember)
       sub?.off('error', remember)
@@ -241,7 +242,7 @@ class RedisAdapter implements RoomsAdapter {
         await this.connect(cluster)
         await shards.start()
         await cluster.ping()
-      })(), this.waitMs('connect'))
+      })(), this.waitMs('connect'), 'Redis')
     } catch (err) {
       shards.close()
       this.node = undefined as unknown as AdapterNode
@@ -295,18 +296,18 @@ class RedisAdapter implements RoomsAdapter {
     sub?.disconnect()
     // Leave the cluster's view now rather than after presenceTtl.
     const closeMs = this.waitMs('close')
-    if (pub.status === 'ready') await settleWithin(this.presence.leaveAll(pub), closeMs)
+    if (pub.status === 'ready') await settlesWithin(this.presence.leaveAll(pub), closeMs)
     if (this.ownsPublisher) {
       pub.on('error', noop)
       const pubEnded = hasSocket(pub) ? ended(pub) : undefined
       if (pub.status === 'ready') {
-        if (!await settleWithin(pub.quit(), closeMs)) pub.disconnect()
+        if (!await settlesWithin(pub.quit(), closeMs)) pub.disconnect()
       } else {
         pub.disconnect()
       }
-      if (pubEnded !== undefined) await settleWithin(pubEnded, closeMs)
+      if (pubEnded !== undefined) await settlesWithin(pubEnded, closeMs)
     }
-    if (subEnded !== undefined) await settleWithin(subEnded, closeMs)
+    if (subEnded !== undefined) await settlesWithin(subEnded, closeMs)
   }
 
   // ---- outages ----
@@ -511,7 +512,7 @@ class RedisAdapter implements RoomsAdapter {
       this.down('a presence diff failed', err)
     })
     // Not answered in time: the caller goes on; the diff is still counted if it fails later.
-    await settleWithin(sent, this.waitMs('presenceDiff'))
+    await settlesWithin(sent, this.waitMs('presenceDiff'))
   }
 
   /**
@@ -522,9 +523,9 @@ class RedisAdapter implements RoomsAdapter {
     const published = this.publish('c', this.keys.userChannel(userId), JSON.stringify(command), undefined)
     if (published === undefined) throw new Error('Redis is unreachable')
     try {
-      await withTimeout(published, this.waitMs('userCommand'))
+      await withTimeout(published, this.waitMs('userCommand'), 'Redis')
     } catch (err) {
-      if (err instanceof NoAnswerError) throw new NoAnswerError(err.ms, 'the command may still reach the other nodes if Redis answers later')
+      if (err instanceof NoAnswerError) throw new NoAnswerError('Redis', err.ms, 'the command may still reach the other nodes if Redis answers later')
       throw err
     }
   }
@@ -534,7 +535,7 @@ class RedisAdapter implements RoomsAdapter {
     // The counts only size the first presence frame: never hold a join for them (a frozen Redis).
     await Promise.all([
       this.subscribe(this.keys.roomChannel(room)),
-      this.stalled ? undefined : settleWithin(this.presence.readCounts(room), this.waitMs('subscribe'))
+      this.stalled ? undefined : settlesWithin(this.presence.readCounts(room), this.waitMs('subscribe'))
     ])
   }
 
@@ -562,14 +563,14 @@ class RedisAdapter implements RoomsAdapter {
     if (this.shards !== undefined) {
       if (this.closed) return
       const done = this.shards.add(channel)
-      if (!this.stalled) await settleWithin(done, this.waitMs('subscribe'))
+      if (!this.stalled) await settlesWithin(done, this.waitMs('subscribe'))
       return
     }
     const sub = this.sub
     if (sub === undefined || this.closed || sub.status !== 'ready') return
     const done = sub.subscribe(channel).catch((err: Error) => { this.down('a subscribe failed', err) })
     // A stalled Redis will run the SUBSCRIBE when it wakes up; do not hold the join until then.
-    if (!this.stalled) await settleWithin(done, this.waitMs('subscribe'))
+    if (!this.stalled) await settlesWithin(done, this.waitMs('subscribe'))
   }
 
   private unsubscribe (channel: string): void {
