@@ -16,7 +16,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode, PresenceDiff, RoomMember } from '../../types/index.js'
 import { withTimeout } from '../async.js'
 import type { KeyNames } from './redis-keys.js'
-import { SEP, type SeqCounter } from './redis-bus.js'
+import { encodeDiff, SEP, type SeqCounter } from './redis-codec.js'
 import {
   ADD_MEMBER, LIVE_COUNTS, MEMBERS, OTHERS_COUNT, PRESENCE_DIFF, PURGE_DEAD_NODE, PURGE_OWN, ROOM_BEAT, WRITE_MEMBERS
 } from './redis-scripts.js'
@@ -84,10 +84,7 @@ export class RedisPresence {
     const pub = this.link.ready()
     if (pub === undefined) throw new Error('Redis is unavailable')
     const keys = this.link.keys.room(room)
-    const message = this.link.seq.envelope('p', keys.channel, undefined, JSON.stringify({
-      count: diff.count,
-      changes: diff.changes.map((c) => [c.joined ? 1 : 0, c.connectionId, c.user])
-    }))
+    const message = this.link.seq.envelope('p', keys.channel, undefined, encodeDiff(diff))
     await PRESENCE_DIFF.run(pub, [keys.nodes], [this.link.node.nodeId, this.link.presenceTtl, diff.count, this.link.publishCommand, keys.channel, message])
   }
 

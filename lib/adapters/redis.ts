@@ -6,7 +6,7 @@
 // connection's publications in order, so one publisher's messages arrive in order everywhere.
 // Channels (redis-keys.ts): a room's (a node subscribes only while it has local members there), a
 // user's (while the user is connected here) and one for broadcastAll. The wire format and the loss
-// accounting are in redis-bus.ts. A node drops what it published itself (the broker delivered it
+// accounting are in redis-codec.ts. A node drops what it published itself (the broker delivered it
 // locally), except history messages: those reach every node, the publisher's too, from Redis.
 //
 // Faults. Redis going away (connection closed) or stalling (a heartbeat unanswered for two
@@ -23,12 +23,12 @@
 // the slot map); broadcastAll stays plain PUBLISH, which a cluster carries to every node.
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import type {
-  AdapterNode, HistoryLimits, PresenceChange, PresenceDiff, RoomMember, RoomsAdapter, UserCommand
+  AdapterNode, HistoryLimits, PresenceDiff, RoomMember, RoomsAdapter, UserCommand
 } from '../../types/index.js'
 import type { RedisAdapterOptions } from '../../types/redis.js'
 import { NoAnswerError, settlesWithin, withTimeout } from '../async.js'
 import { InvalidOptionError } from '../errors.js'
-import { decode, SEP, SeqCounter } from './redis-bus.js'
+import { decode, parseDiff, SEP, SeqCounter } from './redis-codec.js'
 import { RedisHistory } from './redis-history.js'
 import { KeyNames } from './redis-keys.js'
 import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
@@ -67,15 +67,6 @@ function ended (conn: Redis | Cluster): Promise<void> {
  */
 function hasSocket (conn: Redis | Cluster): boolean {
   return conn.status === 'connecting' || conn.status === 'connect' || conn.status === 'ready'
-}
-
-function parseDiff (body: string): PresenceDiff | undefined {
-  try {
-    const { count, changes } = JSON.parse(body) as { count: number, changes: Array<[number, string, PresenceChange['user']]> }
-    return { count, changes: changes.map(([joined, connectionId, user]) => ({ joined: joined === 1, connectionId, user })) }
-  } catch {
-    return undefined
-  }
 }
 
 class RedisAdapter implements RoomsAdapter {

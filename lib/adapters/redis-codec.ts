@@ -1,12 +1,13 @@
-// The Redis adapter's wire format between nodes, and its loss accounting. One publication is one
-// message on a channel: a kind letter, then fields separated by NUL, the last one the body as it
-// is (a payload the broker serialized once is forwarded without being parsed):
+// The Redis adapter's wire format between nodes, and its loss accounting. Clients never see it:
+// their frames are in docs/protocol.md; this is how one node's publication reaches the others. One
+// publication is one message on a channel: a kind letter, then fields separated by NUL, the last
+// one the body as it is (a payload the node serialized once is forwarded without being parsed):
 //
 //   m nodeId \0 seq \0 except \0 payload      a message (broadcast, chat, sendToUser, broadcastAll)
-//   p nodeId \0 seq \0 \0 diff JSON           a presence diff (§10)
-//   c nodeId \0 seq \0 \0 command JSON        a user command (§11)
-//   h epoch \0 offset \0 except \0 payload    a history room's message (§9), published by Redis
-//                                             itself (the PUBLISH_HISTORY script), in offset order
+//   p nodeId \0 seq \0 \0 diff JSON           a room's joins and leaves on that node (docs/presence.md)
+//   c nodeId \0 seq \0 \0 command JSON        a user command (disconnectUser, joinUser, leaveUser)
+//   h epoch \0 offset \0 except \0 payload    a history room's message (docs/history.md), published by
+//                                             Redis itself (the PUBLISH_HISTORY script), in offset order
 //   g nodeId \0 0 \0 \0 diff JSON             the members of a node that died, as left (count 0),
 //                                             published by Redis itself (the PURGE_DEAD_NODE script)
 //
@@ -14,6 +15,10 @@
 // (it was resubscribing while that publisher was already back) counts the gap as dropped; history
 // messages are accounted for by their offsets instead (the room's stream repairs them), and a dead
 // node's leaves are published once, whoever found it dead, so they carry no seq.
+//
+// A diff's JSON is `{"count":N,"changes":[[joined 1|0, connectionId, user], ...]}`; the
+// PURGE_DEAD_NODE script writes the same shape in Lua.
+import type { PresenceChange, PresenceDiff } from '../../types/index.js'
 
 export const SEP = '\u0000'
 
@@ -47,6 +52,21 @@ export function decode (message: string): Envelope | undefined {
     seq,
     except: c > b + 1 ? message.slice(b + 1, c) : undefined,
     body: message.slice(c + 1)
+  }
+}
+
+/** A presence diff as it travels between nodes ('p' and 'g' bodies). */
+export function encodeDiff (diff: PresenceDiff): string {
+  return JSON.stringify({ count: diff.count, changes: diff.changes.map((c) => [c.joined ? 1 : 0, c.connectionId, c.user]) })
+}
+
+/** The diff in a 'p' or 'g' body; undefined when it is not one (nothing to deliver). */
+export function parseDiff (body: string): PresenceDiff | undefined {
+  try {
+    const { count, changes } = JSON.parse(body) as { count: number, changes: Array<[number, string, PresenceChange['user']]> }
+    return { count, changes: changes.map(([joined, connectionId, user]) => ({ joined: joined === 1, connectionId, user })) }
+  } catch {
+    return undefined
   }
 }
 
