@@ -21,11 +21,10 @@ import {
   ADD_MEMBER, LIVE_COUNTS, MEMBERS, OTHERS_COUNT, PRESENCE_DIFF, PURGE_DEAD_NODE, PURGE_OWN, ROOM_BEAT, WRITE_MEMBERS
 } from './redis-scripts.js'
 
-/** What presence needs of the adapter it belongs to. */
+/** What presence needs of the adapter's connections (RedisLink). */
 export interface PresenceLink {
   readonly node: AdapterNode
   readonly keys: KeyNames
-  readonly seq: SeqCounter
   readonly presenceTtl: number
   /** PUBLISH on one server, SPUBLISH on a cluster. */
   readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
@@ -45,11 +44,14 @@ function countsOf (flat: unknown): Map<string, number> {
 
 export class RedisPresence {
   private readonly link: PresenceLink
+  /** Numbers this node's diffs with its other publications on the room's channel. */
+  private readonly seq: SeqCounter
   /** Rooms where a removal could not reach Redis: purged of our entries when it is back. */
   private dirtyRooms = new Set<string>()
 
-  constructor (link: PresenceLink) {
+  constructor (link: PresenceLink, seq: SeqCounter) {
     this.link = link
+    this.seq = seq
   }
 
   private entry (member: RoomMember): string {
@@ -84,7 +86,7 @@ export class RedisPresence {
     const pub = this.link.ready()
     if (pub === undefined) throw new Error('Redis is unavailable')
     const keys = this.link.keys.room(room)
-    const message = this.link.seq.envelope('p', keys.channel, undefined, encodeDiff(diff))
+    const message = this.seq.envelope('p', keys.channel, undefined, encodeDiff(diff))
     await PRESENCE_DIFF.run(pub, [keys.nodes], [this.link.node.nodeId, this.link.presenceTtl, diff.count, this.link.publishCommand, keys.channel, message])
   }
 
