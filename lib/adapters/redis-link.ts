@@ -14,17 +14,14 @@
 // restarted empty), and the node's history rooms were told to check their position, since messages
 // may have been missed meanwhile. One line is logged then. How long a call made before the heartbeat
 // noticed a frozen Redis may wait is in redis-waits.ts.
-import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode } from '../../types/index.js'
-import { settlesWithin, withTimeout } from '../async.js'
-import { InvalidOptionError } from '../errors.js'
+import { settlesWithin } from '../async.js'
+import { connectCluster, connectServer, disconnect, RECONNECT_MAX_MS } from './redis-connect.js'
 import { KeyNames } from './redis-keys.js'
 import type { RedisParams } from './redis-options.js'
-import { ShardedSubscriptions } from './redis-subscriptions.js'
+import type { ShardedSubscriptions } from './redis-subscriptions.js'
 import { heartbeatMs, type Wait, waitMs } from './redis-waits.js'
-
-/** The longest wait between two reconnection attempts. */
-const RECONNECT_MAX_MS = 2000
 
 /** Channels one SUBSCRIBE carries when resubscribing many at once. */
 const SUBSCRIBE_BATCH = 1000
@@ -52,35 +49,6 @@ export interface LinkPresence {
 }
 
 function noop (): void {}
-
-/** Resolves when `conn` will not reconnect any more (its socket is closed). */
-function ended (conn: Redis | Cluster): Promise<void> {
-  if (conn.status === 'end') return Promise.resolve()
-  return new Promise((resolve) => conn.once('end', () => resolve()))
-}
-
-/**
- * Whether `conn` has a socket to close: one waiting to reconnect has none, and ioredis ends it
- * on disconnect() without an 'end' event (nothing to wait for).
- */
-function hasSocket (conn: Redis | Cluster): boolean {
-  return conn.status === 'connecting' || conn.status === 'connect' || conn.status === 'ready'
-}
-
-/** Connect `conn` if it is not yet; reject at its first failed attempt. */
-async function connect (conn: Redis | Cluster): Promise<void> {
-  if (conn.status === 'ready') return
-  if (conn.status === 'wait') {
-    await conn.connect()
-    return
-  }
-  await new Promise<void>((resolve, reject) => {
-    const ready = (): void => { conn.off('close', fail); resolve() }
-    const fail = (): void => { conn.off('ready', ready); reject(new Error('Connection is closed.')) }
-    conn.once('ready', ready)
-    conn.once('close', fail)
-  })
-}
 
 export class RedisLink {
   readonly node: AdapterNode
@@ -144,65 +112,12 @@ export class RedisLink {
     this.presence = presence
     const given = this.params.client
     if (given !== undefined && given.isCluster) return await this.openCluster(given as Cluster, bus)
-    const optionName = given !== undefined ? 'redisAdapter.client' : 'redisAdapter.url'
-    let pub: Redis | undefined
-    let sub: Redis | undefined
-    let lastError: Error | undefined
-    const remember = (err: Error): void => { lastError ??= err }
-    try {
-      if (given !== undefined) {
-        if (given.status === 'end' || given.status === 'close') throw new Error('the client is closed')
-        pub = given as Redis
-      } else {
-        pub = new Redis(this.params.url, {
-          lazyConnect: true,
-          // Never queue: what cannot be sent now is counted as dropped, not delivered late.
-          enableOfflineQueue: false,
-          // A command in flight when the connection drops fails at once instead of being replayed.
-          maxRetriesPerRequest: 0,
-          autoResubscribe: false,
-          retryStrategy: (times: number) => Math.min(100 * 2 ** (times - 1), RECONNECT_MAX_MS),
-          connectionName: `fastify-ws-rooms-${this.node.nodeId}-pub`
-        })
-        this.ownsPublisher = true
-      }
-      this.pub = pub
-      const subOptions: Partial<RedisOptions> = {
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        // Resubscribing is ours: we know what the node needs now, not what it needed before the outage.
-        autoResubscribe: false,
-        connectionName: `fastify-ws-rooms-${this.node.nodeId}-sub`
-      }
-      sub = pub.duplicate(subOptions) as Redis
-      this.sub = sub
-      pub.on('error', remember)
-      sub.on('error', remember)
-      const [pubConn, subConn] = [pub, sub]
-      // A frozen Redis accepts the connection (its kernel does) and answers nothing.
-      await withTimeout((async () => {
-        await Promise.all([connect(pubConn), connect(subConn)])
-        await subConn.subscribe(this.keys.all)
-        await pubConn.ping()
-      })(), this.waitMs('connect'), 'Redis')
-    } catch (err) {
-      pub?.off('error', remember)
-      sub?.off('error', remember)
-      sub?.disconnect()
-      if (this.ownsPublisher) pub?.disconnect()
-      this.pub = undefined
-      this.sub = undefined
-      this.ownsPublisher = false
-      const where = given !== undefined ? '' : ` at ${new URL(this.params.url).host}`
-      const reason = lastError?.message ?? (err as Error).message
-      throw new InvalidOptionError(optionName, `could not connect to Redis${where}: ${reason}`)
-    }
-    pub.off('error', remember)
-    sub.off('error', remember)
+    const { pub, sub, ownsPublisher } = await connectServer(this.params, this.node.nodeId, this.keys.all, this.waitMs('connect'))
+    this.pub = pub
+    this.sub = sub
+    this.ownsPublisher = ownsPublisher
     this.pubSynced = true
     this.subSynced = true
-
     this.listen(sub, 'message', (channel: string, message: string) => bus.receive(channel, message))
     this.listen(pub, 'ready', () => { this.restorePresence() })
     this.listen(sub, 'ready', () => { this.resubscribe() })
@@ -216,10 +131,7 @@ export class RedisLink {
   /** Cluster mode: publish and run scripts through the user's Cluster, subscribe per shard. */
   private async openCluster (cluster: Cluster, bus: LinkChannels): Promise<void> {
     this.publishCommand = 'SPUBLISH'
-    let lastError: Error | undefined
-    const remember = (err: Error): void => { lastError ??= err }
-    cluster.on('error', remember)
-    const shards = new ShardedSubscriptions(cluster, this.keys.all, {
+    this.shards = await connectCluster(cluster, this.keys.all, {
       receive: (channel, message) => bus.receive(channel, message),
       lost: (reason, err) => { this.subSynced = false; this.down(reason, err) },
       restored: () => {
@@ -228,22 +140,8 @@ export class RedisLink {
         this.node.resyncHistory()
         this.maybeUp()
       }
-    }, { connectionName: `fastify-ws-rooms-${this.node.nodeId}-sub`, reconcileMs: this.heartbeatMs })
-    try {
-      if (cluster.status === 'end' || cluster.status === 'close') throw new Error('the client is closed')
-      await withTimeout((async () => {
-        await connect(cluster)
-        await shards.start()
-        await cluster.ping()
-      })(), this.waitMs('connect'), 'Redis')
-    } catch (err) {
-      shards.close()
-      throw new InvalidOptionError('redisAdapter.client', `could not connect to the Redis Cluster: ${lastError?.message ?? (err as Error).message}`)
-    } finally {
-      cluster.off('error', remember)
-    }
+    }, { connectionName: `fastify-ws-rooms-${this.node.nodeId}-sub`, reconcileMs: this.heartbeatMs }, this.waitMs('connect'))
     this.pub = cluster
-    this.shards = shards
     this.pubSynced = true
     this.subSynced = true
     this.listen(cluster, 'ready', () => { this.restorePresence() })
@@ -264,7 +162,7 @@ export class RedisLink {
 
   // ---- closing ----
 
-  /** Stop everything; presence leaves first (within a bound), then connections we opened are closed. */
+  /** Stop everything; this node's presence leaves Redis first, then the connections we opened close. */
   async close (): Promise<void> {
     if (this.isClosed) return
     this.isClosed = true
@@ -272,26 +170,10 @@ export class RedisLink {
     for (const resolve of [...this.upWaiters]) resolve(false)
     for (const [conn, event, fn] of this.listeners) conn.off(event, fn)
     this.listeners.length = 0
-    const { pub, sub, presence } = this
     this.shards?.close()
-    if (pub === undefined || presence === undefined || (sub === undefined && this.shards === undefined)) return
-    sub?.on('error', noop)
-    const subEnded = sub !== undefined && hasSocket(sub) ? ended(sub) : undefined
-    sub?.disconnect()
-    // Leave the cluster's view now rather than after presenceTtl.
-    const closeMs = this.waitMs('close')
-    if (pub.status === 'ready') await settlesWithin(presence.leaveAll(pub), closeMs)
-    if (this.ownsPublisher) {
-      pub.on('error', noop)
-      const pubEnded = hasSocket(pub) ? ended(pub) : undefined
-      if (pub.status === 'ready') {
-        if (!await settlesWithin(pub.quit(), closeMs)) pub.disconnect()
-      } else {
-        pub.disconnect()
-      }
-      if (pubEnded !== undefined) await settlesWithin(pubEnded, closeMs)
-    }
-    if (subEnded !== undefined) await settlesWithin(subEnded, closeMs)
+    const { pub, presence } = this
+    if (pub === undefined || presence === undefined) return
+    await disconnect(pub, this.sub, this.ownsPublisher, async (conn) => await presence.leaveAll(conn), this.waitMs('close'))
   }
 
   // ---- sending and subscribing ----
