@@ -6,14 +6,14 @@
 //   redis-bus.ts           routing: which channels this node hears, publishing, delivering arrivals
 //   redis-codec.ts         the wire format between nodes and its loss accounting
 //   redis-presence.ts      cluster-wide presence (members, counts, dead nodes)
-//   redis-history.ts       history rooms: one order per room across nodes, kept in a Redis stream
+//   history/redis-store.ts history rooms: one order per room across nodes, kept in a Redis stream
 //
 // The only module of the package that imports ioredis at runtime (through redis-link.ts).
 import type { AdapterNode, PresenceDiff, RoomMember, RoomsAdapter, UserCommand } from '../../types/index.js'
 import type { RedisAdapterOptions } from '../../types/redis.js'
 import { InvalidOptionError } from '../errors.js'
+import { RedisHistoryStore } from '../history/redis-store.js'
 import { RedisBus } from './redis-bus.js'
-import { RedisHistory } from './redis-history.js'
 import { SEP, SeqCounter } from './redis-codec.js'
 import { RedisLink } from './redis-link.js'
 import { normaliseRedisOptions, type RedisParams } from './redis-options.js'
@@ -35,7 +35,7 @@ interface Parts {
   link: RedisLink
   bus: RedisBus
   presence: RedisPresence
-  history: RedisHistory
+  history: RedisHistoryStore
 }
 
 class RedisAdapter implements RoomsAdapter {
@@ -56,7 +56,7 @@ class RedisAdapter implements RoomsAdapter {
     const link = new RedisLink(this.params, node)
     // One count per channel for this node's publications, whichever part publishes them.
     const seq = new SeqCounter(node.nodeId)
-    const parts: Parts = { link, bus: new RedisBus(link, seq), presence: new RedisPresence(link, seq), history: new RedisHistory(link) }
+    const parts: Parts = { link, bus: new RedisBus(link, seq), presence: new RedisPresence(link, seq), history: new RedisHistoryStore(link) }
     this.parts = parts
     try {
       await link.open(parts.bus, parts.presence)
@@ -67,7 +67,7 @@ class RedisAdapter implements RoomsAdapter {
   }
 
   /** History rooms are ordered by Redis (once init has run). */
-  get history (): RedisHistory | undefined { return this.parts?.history }
+  get history (): RedisHistoryStore | undefined { return this.parts?.history }
 
   private get my (): Parts {
     if (this.parts === undefined) throw new Error('redis adapter: init() has not run')

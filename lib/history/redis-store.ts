@@ -1,23 +1,24 @@
-// History rooms over Redis (CONTRACT §9): one Lua script gives each message the room's next offset,
-// appends it to the room's stream (trimmed to `size`), refreshes the TTLs and publishes it on the
-// room's channel, atomically; every node, the publisher's included, delivers it from that one
-// ordered flow. Reads (joins with `since`, gap repair, `fastify.rooms.history()`) run one script on
-// the same keys. While Redis is unreachable nothing can be ordered, so publishing rejects.
+// History rooms over Redis (docs/history.md), beside the in-memory store of a single node. One
+// Lua script gives each message the room's next offset, appends it to the room's stream (trimmed to
+// `size`), refreshes the TTLs and publishes it on the room's channel, atomically; every node, the
+// publisher's included, delivers it from that one ordered flow. Reads (joins with `since`, gap
+// repair, `fastify.rooms.history()`) run one script on the same keys. While Redis is unreachable
+// nothing can be ordered, so publishing rejects.
 //
-// A publish whose reply was lost (the connection closed after the script was sent) is in doubt: the
-// script may have run, and members may have the message. Rather than refuse what was delivered, the
-// publisher waits for Redis to be back (at most `inDoubtWaitMs`) and looks the publication's id up
-// in the room's stream: found, it resolves with the offset the message got; not found, and not
-// trimmed away, it rejects as not published; otherwise the outcome stays unknown (rejects,
-// saying so). A publish with no answer within `publishTimeoutMs` (a frozen Redis) is in doubt too,
-// but still under way: it waits up to `inDoubtWaitMs` for its own answer (or failure, then as
-// above), else rejects as unknown.
+// A publish whose reply was lost (the connection closed after the script was sent) is in doubt
+// (docs/history.md#a-reply-lost-on-the-way): the script may have run, and members may have the
+// message. Rather than refuse what was delivered, the publisher waits for Redis to be back (at most
+// `inDoubtWaitMs`) and looks the publication's id up in the room's stream: found, it resolves with
+// the offset the message got; not found, and not trimmed away, it rejects as not published;
+// otherwise the outcome stays unknown (rejects, saying so). A publish with no answer within its
+// bound (historyPublish in redis-waits.ts: a frozen Redis) is in doubt too, but still under way: it
+// waits up to `inDoubtWaitMs` for its own answer (or failure, then as above), else rejects as unknown.
 import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode, HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
 import { NoAnswerError, withTimeout } from '../async.js'
-import { newEpoch } from '../history/epoch.js'
-import type { KeyNames } from './redis-keys.js'
-import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
+import type { KeyNames } from '../adapters/redis-keys.js'
+import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from '../adapters/redis-scripts.js'
+import { newEpoch } from './epoch.js'
 
 /** What the history store needs of the adapter's connections (RedisLink). */
 export interface HistoryLink {
@@ -56,7 +57,7 @@ async function answerBy<T> (promise: Promise<T>, ms: number): Promise<{ value: T
   }
 }
 
-export class RedisHistory implements RoomsHistory {
+export class RedisHistoryStore implements RoomsHistory {
   private readonly link: HistoryLink
   private published = 0
 
