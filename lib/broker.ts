@@ -25,6 +25,7 @@ import {
   InvalidHandlerError, InvalidRoomError, NoHistoryError, TooManyRoomsError, UnavailableError, UnknownConnectionError
 } from './errors.js'
 import type { RoomsParams } from './options.js'
+import { isPromise, RESOLVED } from './async.js'
 
 export interface MessageHandler {
   /** Undefined until the schema is compiled (a typebox 1.x schema waits for its compiler's import). */
@@ -48,10 +49,6 @@ export interface MembersAnswer { size: number, members: RoomMember[] }
 /** A close code (4001) and reason for connections whose session expired. */
 const EXPIRED = { code: 4001, reason: 'Token expired' }
 const HISTORY_LOST = 'History lost: rejoin to recover'
-
-function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
-  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
-}
 
 export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, ConnectionHost, PresenceHost, StreamHost {
   readonly nodeId = randomBytes(6).toString('hex')
@@ -826,8 +823,8 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
    * dropped when the call carried something to the other nodes.
    */
   adapterCall (what: keyof RoomsAdapter, result: void | Promise<void>): Promise<void> {
-    if (result === undefined || typeof (result as Promise<void>).then !== 'function') return RESOLVED
-    return (result as Promise<void>).catch((err: unknown) => {
+    if (!isPromise(result)) return RESOLVED
+    return result.catch((err: unknown) => {
       if (CARRIES_TO_OTHER_NODES.has(what)) this.dropped++
       this.log.error({ err }, `rooms adapter ${what} failed`)
     })
@@ -844,7 +841,6 @@ export class RoomBroker extends EventEmitter implements RoomsApi, AdapterNode, C
   }
 }
 
-const RESOLVED = Promise.resolve()
 const RESOLVED_JOIN: Promise<JoinResult> = Promise.resolve(undefined)
 
 /** A server-side join under way; `resumed` once a client's join with `since` of the same room waits on it. */

@@ -11,6 +11,7 @@ import {
 } from './protocol.js'
 import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limiter.js'
 import { RoomsError } from './errors.js'
+import { isPromise } from './async.js'
 import type { JoinResult } from './broker.js'
 
 const checkJoin = compile(JoinSchema)
@@ -20,10 +21,6 @@ const checkMembers = compile(MembersSchema)
 
 /** How many frames may wait behind a slow one before the connection is closed (1008); bytes are bounded by maxBacklogBytes. */
 const MAX_BACKLOG = 1024
-
-function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
-  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
-}
 
 export function createFrameHandler (broker: RoomBroker): (conn: Connection, data: RawData, isBinary: boolean) => void {
   const { rateLimitMax, rateLimitWindowMs, maxPayload, maxRoomNameLength, maxBacklogBytes } = broker.params
@@ -99,8 +96,8 @@ export function createFrameHandler (broker: RoomBroker): (conn: Connection, data
     } catch (err) {
       return failed(conn, err, message.type, id)
     }
-    if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function') {
-      return (result as Promise<unknown>).then(
+    if (isPromise(result)) {
+      return result.then(
         (value) => { ackResult(conn, value, message.type, id) },
         (err: unknown) => { failed(conn, err, message.type, id) }
       )

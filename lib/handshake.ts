@@ -4,6 +4,7 @@
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { AuthenticatedSession, RoomUser } from '../types/index.js'
 import type { RoomBroker } from './broker.js'
+import { isPromise } from './async.js'
 import { corkUntilFlush } from './frame-writer.js'
 import { originHost, ProxyHints } from './proxy-hints.js'
 import {
@@ -84,10 +85,6 @@ function redact (err: unknown, token: string): unknown {
 }
 
 type AuthenticateResult = RoomUser | AuthenticatedSession | null | undefined
-
-function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
-  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
-}
 
 /**
  * The `preValidation` hook. Written with `done` rather than as an async function: with a sync

@@ -20,7 +20,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { slotOf } from './redis-slots.js'
 
-/** What the subscriptions tell the adapter. */
+/** What the subscriptions tell the adapter's link (redis-link.ts). */
 export interface SubscriptionsLink {
   /** A message on a channel this node subscribed to (sharded or the plain broadcastAll one). */
   receive (channel: string, message: string): void

@@ -3,8 +3,8 @@
 // made when the room's history is created. Publishing is synchronous, so a room's order is the
 // order of the calls. A sweep frees the history of rooms that nobody is in and nobody published to
 // for `ttlMs`; a room with members keeps its epoch however quiet it is.
-import { randomBytes } from 'node:crypto'
 import type { HistoryEntry, HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
+import { newEpoch } from './epoch.js'
 
 export interface MemoryHistoryHost {
   deliverHistory (room: string, entry: HistoryEntry): void
@@ -26,10 +26,6 @@ interface RoomLog {
   start: number
   /** Last publish, or last sweep that found members. */
   touched: number
-}
-
-export function newEpoch (): string {
-  return randomBytes(8).toString('base64url')
 }
 
 export class MemoryHistory implements RoomsHistory {

@@ -14,6 +14,7 @@ import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '..
 import type { Connection } from '../connection.js'
 import { frameText, tickBatch, type TickBatch } from '../frame-writer.js'
 import type { Room } from '../room.js'
+import { isPromise } from '../async.js'
 
 export interface StreamHost {
   readonly historyStore: RoomsHistory
@@ -49,10 +50,6 @@ interface CatchUp {
 
 /** What a history room's join is acked with. */
 export type StreamJoinAck = { epoch: string, offset: number } | { recovered: boolean, epoch: string, offset: number }
-
-function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
-  return value !== null && typeof value === 'object' && typeof (value as Promise<T>).then === 'function'
-}
 
 function send (conn: Connection, payload: string): void {
   conn.sendPayload(payload)
