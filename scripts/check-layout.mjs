@@ -31,7 +31,6 @@ export const KNOWN = {
   ],
   /** "CONTRACT" citations: how many lines cite it, per file (relative to the root). */
   citations: {
-    'lib/adapters/redis-history.ts': 1,
     'lib/history/memory-history.ts': 1,
     'lib/history/room-stream.ts': 1,
     'lib/presence.ts': 1,
