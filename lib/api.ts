@@ -1,9 +1,8 @@
 // `fastify.rooms`: every documented method, with its argument checks, over the node's parts. The
 // facade holds them in #private fields and has no other member, so from JavaScript nothing but the
 // documented API is reachable through it (no delivery internals, no adapter, no EventEmitter).
-import type { TObject } from '@sinclair/typebox'
 import type {
-  BroadcastOptions, DisconnectOptions, HandledMessage, RoomConnection, RoomHistory, RoomMember, RoomsApi, RoomsEventName,
+  BroadcastOptions, DisconnectOptions, HandledMessage, ObjectSchema, RoomConnection, RoomHistory, RoomMember, RoomsApi, RoomsEventName,
   RoomsEvents as Listeners, RoomsStats
 } from '../types/index.js'
 import { checkDisconnect, checkHistoryOptions, checkMembersLimit, checkRoomArgument, checkUserId } from './api-arguments.js'
@@ -152,7 +151,7 @@ export class RoomsFacade implements RoomsApi {
     return this.#hub.connection(connectionId)
   }
 
-  handle<S extends TObject> (type: string, schema: S, handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown): void {
+  handle<S extends ObjectSchema> (type: string, schema: S, handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown): void {
     this.#handlers.register(type, schema, handler)
   }
 

@@ -22,6 +22,8 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
 
   // Added before @fastify/websocket's own preClose, so our clients get 1001 before its server closes.
   const stopKeepalive = startKeepalive(node.hub, params, fastify.log)
+  // A typebox 1.x schema given to `handle` is compiled once its compiler is imported: not served before.
+  fastify.addHook('onReady', async () => { await node.handlers.schemasCompiled() })
   fastify.addHook('preClose', async () => {
     stopKeepalive()
     await node.shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)

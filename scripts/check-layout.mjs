@@ -24,18 +24,7 @@ export const KNOWN = {
   /** Cycles as printed: paths relative to lib/, starting at the alphabetically first file. */
   cycles: [],
   /** "CONTRACT" citations: how many lines cite it, per file (relative to the root). */
-  citations: {
-    'lib/adapters/redis-history.ts': 1,
-    'lib/client/policy.ts': 2,
-    'lib/client/presence-views.ts': 1,
-    'lib/client/stream-positions.ts': 1,
-    'types/client.d.ts': 3,
-    'types/index.d.ts': 5,
-    'types/index.tst.ts': 1,
-    'types/protocol.d.ts': 5,
-    'types/redis.d.ts': 1,
-    'types/redis.tst.ts': 1
-  }
+  citations: {}
 }
 
 /** More elementary cycles than this and the graph is tangled enough: stop listing. */

@@ -125,7 +125,7 @@ t.test('close codes decide: 1011 and 1013 reconnect; 1008, 1000 and 4xxx do not'
       t.equal((await rejection(kicked)).code, 'disconnected')
       t.equal((await events.next('error'))[0], info.error, 'the reason is also an error event')
       t.equal((await rejection(client.join('again'))).code, 'closed', 'later calls reject at once')
-      t.equal((await rejection(client.ready())).code, 'closed')
+      t.equal(await rejection(client.ready()), info.error, 'ready() rejects with the reason it closed')
       // A fresh client gets in and out again, so a reconnect of the old one would have been seen.
       const { client: other } = openClient(t, server.url)
       await other.ready()
@@ -178,7 +178,7 @@ t.test('maxAttempts bounds the retries; reconnect: false makes any loss final', 
   t.equal(events.events('close').length, 4)
   t.equal(client.state, 'closed')
   t.equal((await rejection(queued)).code, 'closed')
-  t.equal((await rejection(client.ready())).code, 'closed')
+  t.equal(await rejection(client.ready()), final.error, 'ready() rejects with the reason it closed')
 
   const server = await listen({}, setup([]))
   t.teardown(() => server.app.close())

@@ -123,8 +123,14 @@ t.test('a slot migrated while its rooms are in use', async (t) => {
 })
 
 t.test('a master killed (SIGKILL) and its replica promoted in the middle of traffic', async (t) => {
-  const masters = await cluster.masterPorts()
-  const victim = masters[0]
+  // A master that holds broadcastAll subscriptions (plain SUBSCRIBE) too: they are lost with it.
+  const victim = await eventually(async () => {
+    for (const port of await cluster.masterPorts()) {
+      const [, count] = await cluster.command(port, 'PUBSUB', 'NUMSUB', keys.all) as [string, number]
+      if (Number(count) > 0) return port
+    }
+    return undefined
+  }, 'a master holding broadcastAll subscriptions')
   const { plain, history, members } = await roomsInUse('fo-', victim, ['fa', 'fb', 'fc'])
   const before = [dropped(A), dropped(B), dropped(C)]
   const run = traffic(plain, history)
@@ -136,4 +142,12 @@ t.test('a master killed (SIGKILL) and its replica promoted in the middle of traf
   await check(t, members, plain, history, run, before)
   t.ok((await cluster.command(promoted, 'PUBSUB', 'SHARDCHANNELS', `${prefix}:*`) as string[]).includes(keys.roomChannel(plain)),
     'the nodes subscribed at the promoted replica')
+  // And broadcastAll reaches every node again: its subscriptions were taken on a live node.
+  await eventually(async () => {
+    const id = Math.random().toString(36).slice(2)
+    await B.app.rooms.broadcastAll({ type: 'notice', id })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    return members.every((m) => m.received.some((f) => f.type === 'notice' && f.id === id)) ? true : undefined
+  }, 'a broadcastAll reaching every node after the failover', 20_000, 0)
+  t.pass('broadcastAll reaches every node after the failover')
 })

@@ -8,7 +8,7 @@ import { eventually, join } from './helpers.js'
 import { slotOf } from './fixtures/redis-cluster-server.js'
 import { startClusterPlugins } from './fixtures/cluster-plugins.js'
 
-const { cluster, prefix, keys, nodes, open } = await startClusterPlugins(t, 'cluster-mode', {
+const { cluster, prefix, keys, nodes, addNode, open } = await startClusterPlugins(t, 'cluster-mode', {
   history: { rooms: (room) => room.startsWith('h-') },
   presenceEvents: (room) => room.startsWith('p-') ? 'batched' : 'each',
   presenceInterval: 100
@@ -66,6 +66,35 @@ t.test('§7 sendToUser and broadcastAll reach every node', async (t) => {
   t.equal(erin.received.filter((m) => m.type === 'dm').length, 0)
   await C.app.rooms.broadcastAll({ type: 'notice', text: 'everyone' })
   for (const client of [...dan, erin]) await client.next((m) => m.type === 'notice' && m.text === 'everyone')
+})
+
+// Rooms and users travel over sharded pub/sub (SSUBSCRIBE), broadcastAll over plain pub/sub. Redis 7.0
+// answers an SUNSUBSCRIBE with the number of shard channels left on the connection, 0 even when a
+// plain subscription remains there; ioredis then leaves subscriber mode and drops that connection's
+// messages. So on every master in turn: a node's only shard channel there is unsubscribed, then
+// broadcastAll from another node must still reach it.
+t.test('§7 broadcastAll still reaches a node after it unsubscribed its last room on each master', async (t) => {
+  const D = await addNode() // a fresh node: no channel of an earlier test stays subscribed on a master
+  const shardSubscribers = async (channel: string): Promise<number> => {
+    const [, count] = await cluster.command(await cluster.masterOf(slotOf(channel)), 'PUBSUB', 'SHARDNUMSUB', channel) as [string, number]
+    return Number(count)
+  }
+  const rooms = await spreadRooms('plain-after-sunsub-', 3)
+  for (const [i, room] of rooms.entries()) {
+    const master = await cluster.masterOf(slotOf(keys.roomChannel(room)))
+    // A user whose own channel is on another master: the room is D's only shard channel on this one.
+    let user = `plain-${i}-0`
+    for (let n = 1; await cluster.masterOf(slotOf(keys.userChannel(user))) === master; n++) user = `plain-${i}-${n}`
+    const client = await open(D, user)
+    await join(client, room)
+    t.equal((await client.request({ type: 'leave', room })).type, 'ack', `left ${room}`)
+    await eventually(async () => await shardSubscribers(keys.roomChannel(room)) === 0 ? true : undefined, `D's SUNSUBSCRIBE of ${room} done`)
+    await A.app.rooms.broadcastAll({ type: 'notice', text: `after ${room}` })
+    t.same(await client.next((m) => m.type === 'notice'), { type: 'notice', text: `after ${room}` }, `reached D after it left ${room} (master ${master})`)
+    // Gone with its user channel: the next master starts from no shard channel of D either.
+    client.ws.terminate()
+    await eventually(async () => await shardSubscribers(keys.userChannel(user)) === 0 ? true : undefined, `D's SUNSUBSCRIBE of ${user}`)
+  }
 })
 
 t.test('§9 history rooms: one offset order on every node, and recovery on another node', async (t) => {

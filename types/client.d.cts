@@ -1,6 +1,6 @@
 // CommonJS view of `fastify-ws-rooms/client`: dist/cjs/client.cjs exports `connect` itself, with
 // the named exports (and `.default`) on it. The types are the ESM declarations (./client.d.ts),
-// referenced, never restated (only `RequestFor` is typed against TypeBox's CommonJS build, see
+// referenced, never restated (only `RequestFor` is also typed against the CommonJS build of @sinclair/typebox, see
 // index.d.cts); like those, nothing here depends on fastify, Node or the DOM.
 import type * as esm from './client.js' with { 'resolution-mode': 'import' }
 // Resolved as `require` resolves it, like the user's own `require('@sinclair/typebox')`:
@@ -54,8 +54,15 @@ declare namespace connect {
   // Application types
   export type AppFrame = esm.AppFrame
   export type RequestSpec<P extends object = Record<string, unknown>, R = unknown> = esm.RequestSpec<P, R>
-  /** As in client.d.ts, for a schema of TypeBox's CommonJS build (what `require` gives; see index.d.cts). */
-  export type RequestFor<S extends TObject, R = unknown> = esm.RequestSpec<Static<S>, R>
+  /**
+   * As in client.d.ts, also for a schema of the CommonJS build of `@sinclair/typebox` (what
+   * `require` gives; see index.d.cts). typebox 1.x has one build, the same in both views.
+   */
+  export type RequestFor<S extends TObject | esm.TObjectNext, R = unknown> = esm.RequestSpec<S extends TObject ? Static<S> : esm.StaticOf<S>, R>
+  export type ObjectSchema = esm.ObjectSchema
+  export type StaticOf<S> = esm.StaticOf<S>
+  export type TObject034 = esm.TObject034
+  export type TObjectNext = esm.TObjectNext
   export type AppSpec = esm.AppSpec
   export type UntypedApp = esm.UntypedApp
   export type RequestName<App> = esm.RequestName<App>

@@ -1,8 +1,7 @@
 // Public type surface of `fastify-ws-rooms/client`: a typed WebSocket client for the rooms
-// protocol (CONTRACT §3–§5). No DOM or Node types are referenced here, so it compiles in a
+// protocol (docs/protocol.md). No DOM or Node types are referenced here, so it compiles in a
 // browser project, a Node project using `ws`, or both; the wire types come from ./protocol.d.ts,
 // so nothing of fastify is pulled in. lib/client imports its types from here.
-import type { Static, TObject } from '@sinclair/typebox'
 import type {
   ChatEvent,
   ErrorCode,
@@ -12,8 +11,10 @@ import type {
   ServerMessage,
   SystemEvent
 } from './protocol.js'
+import type { ObjectSchema, StaticOf } from './schema.js'
 
 export type * from './protocol.js'
+export type { ObjectSchema, StaticOf, TObject034, TObjectNext } from './schema.js'
 
 // ---- The socket the client drives (browser WebSocket, `ws`, undici, ...) ----
 
@@ -130,7 +131,10 @@ export declare class RoomsClientError extends Error {
   constructor (code: ErrorCode | ClientErrorCode, message: string, details?: { status?: number, room?: string, frame?: ErrorMessage, cause?: unknown })
   readonly name: 'RoomsClientError'
   readonly code: ErrorCode | ClientErrorCode
-  /** HTTP status of a refused upgrade, when it could be seen. */
+  /**
+   * HTTP status of a refused upgrade, when it could be seen: with `ws` in Node (it reports the
+   * server's response), never in a browser, whose WebSocket hides why an upgrade failed.
+   */
   readonly status?: number
   /** The room a failed automatic rejoin was for. */
   readonly room?: string
@@ -183,7 +187,14 @@ export interface CloseInfo {
   reason: string
   /** Whether the client will try again. */
   willReconnect: boolean
-  /** Why it will not, or what went wrong at the handshake. */
+  /**
+   * Why it will not, or what went wrong at the handshake. An upgrade refused with an HTTP status
+   * the client could see (`ws` in Node) carries it in `error.status`, with the code `unauthorized`
+   * (401), `forbidden` (403), `rate_limited` (429: too many connections from this address),
+   * `unavailable` (503 and other passing server conditions: retried) or `handshake_refused` (any
+   * other status). A browser's WebSocket never shows the status: there a refused upgrade is a
+   * close with 1006 and no `error`, until `maxHandshakeFailures` in a row give `handshake_failed`.
+   */
   error?: RoomsClientError
 }
 
@@ -195,7 +206,7 @@ export interface ReconnectingInfo {
 }
 
 /**
- * A history room rejoined after a reconnect (CONTRACT §9). `recovered`: every message published
+ * A history room rejoined after a reconnect (see history and recovery in docs/protocol.md). `recovered`: every message published
  * while away was delivered (as `chat` or application events, before this event), `missed` of
  * them. `recovered: false`: the history no longer reaches back that far (or was lost): messages
  * may be missing, reload the room from the application's own store; the client follows the room
@@ -208,7 +219,7 @@ export interface RecoveryInfo {
 }
 
 /**
- * Who is in a room (CONTRACT §10), from a `members` answer and the join/leave or presence frames
+ * Who is in a room (see presence in docs/protocol.md), from a `members` answer and the join/leave or presence frames
  * since. `size` counts connections across all nodes; `members` lists each user once.
  */
 export interface RoomPresence {
@@ -265,8 +276,11 @@ export interface RequestSpec<P extends object = Record<string, unknown>, R = unk
   result: R
 }
 
-/** A request type described by the TypeBox schema given to `fastify.rooms.handle` on the server. */
-export type RequestFor<S extends TObject, R = unknown> = RequestSpec<Static<S>, R>
+/**
+ * A request type described by the TypeBox object schema given to `fastify.rooms.handle` on the
+ * server (from `@sinclair/typebox` 0.34 or `typebox` 1.x).
+ */
+export type RequestFor<S extends ObjectSchema, R = unknown> = RequestSpec<StaticOf<S>, R>
 
 /**
  * What an application adds to the protocol: `requests` maps a type name to a `RequestSpec`,
@@ -333,7 +347,13 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
    */
   roomState (room: string): 'joined' | 'rejoining' | undefined
 
-  /** Resolves when the client is (or next becomes) `open`; rejects if it closes for good first. */
+  /**
+   * Resolves when the client is (or next becomes) `open`; rejects if it closes for good first, with
+   * the reason when there is one: the refusal of the upgrade (`unauthorized` with `status` 401,
+   * `forbidden` 403, ...; see `CloseInfo.error`), `reconnect_failed` (its `cause` the last
+   * failure), `handshake_failed`, or `closed` after `close()`. The HTTP status is only seen where
+   * the WebSocket implementation reports it (`ws` in Node), never in a browser.
+   */
   ready (): Promise<void>
 
   /** Join a room. Resolves on the ack; the room is then rejoined after every reconnect. */
@@ -367,7 +387,12 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
   close (code?: number, reason?: string): Promise<void>
 }
 
-/** Open a client. It connects at once and returns synchronously; calls made before it is open are queued. */
+/**
+ * Open a client. It connects at once and returns synchronously; calls made before it is open are
+ * queued. In a page `url` may be relative (`'/ws'`, resolved against the page, `http(s):` becoming
+ * `ws(s):`); in Node it must be absolute (`ws://localhost:3000/ws`), or this throws a TypeError
+ * saying so.
+ */
 export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App>
 
 /** The subprotocol the client always offers first. */

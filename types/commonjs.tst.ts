@@ -15,6 +15,7 @@ import {
   type WsRoomsOptions
 } from 'fastify-ws-rooms'
 import type { RoomsClient, RoomsClientError, ConnectionState } from 'fastify-ws-rooms/client'
+import { Type as TypeNext } from 'typebox'
 
 type CjsRooms = typeof import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } })
 type CjsRedis = typeof import('fastify-ws-rooms/redis', { with: { 'resolution-mode': 'require' } })
@@ -74,6 +75,16 @@ describe('require(\'fastify-ws-rooms\')', () => {
       expect(msg.text).type.toRaiseError("Property 'text' does not exist")
     })
     expect(app.rooms.handle('vote', TypeCjs.String(), () => undefined)).type.toRaiseError("Argument of type 'TString' is not assignable to parameter of type 'TObject<TProperties>'")
+    type Vote = import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } }).HandledMessage<typeof schema>
+    expect<Vote>().type.toBe<{ room: string, votes: number } & { type: string, id?: string | number }>()
+  })
+
+  test('rooms.handle takes a typebox 1.x schema (one build, the same for require and import), typed', () => {
+    const schema = TypeNext.Object({ room: TypeNext.String(), votes: TypeNext.Number() })
+    app.rooms.handle('vote', schema, (_conn, msg) => {
+      expect(msg.votes).type.toBe<number>()
+      expect(msg.text).type.toRaiseError("Property 'text' does not exist")
+    })
     type Vote = import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } }).HandledMessage<typeof schema>
     expect<Vote>().type.toBe<{ room: string, votes: number } & { type: string, id?: string | number }>()
   })

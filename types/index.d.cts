@@ -2,9 +2,10 @@
 // package, with module node16/nodenext). The runtime of dist/cjs/index.cjs is the plugin function
 // itself with the named exports hanging off it (`module.exports = Object.assign(plugin, mod)`), so
 // the declarations use `export =` of a function merged with a namespace, as Fastify's own plugins
-// do. Every type is the ESM declaration (./index.d.ts), referenced, never restated (only
-// `HandledMessage` is typed against TypeBox's CommonJS build, see below); loading it also brings
-// the `declare module 'fastify'` augmentation (`fastify.rooms`) along.
+// do. Every type is the ESM declaration (./index.d.ts), referenced, never restated, except two:
+// `HandledMessage` also takes schemas of TypeBox's CommonJS build, and `RoomsUserMap` is declared
+// here for a CommonJS program to augment (see below). Loading this file also brings the
+// `declare module 'fastify'` augmentation (`fastify.rooms`) along.
 import type * as esm from './index.js' with { 'resolution-mode': 'import' }
 // Resolved as `require` resolves it, like the user's own `require('@sinclair/typebox')`:
 import type { Static, TObject } from '@sinclair/typebox'
@@ -56,10 +57,21 @@ declare namespace fastifyWsRooms {
   export type PresenceMode = esm.PresenceMode
   export type AuthenticatedSession = esm.AuthenticatedSession
   export type WsRoomsOptions = esm.WsRoomsOptions
+  export type AppUser = esm.AppUser
+  /** Declare the application's user type here (see index.d.ts); CommonJS programs augment this one. */
+  export interface RoomsUserMap {}
+  // Schemas of either TypeBox line (./schema.d.ts)
+  export type ObjectSchema = esm.ObjectSchema
+  export type StaticOf<S> = esm.StaticOf<S>
+  export type TObject034 = esm.TObject034
+  export type TObjectNext = esm.TObjectNext
   // fastify.rooms
   export type RoomConnection = esm.RoomConnection
-  /** As in index.d.ts, for a schema of TypeBox's CommonJS build (what `require` gives). */
-  export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: esm.MessageId }
+  /**
+   * As in index.d.ts, also for a schema of the CommonJS build of `@sinclair/typebox` (what
+   * `require` gives). typebox 1.x has one build, the same in both views.
+   */
+  export type HandledMessage<S extends TObject | esm.TObjectNext> = (S extends TObject ? Static<S> : esm.StaticOf<S>) & { type: string, id?: esm.MessageId }
   export type RoomsEventName = esm.RoomsEventName
   export type RoomsEvents = esm.RoomsEvents
   export type RoomHistory = esm.RoomHistory
@@ -81,6 +93,9 @@ declare namespace fastifyWsRooms {
 // file get an overload of `RoomsApi.handle` for those schemas (interface merging through a module
 // augmentation of the ESM declaration file); ESM programs, and lib/, never see it.
 declare module './index.js' {
+  // A CommonJS program declares its user type on this file's namespace (`declare module
+  // 'fastify-ws-rooms'` resolves here for it); the ESM declaration reads it through this.
+  interface RoomsUserMap extends fastifyWsRooms.RoomsUserMap {}
   interface RoomsApi {
     handle<S extends TObject> (
       type: string,

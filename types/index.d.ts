@@ -1,22 +1,48 @@
-// Public type surface of fastify-ws-rooms (CONTRACT §1–§8). The runtime in lib/ imports
-// its types from here, so what users compile against is what the plugin is written against.
+// Public type surface of fastify-ws-rooms (the frames and codes themselves are described in
+// docs/protocol.md). The runtime in lib/ imports its types from here, so what users compile
+// against is what the plugin is written against.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { Static, TObject } from '@sinclair/typebox'
 import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
+import type { ObjectSchema, StaticOf } from './schema.js'
 
-// ---- Wire protocol (CONTRACT §4, §5, §8) ----
+// ---- Wire protocol: frames, error codes, close codes (docs/protocol.md) ----
 // Defined in ./protocol.d.ts (which imports nothing, so the client's types share it without
 // pulling in fastify), and re-exported here unchanged.
 export type * from './protocol.js'
+export type * from './schema.js'
 
-// ---- Adapters (CONTRACT §7; v2 additions §9–§11) ----
+// ---- The application's user type ----
+
+/**
+ * Declare the user type of your application here once, and `conn.user` in handlers and listeners
+ * has that type, and what `authenticate` returns is checked against it (as `@fastify/jwt` does
+ * for `request.user`):
+ *
+ * ```ts
+ * declare module 'fastify-ws-rooms' {
+ *   interface RoomsUserMap {
+ *     user: { id: string, name: string }
+ *   }
+ * }
+ * ```
+ *
+ * Without a declaration the user is a `RoomUser`: a string `id` and any other fields.
+ */
+export interface RoomsUserMap {}
+
+/** The user of a connection: the type declared in `RoomsUserMap` (with its string `id`), or `RoomUser`. */
+export type AppUser = RoomsUserMap extends { user: infer User }
+  ? User extends { id: string } ? User : User & { id: string }
+  : RoomUser
+
+// ---- Adapters: what carries rooms, presence, history and user commands between nodes ----
 
 export interface RoomMember {
   connectionId: string
   user: RoomUser
 }
 
-/** One join or leave of a room, as it travels between nodes (v2 presence, §10). */
+/** One join or leave of a room, as it travels between nodes. */
 export interface PresenceChange {
   /** true for a join, false for a leave. */
   joined: boolean
@@ -34,7 +60,7 @@ export interface PresenceDiff {
   changes: PresenceChange[]
 }
 
-/** A message of a history room with its place in the room's stream (§9). `payload` carries `"offset":N`. */
+/** A message of a history room with its place in the room's stream. `payload` carries `"offset":N`. */
 export interface HistoryEntry {
   epoch: string
   offset: number
@@ -61,7 +87,7 @@ export interface HistoryLimits {
 }
 
 /**
- * A history that gives each room one order across every node (v2, §9). Without one on the adapter,
+ * A history that gives each room one order across every node. Without one on the adapter,
  * the node keeps histories in its own memory (right for one node only).
  */
 export interface RoomsHistory {
@@ -76,7 +102,7 @@ export interface RoomsHistory {
   read (room: string, after: number, limit?: number): HistoryPage | Promise<HistoryPage>
 }
 
-/** A command for every connection of one user, on every node (v2, §11). */
+/** A command for every connection of one user, on every node. */
 export type UserCommand =
   | { op: 'disconnect', code: number, reason: string }
   | { op: 'join', room: string }
@@ -102,19 +128,19 @@ export interface AdapterNode {
   readonly log: import('fastify').FastifyBaseLogger
   /** v2: how many members `room` has on this node. */
   localCount (room: string): number
-  /** v2 (§10): another node's joins and leaves of a room this node has members in. */
+  /** Another node's joins and leaves of a room this node has members in. */
   deliverPresence (room: string, fromNode: string, diff: PresenceDiff): void
-  /** v2 (§10): the member counts of the other nodes in `room` as the shared store knows them (nodes not listed have none). */
+  /** The member counts of the other nodes in `room` as the shared store knows them (nodes not listed have none). */
   presenceCounts (room: string, counts: ReadonlyMap<string, number>): void
-  /** v2 (§11): a command for the local connections of `userId`. */
+  /** A command for the local connections of `userId`. */
   deliverUserCommand (userId: string, command: UserCommand): void
-  /** v2 (§9): a message of a history room, in the room's order. */
+  /** A message of a history room, in the room's order. */
   deliverHistory (room: string, entry: HistoryEntry): void
-  /** v2 (§9): messages may have been missed (the adapter resubscribed): check every history room's position. */
+  /** Messages may have been missed (the adapter resubscribed): check every history room's position. */
   resyncHistory (): void
-  /** v2 (§9): the `history` option, normalised; undefined when history is off. */
+  /** The `history` option, normalised; undefined when history is off. */
   readonly historyLimits: HistoryLimits | undefined
-  /** v2 (§9): whether `room` keeps history. */
+  /** Whether `room` keeps history. */
   isHistoryRoom (room: string): boolean
 }
 
@@ -142,22 +168,22 @@ export interface RoomsAdapter {
   /** Release what the adapter opened. Called from Fastify's onClose. */
   close (): void | Promise<void>
   /**
-   * v2 (§10): carry this node's joins and leaves of `room` to the other nodes (`deliverPresence`).
+   * Carry this node's joins and leaves of `room` to the other nodes (`deliverPresence`).
    * Without it, only `each` events cross nodes (as framed `system` events, v1's way).
    */
   publishPresence? (room: string, diff: PresenceDiff): void | Promise<void>
-  /** v2 (§10): the room's member count across nodes, when the adapter can tell it better than the node's own view. */
+  /** The room's member count across nodes, when the adapter can tell it better than the node's own view. */
   roomSize? (room: string): number | undefined | Promise<number | undefined>
   /**
-   * v2 (§11): carry a command to the nodes where `userId` is connected (`deliverUserCommand`).
+   * Carry a command to the nodes where `userId` is connected (`deliverUserCommand`).
    * Resolves once it was handed over; rejects when it could not be.
    */
   publishUserCommand? (userId: string, command: UserCommand): void | Promise<void>
-  /** v2 (§9): one order per history room across nodes. Without it, the node keeps histories in memory. */
+  /** One order per history room across nodes. Without it, the node keeps histories in memory. */
   readonly history?: RoomsHistory
 }
 
-// ---- Options (CONTRACT §2) ----
+// ---- Options ----
 
 export type OriginCheck = (origin: string | undefined, request: FastifyRequest) => boolean | Promise<boolean>
 
@@ -167,7 +193,7 @@ export interface RateLimitOptions {
   windowMs: number
 }
 
-/** The `history` option (§9). */
+/** The `history` option. */
 export interface HistoryOptions {
   /** Messages kept per room. Default 100. */
   size?: number
@@ -179,9 +205,9 @@ export interface HistoryOptions {
 
 export type PresenceMode = 'each' | 'batched' | 'none'
 
-/** What `authenticate` may return instead of the user: the user and when the session ends (§11). */
+/** What `authenticate` may return instead of the user: the user and when the session ends. */
 export interface AuthenticatedSession {
-  user: RoomUser
+  user: AppUser
   /** ms since the epoch; the connection is closed with 4001 "Token expired" then. */
   expiresAt: number
 }
@@ -198,9 +224,9 @@ export interface WsRoomsOptions {
    * user, or `{ user, expiresAt }` to end the connection (4001) when the token expires.
    */
   authenticate?: (token: string, request: FastifyRequest) =>
-    RoomUser | AuthenticatedSession | null | undefined | Promise<RoomUser | AuthenticatedSession | null | undefined>
+    AppUser | AuthenticatedSession | null | undefined | Promise<AppUser | AuthenticatedSession | null | undefined>
   /** Per-room permission, checked at every join. Default: allow. */
-  authorizeJoin?: (user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
+  authorizeJoin?: (user: AppUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; larger closes with 1009. Default 65536. */
   maxPayload?: number
   /**
@@ -251,24 +277,25 @@ export interface WsRoomsOptions {
    * idle server, and the first frames after a pause, are not delayed. Default 2.
    */
   writeDelay?: number
-  /** v2 (§9): keep the last messages of each room (or of the rooms `rooms` picks) for recovery. Default `false`. */
+  /** Keep the last messages of each room (or of the rooms `rooms` picks) for recovery. Default `false`. */
   history?: false | HistoryOptions
-  /** v2 (§10): how members hear of joins and leaves. Default `'auto'`. */
+  /** How members hear of joins and leaves. Default `'auto'`. */
   presenceEvents?: 'auto' | PresenceMode | ((room: string) => PresenceMode)
-  /** v2 (§10): with `'auto'`, `each` while the room has at most this many members, else `batched`. Default 100. */
+  /** With `'auto'`, `each` while the room has at most this many members, else `batched`. Default 100. */
   presenceEachMax?: number
-  /** v2 (§10): `batched`: at most one presence frame per room per this many ms. Default 250. */
+  /** In `batched` mode: at most one presence frame per room per this many ms. Default 250. */
   presenceInterval?: number
-  /** v2 (§10): at most this many members in the answer to a `members` request. Default 1000. */
+  /** At most this many members in the answer to a `members` request. Default 1000. */
   membersLimit?: number
 }
 
-// ---- fastify.rooms (CONTRACT §6) ----
+// ---- fastify.rooms ----
 
 /** A connected client, as handlers and event listeners see it. */
 export interface RoomConnection {
   readonly id: string
-  readonly user: RoomUser
+  /** Who `authenticate` said this is (the type declared in `RoomsUserMap`), or `{ id: 'anon-…' }` without `authenticate`. */
+  readonly user: AppUser
   /** Rooms this connection is in on this node. */
   readonly rooms: ReadonlySet<string>
   /** The client's address (`request.ip` at the upgrade: honours Fastify's `trustProxy`). */
@@ -285,11 +312,11 @@ export interface RoomConnection {
 }
 
 /** A frame of an application type registered with `rooms.handle`: the schema's fields plus `type` and `id`. */
-export type HandledMessage<S extends TObject> = Static<S> & { type: string, id?: MessageId }
+export type HandledMessage<S extends ObjectSchema> = StaticOf<S> & { type: string, id?: MessageId }
 
 export type RoomsEventName = 'connect' | 'disconnect' | 'join' | 'leave'
 
-/** `fastify.rooms.history()` (§9): the room's epoch and last offset, and the kept messages after `after`. */
+/** `fastify.rooms.history()`: the room's epoch and last offset, and the kept messages after `after`. */
 export interface RoomHistory {
   epoch: string
   offset: number
@@ -345,13 +372,13 @@ export interface RoomsApi {
   leave (connectionId: string, room: string): Promise<void>
   /** Members of `room`: cluster-wide with an adapter that has presence; at most `limit` (default: all). */
   members (room: string, options?: { limit?: number }): Promise<RoomMember[]>
-  /** v2 (§9): what the history keeps of `room`. Rejects for a room without history. */
+  /** What the history keeps of `room`. Rejects for a room without history. */
   history (room: string, options?: { after?: number, limit?: number }): Promise<RoomHistory>
-  /** v2 (§11): close every connection of `userId` on every node. */
+  /** Close every connection of `userId` on every node. */
   disconnectUser (userId: string, options?: DisconnectOptions): Promise<void>
-  /** v2 (§11): join every connection of `userId`, on every node, to `room` (no `authorizeJoin`), as `join` does. */
+  /** Join every connection of `userId`, on every node, to `room` (no `authorizeJoin`), as `join` does: each connection gets `added`. */
   joinUser (userId: string, room: string): Promise<void>
-  /** v2 (§11): take every connection of `userId`, on every node, out of `room`, as `leave` does. */
+  /** Take every connection of `userId`, on every node, out of `room`, as `leave` does: each connection gets `removed`. */
   leaveUser (userId: string, room: string): Promise<void>
   /** Rooms with members on this node. */
   rooms (): Array<{ room: string, size: number }>
@@ -359,10 +386,15 @@ export interface RoomsApi {
   /** A connection of this node by id. */
   connection (connectionId: string): RoomConnection | undefined
   /**
-   * Add an application message type, validated by a TypeBox object schema (`Type.Object(...)`).
-   * (A CommonJS program also gets an overload taking a schema of TypeBox's CommonJS build: index.d.cts.)
+   * Add an application message type, validated by a TypeBox object schema (`Type.Object(...)`)
+   * from `@sinclair/typebox` 0.34 or `typebox` 1.x, compiled once: here, or for the first typebox
+   * 1.x schema (whose compiler is then imported) before the server is ready, which fails if the
+   * schema cannot be compiled. A frame of this type that the schema refuses gets
+   * `invalid_message` ("Invalid message format: <field> <first schema error>").
+   * (A CommonJS program also gets an overload taking a schema of the CommonJS build of
+   * `@sinclair/typebox`: index.d.cts.)
    */
-  handle<S extends TObject> (
+  handle<S extends ObjectSchema> (
     type: string,
     schema: S,
     handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown

@@ -1,14 +1,18 @@
-// Type tests for the public surface (CONTRACT §1, §2, §6), run by tstyche.
+// Type tests for the public surface (options, fastify.rooms, wire types), run by tstyche.
 // Imports go through the package name, so they resolve via package.json "exports" like a user's would.
 import { expect, test, describe } from 'tstyche'
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
+import { Type as TypeNext } from 'typebox'
 import wsRooms, {
   fastifyWsRooms,
   memoryAdapter,
   type AckMessage,
   type ClientMessage,
   type ErrorCode,
+  type HandledMessage,
+  type ObjectSchema,
+  type StaticOf,
   type RoomConnection,
   type RoomMember,
   type RoomsAdapter,
@@ -154,8 +158,43 @@ describe('fastify.rooms', () => {
   })
 
   test('handle needs a TypeBox object schema', () => {
-    expect(app.rooms.handle('vote', Type.String(), () => undefined)).type.toRaiseError("Argument of type 'TString' is not assignable to parameter of type 'TObject<TProperties>'")
-    expect(app.rooms.handle('vote', { type: 'object' }, () => undefined)).type.toRaiseError('Argument of type \'{ type: "object"; }\' is not assignable to parameter of type \'TObject<TProperties>\'')
+    expect(app.rooms.handle('vote', Type.String(), () => undefined)).type.toRaiseError("Argument of type 'TString' is not assignable to parameter of type 'ObjectSchema'")
+    expect(app.rooms.handle('vote', { type: 'object' }, () => undefined)).type.toRaiseError('Argument of type \'{ type: "object"; }\' is not assignable to parameter of type \'ObjectSchema\'')
+  })
+
+  test('handle takes a typebox 1.x schema and types the handler\'s message by it', () => {
+    const schema = TypeNext.Object({ room: TypeNext.String(), votes: TypeNext.Number(), tags: TypeNext.Optional(TypeNext.Array(TypeNext.String())) })
+    app.rooms.handle('vote', schema, (conn, msg) => {
+      expect(conn).type.toBe<RoomConnection>()
+      expect(msg.room).type.toBe<string>()
+      expect(msg.votes).type.toBe<number>()
+      expect(msg.tags).type.toBe<string[] | undefined>()
+      expect(msg.type).type.toBe<string>()
+      expect(msg.id).type.toBe<string | number | undefined>()
+      return { total: msg.votes + 1 }
+    })
+    expect<HandledMessage<typeof schema>>().type.toBe<{ room: string, votes: number, tags?: string[] } & { type: string, id?: string | number }>()
+    expect(app.rooms.handle('vote', schema, async (_conn, msg) => msg.votes)).type.not.toRaiseError()
+    expect(app.rooms.handle('noop', TypeNext.Object({}), () => undefined)).type.not.toRaiseError()
+  })
+
+  test('with a typebox 1.x schema, a field it does not declare or a wrong field type does not compile', () => {
+    const schema = TypeNext.Object({ room: TypeNext.String(), votes: TypeNext.Number() })
+    app.rooms.handle('vote', schema, (_conn, msg) => {
+      expect(msg.text).type.toRaiseError("Property 'text' does not exist")
+      expect(msg.votes.toUpperCase()).type.toRaiseError("Property 'toUpperCase' does not exist on type 'number'")
+      return undefined
+    })
+    expect(app.rooms.handle('vote', schema, (_conn, _msg: { type: string, votes: string }) => undefined)).type.toRaiseError("Types of property 'votes' are incompatible")
+    expect(app.rooms.handle('vote', TypeNext.String(), () => undefined)).type.toRaiseError("Argument of type 'TString' is not assignable to parameter of type 'ObjectSchema'")
+  })
+
+  test('both lines give the same message type for the same schema', () => {
+    const legacy = Type.Object({ room: Type.String(), count: Type.Optional(Type.Integer()), kind: Type.Union([Type.Literal('a'), Type.Literal('b')]) })
+    const next = TypeNext.Object({ room: TypeNext.String(), count: TypeNext.Optional(TypeNext.Integer()), kind: TypeNext.Union([TypeNext.Literal('a'), TypeNext.Literal('b')]) })
+    expect<StaticOf<typeof next>>().type.toBe<StaticOf<typeof legacy>>()
+    expect<ObjectSchema>().type.toBeAssignableFrom(legacy)
+    expect<ObjectSchema>().type.toBeAssignableFrom(next)
   })
 
   test('on accepts the four event names with matching listeners', () => {
@@ -191,7 +230,7 @@ describe('wire types', () => {
   })
 })
 
-describe('v2 (§9–§11)', () => {
+describe('history, presence, cluster-wide control', () => {
   const app = Fastify()
 
   test('history, presence and members options', () => {

@@ -1,4 +1,4 @@
-// Public types of `fastify-ws-rooms/redis` (CONTRACT §7): the Redis adapter. ioredis is an optional
+// Public types of `fastify-ws-rooms/redis`: the Redis adapter. ioredis is an optional
 // peer dependency, needed only by users of this subpath.
 import type { Cluster, Redis } from 'ioredis'
 import type { RoomsAdapter } from './index.js'

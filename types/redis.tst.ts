@@ -1,4 +1,4 @@
-// Type tests for `fastify-ws-rooms/redis` (CONTRACT §7), run by tstyche. Imports go through the
+// Type tests for `fastify-ws-rooms/redis` (the Redis adapter), run by tstyche. Imports go through the
 // package name, so they resolve via package.json "exports" like a user's would.
 import { expect, test, describe } from 'tstyche'
 import Fastify from 'fastify'
@@ -18,7 +18,7 @@ describe('redisAdapter', () => {
     expect<RedisAdapterOptions['client']>().type.toBe<Redis | Cluster | undefined>()
   })
 
-  test('takes an ioredis Cluster (sharded pub/sub, §12)', () => {
+  test('takes an ioredis Cluster (sharded pub/sub)', () => {
     expect(redisAdapter({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }]), prefix: 'chat' })).type.not.toRaiseError()
   })
 

@@ -1,96 +1,167 @@
-// The Redis adapter's wire format between nodes, and its loss accounting. One publication is one
-// message on a channel: a kind letter, then fields separated by NUL, the last one the body as it
-// is (a payload the broker serialized once is forwarded without being parsed):
+// Routing between nodes over Redis pub/sub: which channels this node listens to, what it publishes
+// where, and where what arrives goes on this node. The connections are redis-link.ts's, the wire
+// format redis-codec.ts's.
 //
-//   m nodeId \0 seq \0 except \0 payload      a message (broadcast, chat, sendToUser, broadcastAll)
-//   p nodeId \0 seq \0 \0 diff JSON           a presence diff (§10)
-//   c nodeId \0 seq \0 \0 command JSON        a user command (§11)
-//   h epoch \0 offset \0 except \0 payload    a history room's message (§9), published by Redis
-//                                             itself (the PUBLISH_HISTORY script), in offset order
-//   g nodeId \0 0 \0 \0 diff JSON             the members of a node that died, as left (count 0),
-//                                             published by Redis itself (the PURGE_DEAD_NODE script)
-//
-// `seq` counts one node's publications per channel. A receiver that sees a publisher's seq jump
-// (it was resubscribing while that publisher was already back) counts the gap as dropped; history
-// messages are accounted for by their offsets instead (the room's stream repairs them), and a dead
-// node's leaves are published once, whoever found it dead, so they carry no seq.
+// Channels (redis-keys.ts): a room's, subscribed only while the room has members on this node; a
+// user's, while the user is connected here; and one every node hears, for broadcastAll. A node
+// ignores what it published itself (it delivered that locally already), except history messages:
+// Redis publishes those, in the room's order, to every node, the publisher's too.
+import type { AdapterNode, UserCommand } from '../../types/index.js'
+import { NoAnswerError, withTimeout } from '../async.js'
+import { decode, parseDiff, type SeqCounter } from './redis-codec.js'
+import type { LinkChannels, RedisLink } from './redis-link.js'
 
-export const SEP = '\u0000'
+export class RedisBus implements LinkChannels {
+  private readonly link: RedisLink
+  private readonly node: AdapterNode
+  private readonly seq: SeqCounter
+  /** What this node is subscribed to (or will subscribe to again when Redis is back). */
+  private readonly rooms = new Set<string>()
+  private readonly users = new Set<string>()
 
-/** Per-channel publish counters kept before starting over (receivers treat a lower seq as a restart). */
-const MAX_SEQ_STREAMS = 100_000
-
-export type Kind = 'm' | 'p' | 'c' | 'h' | 'g'
-
-export interface Envelope {
-  kind: Kind
-  /** The publishing node (m, p, c), the room's epoch (h) or the node that died (g). */
-  from: string
-  /** seq (m, p, c), offset (h) or 0 (g). */
-  seq: number
-  except: string | undefined
-  body: string
-}
-
-export function decode (message: string): Envelope | undefined {
-  const kind = message[0]
-  if (kind !== 'm' && kind !== 'p' && kind !== 'c' && kind !== 'h' && kind !== 'g') return undefined
-  const a = message.indexOf(SEP, 1)
-  const b = message.indexOf(SEP, a + 1)
-  const c = message.indexOf(SEP, b + 1)
-  if (a <= 1 || b < 0 || c < 0) return undefined
-  const seq = kind === 'h' ? Number(message.slice(a + 1, b)) : parseInt(message.slice(a + 1, b), 36)
-  if (!Number.isSafeInteger(seq)) return undefined
-  return {
-    kind,
-    from: message.slice(1, a),
-    seq,
-    except: c > b + 1 ? message.slice(b + 1, c) : undefined,
-    body: message.slice(c + 1)
-  }
-}
-
-/** Numbers this node's publications per channel, and spots gaps in everyone else's. */
-export class SeqCounter {
-  private readonly nodeId: string
-  /** Our last seq per channel. */
-  private readonly sent = new Map<string, number>()
-  /** Last seq seen per channel, per publishing node. */
-  private readonly seen = new Map<string, Map<string, number>>()
-
-  constructor (nodeId: string) {
-    this.nodeId = nodeId
+  constructor (link: RedisLink, seq: SeqCounter) {
+    this.link = link
+    this.node = link.node
+    this.seq = seq
   }
 
-  /** The message to publish on `channel`, with this node's next seq for it. */
-  envelope (kind: 'm' | 'p' | 'c', channel: string, except: string | undefined, body: string): string {
-    let seq = (this.sent.get(channel) ?? 0) + 1
-    if (seq === 1 && this.sent.size >= MAX_SEQ_STREAMS) this.sent.clear()
-    else if (seq > Number.MAX_SAFE_INTEGER - 1) seq = 1
-    this.sent.set(channel, seq)
-    return kind + this.nodeId + SEP + seq.toString(36) + SEP + (except ?? '') + SEP + body
+  publishToRoom (room: string, payload: string, except?: string): void {
+    this.publish('m', this.link.keys.roomChannel(room), payload, except)
+  }
+
+  publishToUser (userId: string, payload: string): void {
+    this.publish('m', this.link.keys.userChannel(userId), payload, undefined)
+  }
+
+  publishToAll (payload: string): void {
+    this.publish('m', this.link.keys.all, payload, undefined)
   }
 
   /**
-   * How many of `from`'s publications on `channel` went missing before this one (0 when none), or
-   * -1 when it is older than one already received: a publication a Redis Cluster client retried
-   * after a failover, arriving after later ones. It was counted in the gap; delivering it now would
-   * break the publisher's order. Seq 1 is a publisher starting its count again, never stale.
+   * Resolves once Redis took the command; rejects when it cannot be handed over (Redis unreachable)
+   * or Redis did not answer in time (then it may still go out, should Redis answer later).
    */
-  received (channel: string, from: string, seq: number): number {
-    let streams = this.seen.get(channel)
-    if (streams === undefined) {
-      streams = new Map()
-      this.seen.set(channel, streams)
+  async publishUserCommand (userId: string, command: UserCommand): Promise<void> {
+    const published = this.publish('c', this.link.keys.userChannel(userId), JSON.stringify(command), undefined)
+    if (published === undefined) throw new Error('Redis is unreachable')
+    try {
+      await withTimeout(published, this.link.waitMs('userCommand'), 'Redis')
+    } catch (err) {
+      if (err instanceof NoAnswerError) throw new NoAnswerError('Redis', err.ms, 'the command may still reach the other nodes if Redis answers later')
+      throw err
     }
-    const last = streams.get(from)
-    if (last !== undefined && seq <= last && seq !== 1) return -1
-    streams.set(from, seq)
-    return last !== undefined && seq > last + 1 ? seq - last - 1 : 0
   }
 
-  /** A fresh subscription: what came before it is not ours to count. */
-  forget (channel: string): void {
-    this.seen.delete(channel)
+  /** Never queued: what cannot go out now, or fails on the way, is counted as dropped. */
+  private publish (kind: 'm' | 'c', channel: string, payload: string, except: string | undefined): Promise<unknown> | undefined {
+    if (this.link.writable() === undefined) {
+      this.link.drop()
+      return undefined
+    }
+    const published = this.link.publish(channel, this.seq.envelope(kind, channel, except, payload))
+    published?.catch((err: Error) => {
+      this.link.drop()
+      this.link.down('a publish failed', err)
+    })
+    return published
+  }
+
+  // ---- subscriptions ----
+
+  /** Resolves once Redis confirmed it (or at once during an outage: it is subscribed again when Redis is back). */
+  async subscribeRoom (room: string): Promise<void> {
+    this.rooms.add(room)
+    await this.subscribe(this.link.keys.roomChannel(room))
+  }
+
+  unsubscribeRoom (room: string): void {
+    this.rooms.delete(room)
+    this.unsubscribe(this.link.keys.roomChannel(room))
+  }
+
+  async subscribeUser (userId: string): Promise<void> {
+    this.users.add(userId)
+    await this.subscribe(this.link.keys.userChannel(userId))
+  }
+
+  unsubscribeUser (userId: string): void {
+    this.users.delete(userId)
+    this.unsubscribe(this.link.keys.userChannel(userId))
+  }
+
+  /** A fresh subscription starts a fresh count: what was published before it is not a loss. */
+  private async subscribe (channel: string): Promise<void> {
+    this.seq.forget(channel)
+    await this.link.subscribe(channel)
+  }
+
+  private unsubscribe (channel: string): void {
+    this.seq.forget(channel)
+    this.link.unsubscribe(channel)
+  }
+
+  /** Every channel this node needs now (the subscriber came back from a reconnect with none). */
+  channels (): string[] {
+    const { keys } = this.link
+    const channels = [keys.all]
+    for (const room of this.rooms) channels.push(keys.roomChannel(room))
+    for (const userId of this.users) channels.push(keys.userChannel(userId))
+    return channels
+  }
+
+  subscribed (): { rooms: number, users: number } {
+    return { rooms: this.rooms.size, users: this.users.size }
+  }
+
+  // ---- arrivals ----
+
+  /** A publication from Redis, handed to this node; anything malformed or not for this node is ignored. */
+  receive (channel: string, message: string): void {
+    const { node, link: { keys } } = this
+    const envelope = decode(message)
+    if (envelope === undefined) return
+    if (envelope.kind !== 'h' && envelope.from === node.nodeId) return
+
+    let room: string | undefined
+    let userId: string | undefined
+    if (channel === keys.all) {
+      if (envelope.kind !== 'm') return
+    } else if ((room = keys.roomOf(channel)) !== undefined) {
+      if (!this.rooms.has(room)) return // in flight when we unsubscribed
+    } else if ((userId = keys.userOf(channel)) !== undefined) {
+      if (!this.users.has(userId)) return
+    } else {
+      return
+    }
+
+    try {
+      if (envelope.kind === 'h') {
+        if (room !== undefined) node.deliverHistory(room, { epoch: envelope.from, offset: envelope.seq, payload: envelope.body, except: envelope.except })
+        return
+      }
+      if (envelope.kind === 'g') {
+        // A dead node's members, as left: published once by Redis, whichever node purged them.
+        const diff = room !== undefined ? parseDiff(envelope.body) : undefined
+        if (diff !== undefined) node.deliverPresence(room!, envelope.from, diff)
+        return
+      }
+      const missed = this.seq.received(channel, envelope.from, envelope.seq)
+      if (missed < 0) return // late, and already counted as missing
+      if (missed > 0) node.countDropped(missed)
+      if (envelope.kind === 'p') {
+        const diff = room !== undefined ? parseDiff(envelope.body) : undefined
+        if (diff !== undefined) node.deliverPresence(room!, envelope.from, diff)
+      } else if (envelope.kind === 'c') {
+        if (userId !== undefined) node.deliverUserCommand(userId, JSON.parse(envelope.body) as UserCommand)
+      } else if (room !== undefined) {
+        node.deliverToRoom(room, envelope.body, envelope.except)
+      } else if (userId !== undefined) {
+        node.deliverToUser(userId, envelope.body)
+      } else {
+        node.deliverToAll(envelope.body)
+      }
+    } catch (err) {
+      node.log.error({ err, channel }, 'redis adapter: delivering a message from another node failed')
+    }
   }
 }

@@ -10,7 +10,7 @@ const DEFAULT_PRESENCE_TTL = 10_000
 const KNOWN_OPTIONS = new Set(['client', 'url', 'prefix', 'presenceTtl'])
 
 export interface RedisParams {
-  /** A Redis, or a Cluster (then sharded pub/sub, §12). */
+  /** A Redis, or a Cluster (then sharded pub/sub: see redis-subscriptions.ts). */
   client: Redis | Cluster | undefined
   url: string
   prefix: string

@@ -14,23 +14,30 @@
 // back, which corrects diffs lost in an outage and drops the counts of dead nodes.
 import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode, PresenceDiff, RoomMember } from '../../types/index.js'
+import { settlesWithin, withTimeout } from '../async.js'
 import type { KeyNames } from './redis-keys.js'
-import { SEP, type SeqCounter } from './redis-bus.js'
-import { withTimeout } from './redis-waits.js'
+import { encodeDiff, SEP, type SeqCounter } from './redis-codec.js'
 import {
   ADD_MEMBER, LIVE_COUNTS, MEMBERS, OTHERS_COUNT, PRESENCE_DIFF, PURGE_DEAD_NODE, PURGE_OWN, ROOM_BEAT, WRITE_MEMBERS
 } from './redis-scripts.js'
 
-/** What presence needs of the adapter it belongs to. */
+/** What presence needs of the adapter's connections (RedisLink). */
 export interface PresenceLink {
   readonly node: AdapterNode
   readonly keys: KeyNames
-  readonly seq: SeqCounter
   readonly presenceTtl: number
   /** PUBLISH on one server, SPUBLISH on a cluster. */
   readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
+  /** No answer to the heartbeat for a while: nothing waits for Redis. */
+  readonly stalled: boolean
+  readonly closed: boolean
   /** The command connection when it can take commands now, else undefined. */
   ready (): Redis | Cluster | undefined
+  /** The same, when a publication can go out now (not stalled), else undefined. */
+  writable (): Redis | Cluster | undefined
+  waitMs (wait: 'subscribe' | 'presenceDiff' | 'presenceRead'): number
+  /** Count a publication that could not leave this node. */
+  drop (): void
   down (reason: string, err?: Error): void
 }
 
@@ -45,11 +52,14 @@ function countsOf (flat: unknown): Map<string, number> {
 
 export class RedisPresence {
   private readonly link: PresenceLink
+  /** Numbers this node's diffs with its other publications on the room's channel. */
+  private readonly seq: SeqCounter
   /** Rooms where a removal could not reach Redis: purged of our entries when it is back. */
   private dirtyRooms = new Set<string>()
 
-  constructor (link: PresenceLink) {
+  constructor (link: PresenceLink, seq: SeqCounter) {
     this.link = link
+    this.seq = seq
   }
 
   private entry (member: RoomMember): string {
@@ -68,6 +78,7 @@ export class RedisPresence {
   }
 
   remove (room: string, connectionId: string): void {
+    if (this.link.closed) return
     const pub = this.link.ready()
     if (pub === undefined) {
       this.dirtyRooms.add(room)
@@ -79,35 +90,56 @@ export class RedisPresence {
     })
   }
 
+  /**
+   * Carry this node's joins and leaves of `room` to the other nodes. Never queued: without Redis it
+   * is counted as dropped. The caller waits at most the presenceDiff bound; a diff that fails later
+   * is still counted.
+   */
+  async publish (room: string, diff: PresenceDiff): Promise<void> {
+    if (this.link.writable() === undefined) {
+      this.link.drop()
+      return
+    }
+    const sent = this.diff(room, diff).catch((err: Error) => {
+      this.link.drop()
+      this.link.down('a presence diff failed', err)
+    })
+    await settlesWithin(sent, this.link.waitMs('presenceDiff'))
+  }
+
   /** Publish a diff on the room's channel and record this node's count, in one script. */
-  async diff (room: string, diff: PresenceDiff): Promise<void> {
+  private async diff (room: string, diff: PresenceDiff): Promise<void> {
     const pub = this.link.ready()
     if (pub === undefined) throw new Error('Redis is unavailable')
     const keys = this.link.keys.room(room)
-    const message = this.link.seq.envelope('p', keys.channel, undefined, JSON.stringify({
-      count: diff.count,
-      changes: diff.changes.map((c) => [c.joined ? 1 : 0, c.connectionId, c.user])
-    }))
+    const message = this.seq.envelope('p', keys.channel, undefined, encodeDiff(diff))
     await PRESENCE_DIFF.run(pub, [keys.nodes], [this.link.node.nodeId, this.link.presenceTtl, diff.count, this.link.publishCommand, keys.channel, message])
   }
 
-  /** After a room subscription: the other live nodes' counts, so this node's first presence frame has the right size. */
+  /**
+   * After a room subscription: the other live nodes' counts, so this node's first presence frame
+   * has the right size. They only size that frame, so a join never waits for them longer than the
+   * subscribe bound (not at all while Redis is stalled), and a failure is ignored.
+   */
   async readCounts (room: string): Promise<void> {
     const pub = this.link.ready()
-    if (pub === undefined) return
-    const counts = await LIVE_COUNTS.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId])
-    this.link.node.presenceCounts(room, countsOf(counts))
+    if (pub === undefined || this.link.stalled) return
+    const read = LIVE_COUNTS.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId])
+      .then((counts) => this.link.node.presenceCounts(room, countsOf(counts)))
+    await settlesWithin(read, this.link.waitMs('subscribe'))
   }
 
   /** Members on every live node, at most `limit`; without Redis, the part this node is sure of. */
-  async members (room: string, limit: number | undefined, timeoutMs: number): Promise<RoomMember[]> {
+  async members (room: string, limit: number | undefined): Promise<RoomMember[]> {
     const node = this.link.node
+    // Stalled: no answer within presenceTtl / 2, so do not ask.
+    if (this.link.stalled) return node.localMembers(room)
     const local = node.localMembers(room)
     const pub = this.link.ready()
     const wanted = limit === undefined ? Number.MAX_SAFE_INTEGER : limit - local.length
     if (pub === undefined || wanted <= 0) return limit === undefined ? local : local.slice(0, limit)
     const { members, nodes } = this.link.keys.room(room)
-    const reply = await withTimeout(MEMBERS.run(pub, [members, nodes], [wanted, node.nodeId]), timeoutMs).catch((err: Error) => {
+    const reply = await withTimeout(MEMBERS.run(pub, [members, nodes], [wanted, node.nodeId]), this.link.waitMs('presenceRead'), 'Redis').catch((err: Error) => {
       this.link.down('a members query failed', err)
       return undefined
     })
@@ -125,10 +157,10 @@ export class RedisPresence {
   }
 
   /** The room's members across live nodes, from their leases (this node's own count is exact). */
-  async size (room: string, timeoutMs: number): Promise<number | undefined> {
+  async size (room: string): Promise<number | undefined> {
     const pub = this.link.ready()
-    if (pub === undefined) return undefined
-    const others = await withTimeout(OTHERS_COUNT.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId]), timeoutMs).catch(() => undefined)
+    if (pub === undefined || this.link.stalled) return undefined
+    const others = await withTimeout(OTHERS_COUNT.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId]), this.link.waitMs('presenceRead'), 'Redis').catch(() => undefined)
     if (typeof others !== 'number') return undefined
     return this.link.node.localCount(room) + others
   }

@@ -108,7 +108,7 @@ return { present, dead, live }
 /**
  * Forget a node whose lease expired (it died without cleaning up): its entries and its lease,
  * unless it came back meanwhile. Its members are announced as left on the room's channel (a `g`
- * publication per page of them: `g` nodeId \0 0 \0 \0 diff JSON, see redis-bus.ts), in the same
+ * publication per page of them: `g` nodeId \0 0 \0 \0 diff JSON, see redis-codec.ts), in the same
  * step as the purge, so however many live nodes find the lease expired, the room hears it once.
  * A tombstone (field \0gone\0 nodeId, never a connection id) tells the node, should it come back
  * (a partition, a stalled process), that its members were announced as left (WRITE_MEMBERS).

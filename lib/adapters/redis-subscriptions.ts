@@ -1,8 +1,10 @@
 // Sharded subscriptions on a Redis Cluster (SSUBSCRIBE, Redis 7): one subscriber connection per
 // master that serves a channel this node needs, each channel subscribed on the master of its slot,
 // one channel per SSUBSCRIBE (never a multi-slot command, which Redis refuses with CROSSSLOT).
-// broadcastAll's channel is a plain SUBSCRIBE on one of those connections: plain PUBLISH reaches
-// every node of a cluster.
+// broadcastAll's channel is a plain SUBSCRIBE (plain PUBLISH reaches every node of a cluster) on a
+// connection of its own, never one that also SSUBSCRIBEs: Redis 7.0 answers an SUNSUBSCRIBE with the
+// number of shard channels left, 0 even while a plain subscription remains, and ioredis takes 0 as
+// "subscriber mode over" and stops delivering that connection's messages.
 //
 // Why not ioredis's own `shardedSubscribers`: it resubscribes by itself after a topology change
 // and says nothing of what was lost in between, so a node could not count the loss or have its
@@ -18,7 +20,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { slotOf } from './redis-slots.js'
 
-/** What the subscriptions tell the adapter. */
+/** What the subscriptions tell the adapter's link (redis-link.ts). */
 export interface SubscriptionsLink {
   /** A message on a channel this node subscribed to (sharded or the plain broadcastAll one). */
   receive (channel: string, message: string): void
@@ -33,8 +35,15 @@ interface Shard {
   readonly conn: Redis
   /** Channels SSUBSCRIBEd here and confirmed. */
   readonly channels: Set<string>
-  /** The plain broadcastAll channel is subscribed here. */
-  plain: boolean
+}
+
+/** The connection that holds the plain broadcastAll subscription, and nothing else. */
+interface PlainSubscriber {
+  readonly key: string
+  readonly conn: Redis
+  /** The SUBSCRIBE in flight, then settled. */
+  done: Promise<void>
+  confirmed: boolean
 }
 
 type SlotsReply = Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
@@ -62,6 +71,8 @@ export class ShardedSubscriptions {
   private readonly pending = new Map<string, { key: string, done: Promise<void> }>()
   /** Channels confirmed once, lost since: reported through `restored` when confirmed again. */
   private readonly lostChannels = new Set<string>()
+  private plain: PlainSubscriber | undefined
+  /** The plain subscription was confirmed, then lost: reported through `restored` when confirmed again. */
   private plainLost = false
   private timer: NodeJS.Timeout | undefined
   private soon: NodeJS.Timeout | undefined
@@ -87,7 +98,7 @@ export class ShardedSubscriptions {
 
   /** Every wanted channel (and the plain one) is confirmed on the master that serves it now. */
   get healthy (): boolean {
-    if (this.closed || this.plainLost || this.plainShard() === undefined) return false
+    if (this.closed || this.plainLost || this.plain?.confirmed !== true) return false
     for (const channel of this.wanted) if (!this.where.has(channel)) return false
     return this.lostChannels.size === 0
   }
@@ -120,16 +131,10 @@ export class ShardedSubscriptions {
     return this.where.get(channel) === shard.key || this.pending.get(channel)?.key === shard.key
   }
 
-  private plainShard (): Shard | undefined {
-    for (const shard of this.shards.values()) if (shard.plain) return shard
-    return undefined
-  }
-
   // ---- connections ----
 
-  private shard (key: string): Shard {
-    let shard = this.shards.get(key)
-    if (shard !== undefined) return shard
+  /** A subscriber connection to the node `key` ("host:port"), connecting. */
+  private open (key: string, connectionName: string): Redis {
     const cut = key.lastIndexOf(':')
     const given = (this.cluster.options.redisOptions ?? {}) as RedisOptions
     // The slot map has the nodes' own addresses: translate them as the Cluster does (NAT, Docker).
@@ -147,22 +152,26 @@ export class ShardedSubscriptions {
       enableOfflineQueue: true,
       maxRetriesPerRequest: 0,
       autoResubscribe: false,
-      connectionName: this.connectionName
+      connectionName
     })
-    shard = { key, conn, channels: new Set(), plain: false }
+    conn.on('error', noop) // the close that follows is what counts
+    conn.connect().catch(noop)
+    return conn
+  }
+
+  private shard (key: string): Shard {
+    let shard = this.shards.get(key)
+    if (shard !== undefined) return shard
+    const conn = this.open(key, this.connectionName)
+    shard = { key, conn, channels: new Set() }
     const created = shard
     this.shards.set(key, shard)
     conn.on('smessage', (channel: string, message: string) => {
       if (this.accepts(created, channel)) this.link.receive(channel, message)
     })
-    conn.on('message', (channel: string, message: string) => {
-      if (created.plain && channel === this.plainChannel) this.link.receive(channel, message)
-    })
     // A master pushed SUNSUBSCRIBE: one of its slots moved away. Check every channel it held.
     conn.on('moved', () => { this.forget(created, 'a slot moved to another master') })
-    conn.on('error', noop) // the close that follows is what counts
     conn.on('end', () => { this.drop(created) })
-    conn.connect().catch(noop)
     return shard
   }
 
@@ -171,10 +180,6 @@ export class ShardedSubscriptions {
     if (this.shards.get(shard.key) !== shard) return
     this.shards.delete(shard.key)
     this.forget(shard, `the subscriber connection to ${shard.key} closed`)
-    if (shard.plain) {
-      shard.plain = false
-      this.plainLost = true
-    }
     for (const [channel, { key }] of this.pending) if (key === shard.key) this.pending.delete(channel)
   }
 
@@ -189,7 +194,7 @@ export class ShardedSubscriptions {
       }
     }
     shard.channels.clear()
-    if (lost > 0 || shard.plain) this.link.lost(reason)
+    if (lost > 0) this.link.lost(reason)
     this.reconcileSoon()
   }
 
@@ -233,14 +238,46 @@ export class ShardedSubscriptions {
     }
   }
 
+  /** Subscribe the plain channel on a connection of its own (to any master: PUBLISH reaches every node). */
   private async subscribePlain (): Promise<void> {
-    if (this.plainShard() !== undefined) return
+    if (this.plain !== undefined) return await this.plain.done
     const key = this.slots.find((k) => k !== undefined)
     if (key === undefined) throw new Error('the cluster serves no slot')
-    const shard = this.shard(key)
-    await shard.conn.subscribe(this.plainChannel)
-    if (this.shards.get(key) !== shard) throw new Error(`the subscriber connection to ${key} closed`)
-    shard.plain = true
+    const conn = this.open(key, `${this.connectionName}-all`)
+    const plain: PlainSubscriber = { key, conn, done: Promise.resolve(), confirmed: false }
+    this.plain = plain
+    // Not waiting for `confirmed`: a message may be parsed before the SUBSCRIBE's promise settles.
+    conn.on('message', (channel: string, message: string) => {
+      if (this.plain === plain && channel === this.plainChannel) this.link.receive(channel, message)
+    })
+    conn.on('end', () => { this.dropPlain(plain) })
+    plain.done = this.confirmPlain(plain)
+    await plain.done
+  }
+
+  private async confirmPlain (plain: PlainSubscriber): Promise<void> {
+    try {
+      await plain.conn.subscribe(this.plainChannel)
+    } catch (err) {
+      // A closed connection, or a refusal on a live one: a new connection tries again later.
+      this.dropPlain(plain, RETRY_MS)
+      plain.conn.disconnect()
+      throw err
+    }
+    if (this.plain !== plain) throw new Error(`the subscriber connection to ${plain.key} closed`)
+    plain.confirmed = true
+  }
+
+  /** The plain subscriber is gone: once it was confirmed, broadcastAll messages may be missing. */
+  private dropPlain (plain: PlainSubscriber, retryMs?: number): void {
+    if (this.plain !== plain) return
+    this.plain = undefined
+    if (this.closed) return
+    if (plain.confirmed) {
+      this.plainLost = true
+      this.link.lost(`the subscriber connection to ${plain.key} closed`)
+    }
+    this.reconcileSoon(retryMs)
   }
 
   private async refreshSlots (): Promise<void> {
@@ -287,18 +324,18 @@ export class ShardedSubscriptions {
       if (this.where.get(channel) === this.slots[slotOf(channel)]) continue
       placing.push(this.subscribe(channel).catch(noop))
     }
-    if (this.plainShard() === undefined) placing.push(this.subscribePlain().catch(noop))
+    if (this.plain?.confirmed !== true) placing.push(this.subscribePlain().catch(noop))
     await Promise.all(placing)
     // Masters that serve nothing this node needs any more.
     for (const shard of this.shards.values()) {
-      if (shard.channels.size === 0 && !shard.plain && !Array.from(this.pending.values()).some((p) => p.key === shard.key)) {
+      if (shard.channels.size === 0 && !Array.from(this.pending.values()).some((p) => p.key === shard.key)) {
         this.shards.delete(shard.key)
         shard.conn.disconnect()
       }
     }
     const restored = Array.from(this.lostChannels).filter((channel) => this.where.has(channel))
     for (const channel of restored) this.lostChannels.delete(channel)
-    const plainRestored = this.plainLost && this.plainShard() !== undefined
+    const plainRestored = this.plainLost && this.plain?.confirmed === true
     if (plainRestored) this.plainLost = false
     if (restored.length > 0 || plainRestored) this.link.restored(restored)
     if (!this.healthy) this.reconcileSoon(RETRY_MS)
@@ -310,5 +347,7 @@ export class ShardedSubscriptions {
     clearTimeout(this.soon)
     for (const shard of this.shards.values()) shard.conn.disconnect()
     this.shards.clear()
+    this.plain?.conn.disconnect()
+    this.plain = undefined
   }
 }

@@ -41,37 +41,3 @@ export function waitMs (wait: Wait, presenceTtl: number): number {
   const ms = WAITS[wait] * heartbeatMs(presenceTtl)
   return wait === 'connect' ? Math.max(ms, MIN_CONNECT_MS) : ms
 }
-
-const TIMED_OUT = Symbol('timed out')
-
-/** Redis did not answer within `ms` (the command may still run if it answers later). */
-export class NoAnswerError extends Error {
-  readonly ms: number
-  constructor (ms: number, consequence?: string) {
-    super(`no answer from Redis within ${ms} ms${consequence === undefined ? '' : `; ${consequence}`}`)
-    this.name = 'NoAnswerError'
-    this.ms = ms
-  }
-}
-
-/** Resolve with `promise`, or reject after `ms` (the promise keeps running). */
-export async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(resolve, ms, TIMED_OUT)
-    timer.unref()
-  })
-  const result = await Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-  if (result === TIMED_OUT) throw new NoAnswerError(ms)
-  return result
-}
-
-/** Whether `promise` resolved within `ms` (false when it rejected or took longer; it keeps running). */
-export async function settleWithin (promise: Promise<unknown>, ms: number): Promise<boolean> {
-  try {
-    await withTimeout(promise, ms)
-    return true
-  } catch {
-    return false
-  }
-}

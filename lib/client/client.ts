@@ -16,7 +16,7 @@ import type {
 } from '../../types/client.js'
 import type { MembersAckData, RoomUser, WelcomeEvent } from '../../types/protocol.js'
 import { Emitter } from './emitter.js'
-import { RoomsClientError } from './errors.js'
+import { RoomsClientError, upgradeRefusedError } from './errors.js'
 import {
   backoffDelay,
   handshakeVerdict,
@@ -71,10 +71,20 @@ function positive (name: string, value: number | undefined, fallback: number): n
 
 function resolveUrl (url: string | URL): URL {
   const base = (globalThis as { location?: { href?: string } }).location?.href
-  const resolved = new URL(String(url), base)
+  let resolved: URL
+  try {
+    resolved = new URL(String(url), base)
+  } catch (err) {
+    // In a page a relative URL resolves against the page; in Node there is nothing to resolve it against.
+    throw new TypeError(base === undefined
+      ? `connect() needs an absolute URL here, such as ws://localhost:3000/ws: ${JSON.stringify(String(url))} is not one, and outside a web page (in Node) a relative URL has nothing to be resolved against`
+      : `connect(): ${JSON.stringify(String(url))} is not a valid URL`, { cause: err })
+  }
   if (resolved.protocol === 'http:') resolved.protocol = 'ws:'
   else if (resolved.protocol === 'https:') resolved.protocol = 'wss:'
-  if (resolved.protocol !== 'ws:' && resolved.protocol !== 'wss:') throw new TypeError(`unsupported URL scheme ${resolved.protocol}`)
+  if (resolved.protocol !== 'ws:' && resolved.protocol !== 'wss:') {
+    throw new TypeError(`connect(): unsupported URL scheme ${JSON.stringify(resolved.protocol)} in ${JSON.stringify(String(url))}: use ws://, wss://, http:// or https://, as in ws://localhost:3000/ws`)
+  }
   return resolved
 }
 
@@ -131,6 +141,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   #connectionId: string | undefined
   #user: RoomUser | undefined
   #closeWaiters: Array<() => void> = []
+  /** Why the client closed for good (a refused upgrade, given up reconnecting, ...); undefined after close(). */
+  #closedBy: RoomsClientError | undefined
 
   constructor (url: string | URL, options: ConnectOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -174,10 +186,16 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
 
   ready (): Promise<void> {
     if (this.#state === 'open') return Promise.resolve()
-    if (this.#state === 'closed') return Promise.reject(new RoomsClientError('closed', 'The client is closed'))
+    if (this.#state === 'closed') return Promise.reject(this.#closedBy ?? new RoomsClientError('closed', 'The client is closed'))
     return new Promise((resolve, reject) => {
       const off = this.#events.on('state', (state: ConnectionState) => {
-        if (state === 'open') { off(); resolve() } else if (state === 'closed') { off(); reject(new RoomsClientError('closed', 'The client closed before it was open')) }
+        if (state === 'open') {
+          off()
+          resolve()
+        } else if (state === 'closed') {
+          off()
+          reject(this.#closedBy ?? new RoomsClientError('closed', 'The client closed before it was open'))
+        }
       })
     })
   }
@@ -683,7 +701,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
         if (status !== undefined) {
           const verdict = handshakeVerdict(status)
           retry = verdict.retry
-          if (!retry) error = new RoomsClientError(verdict.code ?? 'handshake_refused', `The server refused the upgrade with HTTP ${status}`, { status })
+          // Retried or not, the refusal travels with the close event (and ends ready() when final).
+          error = upgradeRefusedError(status, verdict.code ?? (status === 429 ? 'rate_limited' : 'unavailable'))
         } else if (networkErrorOf(attempt.error) !== undefined) {
           retry = true
         } else {
@@ -704,7 +723,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       this.#failures++
       if (this.#failures > this.#reconnect.maxAttempts) {
         retry = false
-        error = new RoomsClientError('reconnect_failed', `Gave up after ${this.#reconnect.maxAttempts} failed attempts`)
+        const last = error === undefined ? '' : ` (the last: ${error.message})`
+        error = new RoomsClientError('reconnect_failed', `Gave up after ${this.#reconnect.maxAttempts} failed attempts${last}`, { cause: error, ...(error?.status === undefined ? {} : { status: error.status }) })
       }
     }
 
@@ -738,6 +758,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#connectTimer = undefined
     this.#clearRejoinRetries()
     this.#ready = false
+    this.#closedBy = error
     this.#setState('closed')
     const message = error === undefined ? 'The client is closed' : `The client is closed: ${error.message}`
     for (const pending of [...this.#pending.values()]) {

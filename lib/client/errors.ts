@@ -25,3 +25,22 @@ export class RoomsClientError extends Error {
     if (details.frame !== undefined) this.frame = details.frame
   }
 }
+
+/** What a rooms server means by each status it refuses an upgrade with. */
+const REFUSAL_REASONS: Record<number, string> = {
+  400: 'the request was not a rooms upgrade (no rooms.v1 subprotocol?)',
+  401: 'the server requires a token and none was sent (see the token option)',
+  403: 'the token, or the Origin of the page, was refused',
+  404: 'nothing serves WebSocket upgrades at this path',
+  429: 'too many connections from this address',
+  503: 'the server is full, draining, or cannot authenticate now'
+}
+
+/**
+ * The error of an upgrade refused with HTTP `status`, when the WebSocket implementation shows the
+ * status (`ws` in Node does; a browser never does).
+ */
+export function upgradeRefusedError (status: number, code: ErrorCode | ClientErrorCode): RoomsClientError {
+  const reason = REFUSAL_REASONS[status]
+  return new RoomsClientError(code, `The server refused the upgrade with HTTP ${status}${reason === undefined ? '' : `: ${reason}`}`, { status })
+}

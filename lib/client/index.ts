@@ -7,7 +7,10 @@ export { RoomsClient, PROTOCOL } from './client.js'
 export { RoomsClientError } from './errors.js'
 export { shouldReconnect } from './policy.js'
 
-/** Open a client. It connects at once and returns synchronously; calls made before it is open are queued. */
+/**
+ * Open a client. It connects at once and returns synchronously; calls made before it is open are
+ * queued. In Node `url` must be absolute (ws://host:port/ws); in a page it may be relative.
+ */
 export function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App> {
   return new RoomsClient<App>(url, options)
 }

@@ -4,7 +4,7 @@ import type { ClientErrorCode, ReconnectOptions } from '../../types/client.js'
 
 export type NormalizedReconnect = Required<ReconnectOptions>
 
-/** The server's close code when the session's `expiresAt` passed (CONTRACT §11). */
+/** The server's close code when the session's `expiresAt` passed (docs/server-api.md, "Session expiry"). */
 const SESSION_EXPIRED = 4001
 
 export const reconnectDefaults: NormalizedReconnect = {
@@ -32,7 +32,7 @@ export function shouldReconnect (code: number): boolean {
     case 1015: // TLS handshake failure
       return false
   }
-  // 4001: the session expired (CONTRACT §11); a fresh token gets back in.
+  // 4001: the session expired (docs/server-api.md, "Session expiry"); a fresh token gets back in.
   if (code === SESSION_EXPIRED) return true
   // Other codes of 3000–4999 are for libraries and applications (4000: disconnectUser): their
   // meaning is the application's, so the client does not guess that coming back is welcome.

@@ -1,4 +1,4 @@
-// Who is in each room, as far as this client can tell (CONTRACT §10): a `members` answer as the
+// Who is in each room, as far as this client can tell (docs/presence.md): a `members` answer as the
 // starting point, then the room's `join`/`leave` events (`each`) or `presence` frames (`batched`).
 // Events name users, not connections, so a user is counted once per connection it has in the room.
 // A change that raced the `members` answer (it arrived while the answer was on its way, or sits in

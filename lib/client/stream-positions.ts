@@ -1,4 +1,4 @@
-// Where the client is in each history room's stream (CONTRACT §9): the room's epoch, a contiguous
+// Where the client is in each history room's stream (docs/history.md): the room's epoch, a contiguous
 // watermark (every offset up to it was seen) and the few offsets seen beyond it. The watermark is
 // what a rejoin asks to recover from; the offsets ahead are what makes a replayed frame a
 // duplicate. Offsets arrive out of watermark order in ordinary use: the sender's own message is

@@ -13,8 +13,10 @@ export function runApplication (ctx: CommandContext, conn: Connection, message: 
     ctx.replies.malformed(conn, `Invalid message format: unknown type ${JSON.stringify(message.type)}`, idOf(message))
     return
   }
+  // Registered after the server was ready, its schema still compiling: this frame waits for it.
+  if (handler.check === undefined) return handler.compiled?.then(() => runApplication(ctx, conn, message))
   if (!handler.check.Check(message)) {
-    ctx.replies.invalid(conn, handler.check, message)
+    ctx.replies.malformed(conn, handler.check.errorText(message), idOf(message))
     return
   }
   const id = idOf(message)

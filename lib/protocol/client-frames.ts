@@ -1,6 +1,6 @@
 // What clients send (docs/protocol.md#client--server): the frame types the plugin handles itself, their TypeBox
 // schemas (compiled once), and the parse every text frame goes through first.
-import { Type, type TObject, type TSchema } from '@sinclair/typebox'
+import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import sjson from 'secure-json-parse'
 import type { MessageId } from '../../types/index.js'
@@ -44,16 +44,6 @@ const CLIENT_FRAME_TYPE_SET: ReadonlySet<string> = new Set(CLIENT_FRAME_TYPES)
 
 export function isClientFrameType (type: string): type is ClientFrameType {
   return CLIENT_FRAME_TYPE_SET.has(type)
-}
-
-/** The schema a `rooms.handle(type, schema)` frame is checked against: the user's fields plus `type` and `id`. */
-export function envelopeSchema (type: string, schema: TObject): TObject {
-  const { properties, required: _required, type: _type, ...options } = schema
-  return Type.Object({
-    ...(properties as Record<string, TSchema>),
-    type: Type.Literal(type),
-    id: Type.Optional(MessageIdSchema)
-  }, options)
 }
 
 export function compile<T extends TSchema> (schema: T): TypeCheck<T> {

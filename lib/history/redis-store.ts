@@ -1,43 +1,40 @@
-// History rooms over Redis (CONTRACT §9): one Lua script gives each message the room's next offset,
-// appends it to the room's stream (trimmed to `size`), refreshes the TTLs and publishes it on the
-// room's channel, atomically; every node, the publisher's included, delivers it from that one
-// ordered flow. Reads (joins with `since`, gap repair, `fastify.rooms.history()`) run one script on
-// the same keys. While Redis is unreachable nothing can be ordered, so publishing rejects.
+// History rooms over Redis (docs/history.md), beside the in-memory store of a single node. One
+// Lua script gives each message the room's next offset, appends it to the room's stream (trimmed to
+// `size`), refreshes the TTLs and publishes it on the room's channel, atomically; every node, the
+// publisher's included, delivers it from that one ordered flow. Reads (joins with `since`, gap
+// repair, `fastify.rooms.history()`) run one script on the same keys. While Redis is unreachable
+// nothing can be ordered, so publishing rejects.
 //
-// A publish whose reply was lost (the connection closed after the script was sent) is in doubt: the
-// script may have run, and members may have the message. Rather than refuse what was delivered, the
-// publisher waits for Redis to be back (at most `inDoubtWaitMs`) and looks the publication's id up
-// in the room's stream: found, it resolves with the offset the message got; not found, and not
-// trimmed away, it rejects as not published; otherwise the outcome stays unknown (rejects,
-// saying so). A publish with no answer within `publishTimeoutMs` (a frozen Redis) is in doubt too,
-// but still under way: it waits up to `inDoubtWaitMs` for its own answer (or failure, then as
-// above), else rejects as unknown.
+// A publish whose reply was lost (the connection closed after the script was sent) is in doubt
+// (docs/history.md#a-reply-lost-on-the-way): the script may have run, and members may have the
+// message. Rather than refuse what was delivered, the publisher waits for Redis to be back (at most
+// `inDoubtWaitMs`) and looks the publication's id up in the room's stream: found, it resolves with
+// the offset the message got; not found, and not trimmed away, it rejects as not published;
+// otherwise the outcome stays unknown (rejects, saying so). A publish with no answer within its
+// bound (historyPublish in redis-waits.ts: a frozen Redis) is in doubt too, but still under way: it
+// waits up to `inDoubtWaitMs` for its own answer (or failure, then as above), else rejects as unknown.
 import type { Cluster, Redis } from 'ioredis'
-import type { HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
-import { newEpoch } from '../history/epoch.js'
-import type { KeyNames } from './redis-keys.js'
-import { NoAnswerError, withTimeout } from './redis-waits.js'
-import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from './redis-scripts.js'
+import type { AdapterNode, HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
+import { NoAnswerError, withTimeout } from '../async.js'
+import type { KeyNames } from '../adapters/redis-keys.js'
+import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from '../adapters/redis-scripts.js'
+import { newEpoch } from './epoch.js'
 
+/** What the history store needs of the adapter's connections (RedisLink). */
 export interface HistoryLink {
   readonly keys: KeyNames
   readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
-  /** The history limits of the plugin (set at init). */
-  readonly historyLimits: HistoryLimits | undefined
+  /** nodeId: publication ids start with it; historyLimits: the plugin's `history` option. */
+  readonly node: Pick<AdapterNode, 'nodeId' | 'historyLimits' | 'log'>
   /** The command connection when publications can go out now (connected, not stalled), else undefined. */
   writable (): Redis | Cluster | undefined
-  /** How long a read (or the lookup of an in-doubt publish) may wait for Redis. */
-  readonly readTimeoutMs: number
-  /** How long a publish waits for Redis's answer before it is in doubt. */
-  readonly publishTimeoutMs: number
-  down (reason: string, err?: Error): void
-  /** This node's id: publication ids start with it. */
-  readonly publisherId: string
+  /** historyRead: a read, or the lookup of an in-doubt publish; historyPublish: a publish's answer before it is in doubt. */
+  waitMs (wait: 'historyRead' | 'historyPublish'): number
   /** How long an in-doubt publish waits for Redis to be back before it gives up. */
   readonly inDoubtWaitMs: number
+  down (reason: string, err?: Error): void
   /** Resolves true once Redis is back (resubscribed, presence restored), false after `ms` or on close. */
   whenUp (ms: number): Promise<boolean>
-  log: { info (obj: object, msg: string): void, warn (obj: object, msg: string): void }
 }
 
 /** ioredis's errors for a command it did not write (no offline queue): nothing reached Redis. */
@@ -54,13 +51,13 @@ function refusedByRedis (err: unknown): boolean {
 /** `promise`'s outcome within `ms`, or undefined when it has none by then. */
 async function answerBy<T> (promise: Promise<T>, ms: number): Promise<{ value: T } | { error: unknown } | undefined> {
   try {
-    return { value: await withTimeout(promise, ms) }
+    return { value: await withTimeout(promise, ms, 'Redis') }
   } catch (err) {
     return err instanceof NoAnswerError ? undefined : { error: err }
   }
 }
 
-export class RedisHistory implements RoomsHistory {
+export class RedisHistoryStore implements RoomsHistory {
   private readonly link: HistoryLink
   private published = 0
 
@@ -69,7 +66,7 @@ export class RedisHistory implements RoomsHistory {
   }
 
   private limits (): HistoryLimits {
-    const limits = this.link.historyLimits
+    const limits = this.link.node.historyLimits
     if (limits === undefined) throw new Error('history is off')
     return limits
   }
@@ -79,12 +76,12 @@ export class RedisHistory implements RoomsHistory {
     if (pub === undefined) throw new Error('Redis is unreachable, so the room\'s messages cannot be ordered')
     const { size, ttlMs } = this.limits()
     const keys = this.link.keys.room(room)
-    const id = this.link.publisherId + (this.published++).toString(36)
+    const id = this.link.node.nodeId + (this.published++).toString(36)
     const running = PUBLISH_HISTORY.run(pub, [keys.meta, keys.stream],
       [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id])
     let reply: unknown
     try {
-      reply = await withTimeout(running, this.link.publishTimeoutMs)
+      reply = await withTimeout(running, this.link.waitMs('historyPublish'), 'Redis')
     } catch (err) {
       if (!(err instanceof NoAnswerError)) return await this.failed(room, id, err as Error, Date.now() + this.link.inDoubtWaitMs)
       // No answer (a frozen Redis closes nothing): in doubt, and still under way. Redis, or a client
@@ -93,7 +90,7 @@ export class RedisHistory implements RoomsHistory {
       const deadline = Date.now() + this.link.inDoubtWaitMs
       const late = await answerBy(running, this.link.inDoubtWaitMs)
       if (late === undefined) {
-        throw new Error(`Redis did not answer within ${this.link.publishTimeoutMs + this.link.inDoubtWaitMs} ms: whether the message was kept (and delivered) is unknown`, { cause: err })
+        throw new Error(`Redis did not answer within ${this.link.waitMs('historyPublish') + this.link.inDoubtWaitMs} ms: whether the message was kept (and delivered) is unknown`, { cause: err })
       }
       if ('error' in late) return await this.failed(room, id, late.error as Error, deadline)
       reply = late.value
@@ -114,14 +111,14 @@ export class RedisHistory implements RoomsHistory {
     const { size } = this.limits()
     const keys = this.link.keys.room(room)
     // The publication ran less than that ago (entries and the lookup read the same Redis clock).
-    const window = 2 * (this.link.publishTimeoutMs + this.link.inDoubtWaitMs + this.link.readTimeoutMs)
+    const window = 2 * (this.link.waitMs('historyPublish') + this.link.inDoubtWaitMs + this.link.waitMs('historyRead'))
     let lastError: Error = lost
     while (await this.link.whenUp(deadline - Date.now())) {
       const conn = this.link.writable()
       if (conn === undefined) continue
       let found: [string, number, number]
       try {
-        found = await withTimeout(FIND_PUBLISHED.run(conn, [keys.meta, keys.stream], [id, size, window]), this.link.readTimeoutMs) as [string, number, number]
+        found = await withTimeout(FIND_PUBLISHED.run(conn, [keys.meta, keys.stream], [id, size, window]), this.link.waitMs('historyRead'), 'Redis') as [string, number, number]
       } catch (err) {
         lastError = err as Error
         this.link.down('a history lookup failed', lastError)
@@ -129,7 +126,7 @@ export class RedisHistory implements RoomsHistory {
       }
       const [epoch, offset, trimmed] = [String(found[0]), Number(found[1]), Number(found[2])]
       if (offset > 0) {
-        this.link.log.info({ room, epoch, offset }, 'redis adapter: a history publish whose reply was lost had been kept; acked with its offset')
+        this.link.node.log.info({ room, epoch, offset }, 'redis adapter: a history publish whose reply was lost had been kept; acked with its offset')
         return { epoch, offset }
       }
       if (epoch !== '' && trimmed === 0) throw lost // not there, and not trimmed away: the script did not run
@@ -143,7 +140,7 @@ export class RedisHistory implements RoomsHistory {
     if (pub === undefined) throw new Error('Redis is unreachable, so the room\'s history cannot be read')
     const { ttlMs } = this.limits()
     const keys = this.link.keys.room(room)
-    const reply = await withTimeout(READ_HISTORY.run(pub, [keys.meta, keys.stream], [after, limit ?? -1, ttlMs, newEpoch()]), this.link.readTimeoutMs) as unknown[]
+    const reply = await withTimeout(READ_HISTORY.run(pub, [keys.meta, keys.stream], [after, limit ?? -1, ttlMs, newEpoch()]), this.link.waitMs('historyRead'), 'Redis') as unknown[]
     const [epoch, last, complete] = reply
     const messages: HistoryPage['messages'] = []
     // After the three head fields: offset, payload, except (empty when none), per message.
