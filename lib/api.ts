@@ -22,7 +22,7 @@ import type { Admission } from './admission.js'
 import type { Shutdown } from './shutdown.js'
 import { type Counters, statsOf } from './stats.js'
 
-/** The parts of one node behind fastify.rooms. */
+/** The parts of one node behind fastify.rooms (its state; the options are given beside them). */
 export interface NodeParts {
   hub: Hub
   link: ClusterLink
@@ -33,7 +33,6 @@ export interface NodeParts {
   counters: Counters
   admission: Admission
   shutdown: Shutdown
-  params: RoomsParams
 }
 
 const partsOf = new WeakMap<RoomsApi, NodeParts>()
@@ -56,7 +55,7 @@ export class RoomsFacade implements RoomsApi {
   readonly #counters: Counters
   readonly #params: RoomsParams
 
-  constructor (parts: NodeParts) {
+  constructor (parts: NodeParts, params: RoomsParams) {
     this.#hub = parts.hub
     this.#link = parts.link
     this.#publisher = parts.publisher
@@ -64,7 +63,7 @@ export class RoomsFacade implements RoomsApi {
     this.#handlers = parts.handlers
     this.#events = parts.events
     this.#counters = parts.counters
-    this.#params = parts.params
+    this.#params = params
     partsOf.set(this, parts)
   }
 

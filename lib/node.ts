@@ -61,7 +61,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
     slowConsumer: (conn) => { hub.slowConsumer(conn) },
     closeStarted: (conn) => { shutdown.track(conn) }
   }
-  const api = new RoomsFacade({ hub, link, publisher, members, handlers, events, counters, admission, shutdown, params })
+  const api = new RoomsFacade({ hub, link, publisher, members, handlers, events, counters, admission, shutdown }, params)
   return {
     params,
     log,
