@@ -5,15 +5,13 @@
 // takes the live flow from exactly where its read left off. When the history no longer holds what a
 // member missed, or its epoch changed, the members are closed (1012) so they rejoin with `since`
 // and are told `recovered: false`: a loss is never passed over in silence.
-// A catch-up is queued as the joiner's socket takes it: at most half of maxBufferedBytes unsent at
-// a time (the other half stays for its live traffic), the rest when the socket drained; its ack
-// waits for the last of it. A joiner that does not read holds its catch-up where it is (the history
-// keeps it anyway) instead of growing the server's buffers; one that reads gets all of it.
+// A catch-up is queued as the joiner's socket takes it (replay.ts); its ack waits for the last of it.
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../types/index.js'
 import type { Connection } from './connection.js'
 import { RoomFrame } from './frame-writer.js'
 import { isPromise } from './async.js'
+import { type Joiner, replay } from './replay.js'
 
 export interface StreamHost {
   readonly historyStore: RoomsHistory
@@ -25,34 +23,8 @@ export interface StreamHost {
   historyLost (room: string, reason: string): void
 }
 
-/** A join catching up: live messages wait in `buffer` until its ack is out. */
-interface Joiner {
-  /** The offset the join's read ended at: the joiner takes live messages after it; -1 while the read runs. */
-  from: number
-  buffer: HistoryEntry[] | null
-  /** Size of the payloads in `buffer` (UTF-16 code units), counted against maxBufferedBytes. */
-  bufferedSize: number
-  /** Acked, and waiting only for the node's flow to pass `from`. */
-  ready: boolean
-}
-
-/** A join's catch-up in progress: the page it read, how far it got. */
-interface CatchUp {
-  conn: Connection
-  joiner: Joiner
-  page: HistoryPage
-  /** The joiner's `since.offset`: it has everything up to it. */
-  after: number
-  /** Next message of `page.messages` to look at. */
-  next: number
-}
-
 /** What a history room's join is acked with. */
 export type StreamJoinAck = { epoch: string, offset: number } | { recovered: boolean, epoch: string, offset: number }
-
-function send (conn: Connection, payload: string): void {
-  conn.sendPayload(payload)
-}
 
 export class RoomStream {
   private readonly name: string
@@ -254,55 +226,17 @@ export class RoomStream {
     if (since === undefined) return { epoch: page.epoch, offset: page.offset }
     const recovered = since.epoch === page.epoch && since.offset <= page.offset && page.complete
     if (!recovered || !conn.open) return { recovered, epoch: page.epoch, offset: page.offset }
-    const catchUp: CatchUp = { conn, joiner, page, after: since.offset, next: 0 }
-    if (this.replay(catchUp)) return this.recoveredAck(catchUp)
+    const current = (): boolean => this.joiners?.get(conn) === joiner
+    // A finished catch-up's ack: the last offset it handed over (the read's end, or a live one after it).
+    const recoveredAck = (): StreamJoinAck => ({ recovered: true, epoch: page.epoch, offset: joiner.from })
+    const queued = replay({ conn, joiner, page, after: since.offset, next: 0, current }, this.replayBytes)
     // More than the socket may hold now: the rest as it drains, then the ack.
-    return new Promise((resolve) => {
-      const more = (): void => {
-        if (this.replay(catchUp)) resolve(this.recoveredAck(catchUp))
-        else conn.whenUnsentAtMost(this.replayBytes).then(more, more)
-      }
-      conn.whenUnsentAtMost(this.replayBytes).then(more, more)
-    })
+    return queued === undefined ? recoveredAck() : queued.then(recoveredAck)
   }
 
   /** How many unsent bytes a catch-up may leave its joiner at a time: half, the rest is for live traffic. */
   private get replayBytes (): number {
     return Math.floor(this.host.maxBufferedBytes / 2)
-  }
-
-  /**
-   * Queue what fits of a catch-up: the page's messages after `since`, then the live messages
-   * that arrived meanwhile (so the ack is not followed by a burst). True once all of it is queued,
-   * or once the join is over (closed, left, the history lost).
-   */
-  private replay (catchUp: CatchUp): boolean {
-    const { conn, joiner, page } = catchUp
-    if (!conn.open || this.joiners?.get(conn) !== joiner) return true
-    const limit = this.replayBytes
-    const messages = page.messages
-    // Each step queues at least one message (a step runs once unsent <= limit): it always ends.
-    while (catchUp.next < messages.length) {
-      if (conn.unsent > limit) return false
-      const m = messages[catchUp.next++]
-      if (m.offset > catchUp.after && m.offset <= page.offset && m.except !== conn.id) send(conn, m.payload)
-    }
-    const buffer = joiner.buffer!
-    let taken = 0
-    while (taken < buffer.length && conn.unsent <= limit) {
-      const entry = buffer[taken++]
-      joiner.bufferedSize -= entry.payload.length
-      if (entry.offset <= joiner.from) continue
-      joiner.from = entry.offset
-      if (entry.except !== conn.id) send(conn, entry.payload)
-    }
-    buffer.splice(0, taken)
-    return buffer.length === 0
-  }
-
-  /** A finished catch-up's ack: the last offset it handed over (the read's end, or a live one after it). */
-  private recoveredAck (catchUp: CatchUp): StreamJoinAck {
-    return { recovered: true, epoch: catchUp.page.epoch, offset: catchUp.joiner.from }
   }
 
   /** The join's ack is out: hand the joiner what arrived meanwhile, then the live flow. */
@@ -312,7 +246,7 @@ export class RoomStream {
     if (joiner.from < 0) joiner.from = this.offset
     for (const entry of joiner.buffer ?? []) {
       if (entry.offset <= joiner.from || entry.except === conn.id) continue
-      send(conn, entry.payload)
+      conn.sendPayload(entry.payload)
       joiner.from = entry.offset
     }
     joiner.buffer = null
