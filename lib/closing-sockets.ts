@@ -20,8 +20,6 @@ export class ClosingSockets<C extends ClosingSocket = ClosingSocket> {
     this.timeoutMs = timeoutMs
   }
 
-  get size (): number { return this.sockets.size }
-
   values (): IterableIterator<C> { return this.sockets.values() }
 
   add (conn: C, now = Date.now()): void {

@@ -6,6 +6,8 @@ import type WebSocket from 'ws'
 import type { RoomConnection, RoomUser } from '../types/index.js'
 import { flushNow, frameText, holdUntilNextTick, queueBatched, queueFrame, type TickBatch, type TickWriter } from './frame-writer.js'
 import type { RateLimitState, RateVerdict } from './rate-limiter.js'
+import { serialize } from './serialize.js'
+import type { Counters } from './stats.js'
 
 /** A frame waiting its turn, with the rate limiter's verdict from when it arrived. */
 export interface WaitingFrame {
@@ -16,7 +18,7 @@ export interface WaitingFrame {
 /** What every connection shares with its node: limits, counters, and what to do with a slow receiver. */
 export interface ConnectionHost {
   readonly maxBufferedBytes: number
-  messagesOut: number
+  readonly counters: Counters
   slowConsumer (conn: Connection): void
   /** The server sent a close frame: the socket is watched until it is gone (cut after closeTimeout). */
   closeStarted (conn: Connection): void
@@ -87,7 +89,7 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   /** Queue frame `index` of this tick's batch of a room (`payload` framed once for every receiver). */
   deliverBatched (batch: TickBatch, index: number, payload: string): void {
     if (!this.open) return
-    this.host.messagesOut++
+    this.host.counters.messagesOut++
     if (this.socket !== null) {
       this.queuedBytes += batch.frames[index].length
       queueBatched(this, batch, index)
@@ -99,7 +101,7 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   /** Queue an already-framed message (`frame` is `payload` framed; it may be shared with other receivers). */
   deliver (frame: Buffer, payload: string): void {
     if (!this.open) return
-    this.host.messagesOut++
+    this.host.counters.messagesOut++
     if (this.socket !== null) {
       this.queuedBytes += frame.length
       queueFrame(this, frame)
@@ -192,7 +194,7 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   }
 
   send (message: unknown): void {
-    this.sendPayload(JSON.stringify(message))
+    this.sendPayload(serialize(message))
   }
 
   /** Forget the frames waiting their turn (none will be handled once the connection is closing). */

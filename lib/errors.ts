@@ -45,3 +45,12 @@ export class RoomsError extends Error {
     this.code = code
   }
 }
+
+/**
+ * A failure of the history or of the other nodes, as the UnavailableError an API call rejects with:
+ * its message (after `context`, when given) and the original as `cause`.
+ */
+export function unavailableFrom (err: unknown, context?: string): InstanceType<typeof UnavailableError> {
+  const message = String((err as Error | undefined)?.message ?? err)
+  return new UnavailableError(context === undefined ? message : `${context}: ${message}`, { cause: err })
+}

@@ -66,6 +66,38 @@ export class TickBatch {
   }
 }
 
+/** A receiver of a room's frames: Connection (declared here so this file imports no connection.ts). */
+export interface BatchReceiver {
+  deliverBatched (batch: TickBatch, index: number, payload: string): void
+}
+
+/**
+ * One message to a room's local members, the body of every fan-out loop (live delivery and a
+ * history room's stream): framed once, on the first receiver, into the room's batch of this tick;
+ * each receiver then queues that same frame. No receiver, no framing.
+ */
+export class RoomFrame {
+  private readonly key: object
+  private readonly payload: string
+  private batch: TickBatch | null = null
+  private index = 0
+
+  /** `key`: what stands for the room during the tick (its member Set), shared by all its deliveries. */
+  constructor (key: object, payload: string) {
+    this.key = key
+    this.payload = payload
+  }
+
+  to (receiver: BatchReceiver): void {
+    let batch = this.batch
+    if (batch === null) {
+      batch = this.batch = tickBatch(this.key)
+      this.index = batch.add(frameText(this.payload))
+    }
+    receiver.deliverBatched(batch, this.index, this.payload)
+  }
+}
+
 /** One writer's output of this tick, reused from tick to tick. */
 class PendingOutput {
   writer: TickWriter | null = null

@@ -2,10 +2,12 @@
 // synchronous: capacity, Origin (cross-site WebSocket hijacking), then the token and
 // `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
-import type { AuthenticatedSession, RoomUser } from '../types/index.js'
-import type { RoomBroker } from './broker.js'
+import type { Admission } from './admission.js'
 import { isPromise } from './async.js'
+import { type AuthenticateResult, normaliseSession, type Session } from './authenticate.js'
 import { corkUntilFlush } from './frame-writer.js'
+import type { RoomsParams } from './options.js'
+import type { Counters } from './stats.js'
 import { originHost, ProxyHints } from './proxy-hints.js'
 import {
   AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
@@ -84,15 +86,18 @@ function redact (err: unknown, token: string): unknown {
   return copy
 }
 
-type AuthenticateResult = RoomUser | AuthenticatedSession | null | undefined
-
 /**
  * The `preValidation` hook. Written with `done` rather than as an async function: with a sync
  * `authenticate` and a static origin rule no promise is made, which keeps the cost of a
  * connection close to a bare ws server's. User callbacks may still return promises.
  */
-export function createHandshake (broker: RoomBroker): preValidationHookHandler {
-  const params = broker.params
+export interface HandshakeDeps {
+  params: RoomsParams
+  admission: Admission
+  counters: Counters
+}
+
+export function createHandshake ({ params, admission, counters }: HandshakeDeps): preValidationHookHandler {
   const origins = params.origins
   let pendingAuthentications = 0
   const proxyHints = new ProxyHints()
@@ -109,29 +114,6 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
   }
 
   /**
-   * The user `authenticate` returned (and the session's expiry, when it returned `{ user, expiresAt }`),
-   * or undefined when it refused (null, or nothing a user can be made of).
-   */
-  function validUser (request: FastifyRequest, result: AuthenticateResult): { user: RoomUser, expiresAt?: number } | undefined {
-    if (result === null || result === undefined) return undefined
-    if (typeof result !== 'object') return invalidResult(request)
-    // An object with a string id is always the user, whatever else it carries.
-    if (typeof (result as RoomUser).id === 'string') return { user: result as RoomUser }
-    const { user, expiresAt } = result as { user?: RoomUser, expiresAt?: unknown }
-    if (user === null || typeof user !== 'object' || typeof user.id !== 'string') return invalidResult(request)
-    if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
-      request.log.error({ expiresAt: typeof expiresAt }, 'authenticate returned { user, expiresAt } with an expiresAt that is not a finite number (ms since the epoch); upgrade refused')
-      return undefined
-    }
-    return { user, expiresAt }
-  }
-
-  function invalidResult (request: FastifyRequest): undefined {
-    request.log.error('authenticate must return an object with a string id, { user, expiresAt }, or null; upgrade refused')
-    return undefined
-  }
-
-  /**
    * Count the request against maxConnections / maxConnectionsPerIp until it is over. An upgrade's
    * socket carries that one connection, refused or not, so it holds the slot until it closes;
    * a plain GET of the path holds it until its response ends, as its keep-alive socket (maybe a
@@ -140,20 +122,20 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
   function holdSlot (request: FastifyRequest, reply: FastifyReply): void {
     if (request.ws) {
       const socket = request.raw.socket as typeof request.raw.socket | null | undefined
-      if (socket !== undefined && socket !== null) broker.admit(request.ip, socket)
+      if (socket !== undefined && socket !== null) admission.admit(request.ip, socket)
     } else {
-      broker.admit(request.ip, reply.raw)
+      admission.admit(request.ip, reply.raw)
     }
   }
 
   return function roomsHandshake (request, reply, done) {
     function refuse (err: unknown): void {
-      broker.rejectedUpgrades++
+      counters.rejectedUpgrades++
       done(err as Error)
     }
 
     // done() runs the rest of the request synchronously: never call it inside a try.
-    function accept (session: { user: RoomUser, expiresAt?: number } | undefined): void {
+    function accept (session: Session | undefined): void {
       if (session !== undefined) {
         (request as unknown as Record<symbol, unknown>)[kRoomsUser] = session.user
         if (session.expiresAt !== undefined) (request as unknown as Record<symbol, unknown>)[kRoomsExpiresAt] = session.expiresAt
@@ -165,7 +147,7 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
     }
 
     function authenticated (result: AuthenticateResult): void {
-      const valid = validUser(request, result)
+      const valid = normaliseSession(result, request.log)
       if (valid === undefined) refuse(new TokenRefusedError())
       else if (valid.expiresAt !== undefined && valid.expiresAt <= Date.now()) refuse(new TokenExpiredError())
       else accept(valid)
@@ -228,10 +210,10 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
       })
     }
 
-    if (params.maxConnections > 0 && broker.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
+    if (params.maxConnections > 0 && admission.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
     if (params.maxConnectionsPerIp > 0) {
       proxyHints.checkForwardedFor(request, params.maxConnectionsPerIp)
-      if ((broker.admittedPerIp.get(request.ip) ?? 0) >= params.maxConnectionsPerIp) {
+      if (admission.admittedFrom(request.ip) >= params.maxConnectionsPerIp) {
         request.log.info({ ip: request.ip, maxConnectionsPerIp: params.maxConnectionsPerIp },
           'WebSocket upgrade refused: too many connections from this address')
         return refuse(new TooManyConnectionsFromIpError())
@@ -246,6 +228,21 @@ export function createHandshake (broker: RoomBroker): preValidationHookHandler {
     }
     if (isPromise(allowed)) allowed.then(afterOrigin, refuse)
     else afterOrigin(allowed)
+  }
+}
+
+type HandleProtocols = (protocols: Set<string>, request: unknown) => string | false
+
+/**
+ * Answer `rooms.v1` on our route and never echo a `bearer.<token>` subprotocol back; other
+ * routes of a shared @fastify/websocket keep their own choice (ws's default: the first offered).
+ */
+export function selectSubprotocol (previous: HandleProtocols | null | undefined): HandleProtocols {
+  return function handleProtocols (protocols, request) {
+    if ((request as Record<symbol, unknown>)[kRoomsUpgrade] === true) return protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false
+    if (typeof previous === 'function') return previous(protocols, request)
+    for (const protocol of protocols) if (!protocol.startsWith('bearer.')) return protocol
+    return false
   }
 }
 

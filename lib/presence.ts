@@ -1,25 +1,32 @@
-// Presence at scale (CONTRACT §10): how the members of a room hear of joins and leaves. Per room
+// Presence at scale (docs/presence.md): how the members of a room hear of joins and leaves. Per room
 // and per node a mode: `each` sends v1's system join/leave events; `batched` coalesces the joins and
 // leaves of one `presenceInterval` into one presence frame per room, framed once for every local
 // member; `none` sends nothing. Across nodes the changes travel as diffs that carry the sender's
 // member count, and each receiving node frames them by its own mode, so a node's presence traffic
 // is bounded by its own members per interval, not by the cluster's churn.
 import type { FastifyBaseLogger } from 'fastify'
-import type { PresenceChange, PresenceDiff, PresenceMode, RoomsAdapter } from '../types/index.js'
+import type { PresenceChange, PresenceDiff, PresenceMode } from '../types/index.js'
 import type { Connection } from './connection.js'
-import { joinEventFrame, leaveEventFrame, presenceFrame } from './protocol.js'
+import { joinEventFrame, leaveEventFrame, presenceFrame } from './protocol/server-frames.js'
 import type { Room } from './room.js'
 import type { RoomsParams } from './options.js'
 
-export interface PresenceHost {
+/** How this node's presence changes reach the other nodes (ClusterLink). Never throws. */
+export interface PresenceOutbound {
+  /**
+   * Tell the other nodes of `diff`. `framed`: the v1 event of an `each` change, which an adapter
+   * without presence diffs carries instead; undefined for a batch (such an adapter carries none).
+   */
+  publishPresence (room: string, diff: PresenceDiff, framed: string | undefined): void
+}
+
+export interface PresenceDeps {
   readonly nodeId: string
   readonly log: FastifyBaseLogger
-  readonly adapter: RoomsAdapter
   room (name: string): Room | undefined
   /** Frame once and write to the room's local members. */
-  deliverToRoom (room: string, payload: string): void
-  /** An adapter call whose failure is logged (and counted as dropped), never thrown. */
-  adapterCall (what: keyof RoomsAdapter, result: void | Promise<void>): Promise<void>
+  deliver (room: string, payload: string): void
+  readonly link: PresenceOutbound
 }
 
 /** What a room has gathered since its last presence frame / diff. */
@@ -36,7 +43,7 @@ const MODES = new Set<unknown>(['each', 'batched', 'none'])
 const MAX_LOGGED_ROOMS = 10_000
 
 export class PresenceBoard {
-  private readonly host: PresenceHost
+  private readonly deps: PresenceDeps
   private readonly option: RoomsParams['presenceEvents']
   private readonly eachMax: number
   private readonly intervalMs: number
@@ -44,8 +51,8 @@ export class PresenceBoard {
   private timer: NodeJS.Timeout | undefined
   private readonly loggedRooms = new Set<string>()
 
-  constructor (host: PresenceHost, params: RoomsParams) {
-    this.host = host
+  constructor (deps: PresenceDeps, params: RoomsParams) {
+    this.deps = deps
     this.option = params.presenceEvents
     this.eachMax = params.presenceEachMax
     this.intervalMs = params.presenceInterval
@@ -80,7 +87,7 @@ export class PresenceBoard {
     if (this.loggedRooms.has(room)) return
     if (this.loggedRooms.size >= MAX_LOGGED_ROOMS) this.loggedRooms.clear()
     this.loggedRooms.add(room)
-    this.host.log.error({ ...details, room }, message)
+    this.deps.log.error({ ...details, room }, message)
   }
 
   /** A local member's join took effect. */
@@ -99,7 +106,7 @@ export class PresenceBoard {
     const mode = this.modeOf(room)
     if (mode === 'each') {
       const frame = change.joined ? joinEventFrame(room.name, userJson) : leaveEventFrame(room.name, userJson)
-      this.host.deliverToRoom(room.name, frame)
+      this.deps.deliver(room.name, frame)
       this.tellNow(room, change, frame)
       return
     }
@@ -113,17 +120,11 @@ export class PresenceBoard {
 
   /** Tell the other nodes now (an `each` change), after whatever this node had not told them yet, in order. */
   private tellNow (room: Room, change: PresenceChange, frame: string): void {
-    const adapter = this.host.adapter
-    if (adapter.publishPresence === undefined) {
-      // An adapter without presence diffs carries v1's framed events.
-      this.host.adapterCall('publishToRoom', adapter.publishToRoom(room.name, frame))
-      return
-    }
     const pending = this.pending.get(room.name)
     const changes = pending?.outgoing ?? []
     if (pending !== undefined) pending.outgoing = null
     changes.push(change)
-    this.host.adapterCall('publishPresence', adapter.publishPresence(room.name, { count: room.announced, changes }))
+    this.deps.link.publishPresence(room.name, { count: room.announced, changes }, frame)
   }
 
   /** Another node's changes in a room this node has members in. */
@@ -135,7 +136,7 @@ export class PresenceBoard {
       if (mode === 'none') continue
       const userJson = JSON.stringify(change.user)
       if (mode === 'each') {
-        this.host.deliverToRoom(room.name, change.joined ? joinEventFrame(room.name, userJson) : leaveEventFrame(room.name, userJson))
+        this.deps.deliver(room.name, change.joined ? joinEventFrame(room.name, userJson) : leaveEventFrame(room.name, userJson))
         continue
       }
       pending ??= this.pendingOf(room.name)
@@ -164,14 +165,11 @@ export class PresenceBoard {
     if (this.pending.size === 0) return
     const pending = [...this.pending]
     this.pending.clear()
-    const adapter = this.host.adapter
     for (const [name, p] of pending) {
-      const room = this.host.room(name)
-      if (p.outgoing !== null && adapter.publishPresence !== undefined) {
-        this.host.adapterCall('publishPresence', adapter.publishPresence(name, { count: room?.announced ?? 0, changes: p.outgoing }))
-      }
+      const room = this.deps.room(name)
+      if (p.outgoing !== null) this.deps.link.publishPresence(name, { count: room?.announced ?? 0, changes: p.outgoing }, undefined)
       if ((p.joined !== null || p.left !== null) && room !== undefined && room.members.size > 0) {
-        this.host.deliverToRoom(name, presenceFrame(name, p.joined ?? [], p.left ?? [], room.size))
+        this.deps.deliver(name, presenceFrame(name, p.joined ?? [], p.left ?? [], room.size))
       }
     }
   }

@@ -1,9 +1,11 @@
 // One room on this node: its local members, what this node knows of the others' counts, and, in a
 // history room, its stream position. A Room exists while it has local members (or joins under way).
-import type { PresenceMode } from '../types/index.js'
+import type { PresenceMode, RoomMember } from '../types/index.js'
 import type { Connection } from './connection.js'
-import type { RoomStream } from './history/room-stream.js'
-import type { MembersAnswer } from './broker.js'
+import type { RoomStream } from './room-stream.js'
+
+/** The answer to a `members` request: the room's size across nodes and up to membersLimit members. */
+export interface MembersAnswer { size: number, members: RoomMember[] }
 
 export class Room {
   readonly name: string

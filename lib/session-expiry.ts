@@ -1,4 +1,4 @@
-// Sessions that end when their token does (CONTRACT §11): connections whose `authenticate`
+// Sessions that end when their token does (docs/server-api.md#session-expiry): connections whose `authenticate`
 // returned `{ user, expiresAt }`, in a min-heap by expiry, with one timer per node armed for the
 // earliest. Each connection knows its place in the heap, so one that closes first leaves it at once
 // (a closed connection is never kept alive until its token would have expired).
@@ -20,10 +20,6 @@ export class SessionExpiry<C extends Expiring> {
 
   constructor (expire: (conn: C) => void) {
     this.expire = expire
-  }
-
-  get size (): number {
-    return this.heap.length
   }
 
   add (conn: C): void {

@@ -11,6 +11,7 @@ import { CuttableWebSocket, fastReconnect, listen, reconnectGate, Recorder, type
 import { connect as rawConnect, eventually, gatedAdapter, join, roundTrip, type TestClient } from './helpers.js'
 import { deleteKeys, RedisServer, SHARED_REDIS, uniquePrefix } from './fixtures/redis-helpers.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
+import { internalsOf } from '../lib/api.js'
 import type { WsRoomsOptions } from '../types/index.js'
 
 type Raw = TestClient & { welcome: any }
@@ -183,7 +184,8 @@ t.test('a rejoin with since that arrives while the server is still joining the c
   hold()
   const eve = await raw(t, server, 'eve')
   eve.send({ type: 'join', room: 'lobby', since: { epoch, offset: 1 }, id: 'rejoin' })
-  const underWay = (): any => (server.app.rooms as any).serverJoins.get((server.app.rooms as any).connections.get(eve.welcome.connectionId))?.get('lobby')
+  const hub = internalsOf(server.app.rooms)!.hub as any
+  const underWay = (): any => hub.joins.serverJoins.get(hub.connection(eve.welcome.connectionId))?.get('lobby')
   await eventually(() => underWay()?.resumed === true ? true : undefined, 'the rejoin to wait on the server join') // internals: the ordering this test is about
   await news('m3')
   release()

@@ -18,6 +18,8 @@ import type { Socket } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import wsRooms from '../../lib/index.js'
+import { internalsOf } from '../../lib/api.js'
+import type { RoomsEventName } from '../../types/index.js'
 
 export interface SoakOptions {
   /** How long new sessions keep starting. */
@@ -353,15 +355,19 @@ export async function runSoak (partial: Partial<SoakOptions> = {}): Promise<Soak
   const leftRooms = app.rooms.rooms()
   if (leftRooms.length > 0) problems.push(`rooms left: ${JSON.stringify(leftRooms.slice(0, 5))}`)
   if (connects !== disconnects) problems.push(`connect events ${connects} != disconnect events ${disconnects}`)
-  // Inside the broker: every map or set of per-connection state must be empty again, and so
-  // must counters of sockets in flight (whatever the fields are called today).
-  const internals = app.rooms as unknown as Record<string, unknown>
-  for (const [field, value] of Object.entries(internals)) {
-    if ((value instanceof Map || value instanceof Set) && value.size > 0 && !/handler/i.test(field)) {
-      problems.push(`broker.${field} still holds ${value.size} entries`)
-    }
-    if (typeof value === 'number' && /admitted|pending|inflight/i.test(field) && value !== 0) {
-      problems.push(`broker.${field} is ${value}, not 0`)
+  // Inside the node (each of its parts behind fastify.rooms): every map or set of per-connection
+  // state must be empty again, and so must counters of sockets in flight (whatever the fields are
+  // called today).
+  const parts = internalsOf(app.rooms)
+  if (parts === undefined) problems.push('fastify.rooms is not a facade over the node\'s parts: nothing to check inside')
+  for (const [name, part] of Object.entries(parts ?? {})) {
+    for (const [field, value] of Object.entries(part as object)) {
+      if ((value instanceof Map || value instanceof Set) && value.size > 0 && !/handler/i.test(field)) {
+        problems.push(`${name}.${field} still holds ${value.size} entries`)
+      }
+      if (typeof value === 'number' && /admitted|pending|inflight/i.test(field) && value !== 0) {
+        problems.push(`${name}.${field} is ${value}, not 0`)
+      }
     }
   }
 
@@ -415,8 +421,8 @@ export async function runSoak (partial: Partial<SoakOptions> = {}): Promise<Soak
   app.rooms.off('disconnect', onDisconnect)
   const listeners: Record<string, number> = {}
   for (const event of ['connect', 'disconnect', 'join', 'leave']) {
-    // RoomsApi has on/off; the broker behind it is an EventEmitter, which can count.
-    const n = (app.rooms as unknown as { listenerCount: (e: string) => number }).listenerCount(event)
+    // RoomsApi has on/off; the node's events behind it can count.
+    const n = internalsOf(app.rooms)?.events.listenerCount(event as RoomsEventName) ?? 0
     if (n > 0) listeners[`rooms.${event}`] = n
   }
   const serverListeners = { upgrade: app.server.listenerCount('upgrade'), connection: app.server.listenerCount('connection') }

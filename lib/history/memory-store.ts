@@ -1,4 +1,4 @@
-// The in-memory history (CONTRACT §9), used when the adapter has none of its own (one node): per
+// The in-memory history (docs/history.md), used when the adapter has none of its own (one node): per
 // room a counter, a bounded ring of the last `size` messages, each kept for `ttlMs`, and an epoch
 // made when the room's history is created. Publishing is synchronous, so a room's order is the
 // order of the calls. A sweep frees the history of rooms that nobody is in and nobody published to
@@ -6,7 +6,8 @@
 import type { HistoryEntry, HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
 import { newEpoch } from './epoch.js'
 
-export interface MemoryHistoryHost {
+/** Where a published message goes on this node, and whether a room still has members here. */
+export interface HistorySink {
   deliverHistory (room: string, entry: HistoryEntry): void
   localCount (room: string): number
 }
@@ -28,24 +29,19 @@ interface RoomLog {
   touched: number
 }
 
-export class MemoryHistory implements RoomsHistory {
+export class MemoryHistoryStore implements RoomsHistory {
   private readonly size: number
   private readonly ttlMs: number
-  private readonly host: MemoryHistoryHost
+  private readonly sink: HistorySink
   private readonly logs = new Map<string, RoomLog>()
   private readonly sweeper: NodeJS.Timeout
 
-  constructor (limits: HistoryLimits, host: MemoryHistoryHost) {
+  constructor (limits: HistoryLimits, sink: HistorySink) {
     this.size = limits.size
     this.ttlMs = limits.ttlMs
-    this.host = host
+    this.sink = sink
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(10_000, Math.floor(this.ttlMs / 4))))
     this.sweeper.unref()
-  }
-
-  /** Rooms whose history is kept (for tests and the soak). */
-  get rooms (): number {
-    return this.logs.size
   }
 
   private logOf (room: string, now: number): RoomLog {
@@ -65,7 +61,7 @@ export class MemoryHistory implements RoomsHistory {
     log.entries.push({ offset, payload, except, at: now })
     if (log.entries.length - log.start > this.size) this.drop(log, 1)
     log.touched = now
-    this.host.deliverHistory(room, { epoch: log.epoch, offset, payload, except })
+    this.sink.deliverHistory(room, { epoch: log.epoch, offset, payload, except })
     return { epoch: log.epoch, offset }
   }
 
@@ -105,7 +101,7 @@ export class MemoryHistory implements RoomsHistory {
       let expired = 0
       while (log.start + expired < log.entries.length && log.entries[log.start + expired].at < oldest) expired++
       if (expired > 0) this.drop(log, expired)
-      if (this.host.localCount(room) > 0) log.touched = now
+      if (this.sink.localCount(room) > 0) log.touched = now
       else if (log.entries.length === log.start && log.touched < oldest) this.logs.delete(room)
     }
   }

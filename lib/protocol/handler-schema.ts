@@ -5,10 +5,10 @@
 // - `typebox` 1.x (an optional peer dependency) builds plain JSON Schema objects, compiled by its
 //   own `Compile`. That compiler is imported the first time such a schema is given (importing it
 //   takes long enough that nobody who does not use it should pay for it), so its first compile is
-//   asynchronous: the plugin waits for it before the server is ready (broker.ts, index.ts).
+//   asynchronous: the plugin waits for it before the server is ready (commands/registry.ts, index.ts).
 import { Kind, Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { MessageIdSchema, schemaErrorText } from './protocol.js'
+import { MessageIdSchema, schemaErrorText } from './client-frames.js'
 
 /** A compiled handler schema: the check run on every frame of its type, and the text of a refusal. */
 export interface FrameValidator {

@@ -1,20 +1,17 @@
-// A history room's stream on this node (CONTRACT §9): the offset its local members have been given,
+// A history room's stream on this node (docs/history.md): the offset its local members have been given,
 // in order and each once. Messages come from the history (`RoomsHistory.publish` delivers every
 // message to every node, this one included). A message ahead of the next offset is held while the
 // missing ones are read back from the history (gap repair); a join catches up from the history and
 // takes the live flow from exactly where its read left off. When the history no longer holds what a
 // member missed, or its epoch changed, the members are closed (1012) so they rejoin with `since`
 // and are told `recovered: false`: a loss is never passed over in silence.
-// A catch-up is queued as the joiner's socket takes it: at most half of maxBufferedBytes unsent at
-// a time (the other half stays for its live traffic), the rest when the socket drained; its ack
-// waits for the last of it. A joiner that does not read holds its catch-up where it is (the history
-// keeps it anyway) instead of growing the server's buffers; one that reads gets all of it.
+// A catch-up is queued as the joiner's socket takes it (replay.ts); its ack waits for the last of it.
 import type { FastifyBaseLogger } from 'fastify'
-import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../../types/index.js'
-import type { Connection } from '../connection.js'
-import { frameText, tickBatch, type TickBatch } from '../frame-writer.js'
-import type { Room } from '../room.js'
-import { isPromise } from '../async.js'
+import type { HistoryEntry, HistoryPage, RoomsHistory, StreamPosition } from '../types/index.js'
+import type { Connection } from './connection.js'
+import { RoomFrame } from './frame-writer.js'
+import { isPromise } from './async.js'
+import { type Joiner, replay } from './replay.js'
 
 export interface StreamHost {
   readonly historyStore: RoomsHistory
@@ -22,41 +19,17 @@ export interface StreamHost {
   readonly maxBufferedBytes: number
   /** A joiner whose waiting live messages and unsent bytes passed maxBufferedBytes: close it (1013). */
   slowConsumer (conn: Connection): void
-  /** The members can no longer be given what they missed: close them (1012) so they rejoin and learn it. */
-  historyLost (room: Room, reason: string): void
-}
-
-/** A join catching up: live messages wait in `buffer` until its ack is out. */
-interface Joiner {
-  /** The offset the join's read ended at: the joiner takes live messages after it; -1 while the read runs. */
-  from: number
-  buffer: HistoryEntry[] | null
-  /** Size of the payloads in `buffer` (UTF-16 code units), counted against maxBufferedBytes. */
-  bufferedSize: number
-  /** Acked, and waiting only for the node's flow to pass `from`. */
-  ready: boolean
-}
-
-/** A join's catch-up in progress: the page it read, how far it got. */
-interface CatchUp {
-  conn: Connection
-  joiner: Joiner
-  page: HistoryPage
-  /** The joiner's `since.offset`: it has everything up to it. */
-  after: number
-  /** Next message of `page.messages` to look at. */
-  next: number
+  /** The members of `room` can no longer be given what they missed: close them (1012) so they rejoin and learn it. */
+  historyLost (room: string, reason: string): void
 }
 
 /** What a history room's join is acked with. */
 export type StreamJoinAck = { epoch: string, offset: number } | { recovered: boolean, epoch: string, offset: number }
 
-function send (conn: Connection, payload: string): void {
-  conn.sendPayload(payload)
-}
-
 export class RoomStream {
-  private readonly room: Room
+  private readonly name: string
+  /** The room's local members (joins under way included): the Set its live messages go to. */
+  private readonly members: ReadonlySet<Connection>
   private readonly host: StreamHost
   /** undefined until this node knows the room's position (the first join's read tells it). */
   epoch: string | undefined
@@ -66,13 +39,12 @@ export class RoomStream {
   private held: HistoryEntry[] = []
   private repairing = false
   private joiners: Map<Connection, Joiner> | null = null
-  /** A repair failed (the history was unreachable): run again on the adapter's next resync. */
-  private stale = false
   /** Members the server joined, with the offset their `added` frame gave; null when none. See `resume`. */
   private added: Map<Connection, number> | null = null
 
-  constructor (room: Room, host: StreamHost) {
-    this.room = room
+  constructor (name: string, members: ReadonlySet<Connection>, host: StreamHost) {
+    this.name = name
+    this.members = members
     this.host = host
   }
 
@@ -111,15 +83,14 @@ export class RoomStream {
     this.offset = entry.offset
     const joiners = this.joiners
     // Framed once into the room's frames of this tick, shared by the members' writes (as deliverToRoom).
-    let batch: TickBatch | undefined
-    let index = 0
+    const frame = new RoomFrame(this.members, entry.payload)
     let slow: Connection[] | undefined
-    for (const conn of this.room.members) {
+    for (const conn of this.members) {
       if (conn.id === entry.except) continue
       const joiner = joiners?.get(conn)
       // A join still waiting for an earlier step (its subscription) reads its start later: the read
       // gives it this message (or puts it before the join), never the live flow as well.
-      if (joiner === undefined && conn.joining?.has(this.room.name) === true) continue
+      if (joiner === undefined && conn.joining?.has(this.name) === true) continue
       if (joiners !== null) {
         if (joiner !== undefined) {
           if (!joiner.ready) {
@@ -133,11 +104,7 @@ export class RoomStream {
           this.live(conn)
         }
       }
-      if (batch === undefined) {
-        batch = tickBatch(this.room.members)
-        index = batch.add(frameText(entry.payload))
-      }
-      conn.deliverBatched(batch, index, entry.payload)
+      frame.to(conn)
     }
     // After the loop: closing one takes it out of the members.
     if (slow !== undefined) for (const conn of slow) if (conn.open) this.host.slowConsumer(conn)
@@ -171,7 +138,7 @@ export class RoomStream {
     const epoch = this.epoch
     let page: HistoryPage | Promise<HistoryPage>
     try {
-      page = this.host.historyStore.read(this.room.name, this.offset, limit)
+      page = this.host.historyStore.read(this.name, this.offset, limit)
     } catch (err) {
       this.repairFailed(err)
       return
@@ -194,25 +161,18 @@ export class RoomStream {
     for (const m of page.messages) {
       if (m.offset === this.offset + 1) this.emit({ epoch, offset: m.offset, payload: m.payload, except: m.except })
     }
-    this.stale = false
     if (this.held.length > 0) this.drainHeld()
   }
 
   private repairFailed (err: unknown): void {
     this.repairing = false
-    this.stale = true
-    this.host.log.error({ err, room: this.room.name }, 'could not read a history room\'s missing messages; retried when the adapter is back')
+    this.host.log.error({ err, room: this.name }, 'could not read a history room\'s missing messages; retried when the adapter is back')
   }
 
   /** The adapter may have missed messages (it resubscribed): catch up with the history's end. */
   resync (): void {
     if (this.epoch === undefined) return
-    this.stale = false
     this.repair()
-  }
-
-  get needsResync (): boolean {
-    return this.stale
   }
 
   /** Nothing the members missed can be given to them: say so by closing them, and start over. */
@@ -222,7 +182,7 @@ export class RoomStream {
     this.held = []
     this.joiners = null
     this.added = null
-    this.host.historyLost(this.room, reason)
+    this.host.historyLost(this.name, reason)
   }
 
   // ---- joins ----
@@ -243,8 +203,8 @@ export class RoomStream {
     ;(this.joiners ??= new Map()).set(conn, joiner)
     // Without `since` only the position is needed (limit 0).
     const page = since === undefined
-      ? this.host.historyStore.read(this.room.name, Number.MAX_SAFE_INTEGER, 0)
-      : this.host.historyStore.read(this.room.name, since.offset)
+      ? this.host.historyStore.read(this.name, Number.MAX_SAFE_INTEGER, 0)
+      : this.host.historyStore.read(this.name, since.offset)
     if (!isPromise(page)) return this.caughtUp(conn, joiner, since, page)
     return page.then((p) => this.caughtUp(conn, joiner, since, p), (err: unknown) => {
       this.leave(conn)
@@ -266,55 +226,17 @@ export class RoomStream {
     if (since === undefined) return { epoch: page.epoch, offset: page.offset }
     const recovered = since.epoch === page.epoch && since.offset <= page.offset && page.complete
     if (!recovered || !conn.open) return { recovered, epoch: page.epoch, offset: page.offset }
-    const catchUp: CatchUp = { conn, joiner, page, after: since.offset, next: 0 }
-    if (this.replay(catchUp)) return this.recoveredAck(catchUp)
+    const current = (): boolean => this.joiners?.get(conn) === joiner
+    // A finished catch-up's ack: the last offset it handed over (the read's end, or a live one after it).
+    const recoveredAck = (): StreamJoinAck => ({ recovered: true, epoch: page.epoch, offset: joiner.from })
+    const queued = replay({ conn, joiner, page, after: since.offset, next: 0, current }, this.replayBytes)
     // More than the socket may hold now: the rest as it drains, then the ack.
-    return new Promise((resolve) => {
-      const more = (): void => {
-        if (this.replay(catchUp)) resolve(this.recoveredAck(catchUp))
-        else conn.whenUnsentAtMost(this.replayBytes).then(more, more)
-      }
-      conn.whenUnsentAtMost(this.replayBytes).then(more, more)
-    })
+    return queued === undefined ? recoveredAck() : queued.then(recoveredAck)
   }
 
   /** How many unsent bytes a catch-up may leave its joiner at a time: half, the rest is for live traffic. */
   private get replayBytes (): number {
     return Math.floor(this.host.maxBufferedBytes / 2)
-  }
-
-  /**
-   * Queue what fits of a catch-up: the page's messages after `since`, then the live messages
-   * that arrived meanwhile (so the ack is not followed by a burst). True once all of it is queued,
-   * or once the join is over (closed, left, the history lost).
-   */
-  private replay (catchUp: CatchUp): boolean {
-    const { conn, joiner, page } = catchUp
-    if (!conn.open || this.joiners?.get(conn) !== joiner) return true
-    const limit = this.replayBytes
-    const messages = page.messages
-    // Each step queues at least one message (a step runs once unsent <= limit): it always ends.
-    while (catchUp.next < messages.length) {
-      if (conn.unsent > limit) return false
-      const m = messages[catchUp.next++]
-      if (m.offset > catchUp.after && m.offset <= page.offset && m.except !== conn.id) send(conn, m.payload)
-    }
-    const buffer = joiner.buffer!
-    let taken = 0
-    while (taken < buffer.length && conn.unsent <= limit) {
-      const entry = buffer[taken++]
-      joiner.bufferedSize -= entry.payload.length
-      if (entry.offset <= joiner.from) continue
-      joiner.from = entry.offset
-      if (entry.except !== conn.id) send(conn, entry.payload)
-    }
-    buffer.splice(0, taken)
-    return buffer.length === 0
-  }
-
-  /** A finished catch-up's ack: the last offset it handed over (the read's end, or a live one after it). */
-  private recoveredAck (catchUp: CatchUp): StreamJoinAck {
-    return { recovered: true, epoch: catchUp.page.epoch, offset: catchUp.joiner.from }
   }
 
   /** The join's ack is out: hand the joiner what arrived meanwhile, then the live flow. */
@@ -324,7 +246,7 @@ export class RoomStream {
     if (joiner.from < 0) joiner.from = this.offset
     for (const entry of joiner.buffer ?? []) {
       if (entry.offset <= joiner.from || entry.except === conn.id) continue
-      send(conn, entry.payload)
+      conn.sendPayload(entry.payload)
       joiner.from = entry.offset
     }
     joiner.buffer = null
@@ -381,7 +303,7 @@ export class RoomStream {
     }
     let page: HistoryPage | Promise<HistoryPage>
     try {
-      page = this.host.historyStore.read(this.room.name, since.offset)
+      page = this.host.historyStore.read(this.name, since.offset)
     } catch (err) {
       return failed(err)
     }

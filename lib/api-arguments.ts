@@ -1,10 +1,7 @@
-// Cluster-wide control of one user's connections (CONTRACT §11): disconnect, join and leave every
-// connection of a user. A node applies a command to its own connections of that user; the adapter
-// carries it to the nodes where the user is connected (each subscribes to the user's channel while
-// the user is connected there), so no node needs to know where a user is.
+// The checks of fastify.rooms' arguments: a bad argument throws at once, with a message that
+// names the call and the argument, before anything is sent anywhere.
 import type { DisconnectOptions, UserCommand } from '../types/index.js'
-import type { RoomBroker } from './broker.js'
-import { isValidRoomName } from './protocol.js'
+import { isValidRoomName } from './protocol/room-names.js'
 import { InvalidRoomError } from './errors.js'
 import { describe } from './options.js'
 
@@ -34,24 +31,19 @@ export function checkDisconnect (options: DisconnectOptions | undefined): UserCo
   return { op: 'disconnect', code, reason }
 }
 
-/** Apply a command to this node's connections of `userId`; resolves once every join took effect. */
-export async function applyUserCommand (broker: RoomBroker, userId: string, command: UserCommand): Promise<void> {
-  const conns = broker.connectionsOf(userId)
-  if (conns.length === 0) return
-  switch (command.op) {
-    case 'disconnect':
-      for (const conn of conns) conn.close(command.code, command.reason)
-      return
-    case 'leave':
-      for (const conn of conns) broker.serverLeave(conn, command.room)
-      return
-    case 'join':
-      await Promise.all(conns.map(async (conn) => {
-        if (!conn.open) return
-        const result = await broker.serverJoin(conn, command.room)
-        if (typeof result === 'string') {
-          broker.log.warn({ connectionId: conn.id, userId, room: command.room, code: result }, 'joinUser: a connection of the user could not join')
-        }
-      }))
+export function checkMembersLimit (limit: unknown): asserts limit is number | undefined {
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || (limit as number) < 0)) {
+    throw new TypeError(`fastify-ws-rooms: members(room, { limit }): limit must be an integer >= 0, got ${String(limit)}`)
   }
+}
+
+/** history(room, { after, limit }): after defaults to 0 (from the oldest kept message). */
+export function checkHistoryOptions (options: { after?: number, limit?: number } | undefined): { after: number, limit: number | undefined } {
+  const after = options?.after ?? 0
+  const limit = options?.limit
+  if (!Number.isSafeInteger(after) || after < 0) throw new TypeError(`fastify-ws-rooms: history(): after must be an integer >= 0, got ${String(after)}`)
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+    throw new TypeError(`fastify-ws-rooms: history(): limit must be an integer >= 0, got ${String(limit)}`)
+  }
+  return { after, limit }
 }
