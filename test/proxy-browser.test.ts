@@ -68,6 +68,9 @@ async function chatAcross (t: Test, browser: Browser, base: string): Promise<str
   // Two browser profiles: each page keeps its own name.
   const contexts = [await browser.newContext({ ignoreHTTPSErrors: true }), await browser.newContext({ ignoreHTTPSErrors: true })]
   t.teardown(() => Promise.all(contexts.map((c) => c.close())))
+  // A loaded CI machine (tap runs two files at once, and the README test installs and compiles
+  // beside this one) can take longer than Playwright's 30 s default to start a page through TLS.
+  for (const context of contexts) context.setDefaultTimeout(90_000)
   const problems: string[] = []
   const sockets: string[] = []
   const pages = [await contexts[0].newPage(), await contexts[1].newPage()]
