@@ -7,6 +7,8 @@ import type { RoomsEventName, RoomsEvents as Listeners } from '../types/index.js
 export class RoomsEvents {
   private readonly emitter = new EventEmitter()
   private readonly log: FastifyBaseLogger
+  /** `this` in a listener: fastify.rooms (as when it was itself the emitter). */
+  private owner: object | undefined
 
   constructor (log: FastifyBaseLogger) {
     this.log = log
@@ -20,6 +22,11 @@ export class RoomsEvents {
     this.emitter.off(event, listener)
   }
 
+  /** Listeners are called with `owner` as `this`. */
+  callListenersOn (owner: object): void {
+    this.owner = owner
+  }
+
   listenerCount (event: RoomsEventName): number {
     return this.emitter.listenerCount(event)
   }
@@ -27,7 +34,8 @@ export class RoomsEvents {
   emit (event: RoomsEventName, ...args: unknown[]): void {
     if (this.emitter.listenerCount(event) === 0) return
     try {
-      this.emitter.emit(event, ...args)
+      // A copy: a listener that adds or removes listeners changes the next emit, not this one.
+      for (const listener of this.emitter.listeners(event)) (listener as (...a: unknown[]) => void).apply(this.owner, args)
     } catch (err) {
       this.log.error({ err, event }, 'a fastify.rooms event listener threw')
     }

@@ -62,6 +62,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
     closeStarted: (conn) => { shutdown.track(conn) }
   }
   const api = new RoomsFacade({ hub, link, publisher, members, handlers, events, counters, admission, shutdown }, params)
+  events.callListenersOn(api)
   return {
     params,
     log,
