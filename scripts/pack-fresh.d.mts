@@ -14,3 +14,4 @@ export function cloneFiles (repo: string): string[]
 export function exportedFiles (dir: string): string[]
 export function distIsFresh (repo: string): boolean
 export function packFresh (repo: string, work: string, options?: { reuseFreshDist?: boolean }): Packed
+export function run (cmd: string, args: string[], cwd: string, what: string, env?: Record<string, string>): string

@@ -11,7 +11,8 @@ import { dirname, join } from 'node:path'
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 
-function run (cmd, args, cwd, what, env = {}) {
+/** Run a command, its output as text; a failure (or a step past 180 s, killed outright: a child that ignores SIGTERM must not hang the run) throws with its output. */
+export function run (cmd, args, cwd, what, env = {}) {
   const result = spawnSync(cmd, args, {
     cwd,
     encoding: 'utf8',

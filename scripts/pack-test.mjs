@@ -19,7 +19,6 @@
 // build it, as in a fresh clone (scripts/pack-fresh.mjs); the repo's own dist/ is never touched
 // (other tests may be reading it). Prints a SKIP line for each step that did not run, then one
 // PASS/FAIL line; exits 1 on failure.
-import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -27,7 +26,7 @@ import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { exportedFiles, packFresh } from './pack-fresh.mjs'
+import { exportedFiles, packFresh, run } from './pack-fresh.mjs'
 
 const repo = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const require = createRequire(join(repo, 'package.json'))
@@ -35,22 +34,6 @@ const tsc = require.resolve('typescript/bin/tsc')
 const versionOf = (name) => JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')).version
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 const started = Date.now()
-
-function run (cmd, args, cwd, what, env = {}) {
-  const result = spawnSync(cmd, args, {
-    cwd,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 120_000,
-    // A step past its time is killed outright: a child that ignores SIGTERM must not hang the run.
-    killSignal: 'SIGKILL',
-    env: { ...process.env, npm_config_loglevel: 'error', npm_config_update_notifier: 'false', ...env }
-  })
-  if (result.status !== 0) {
-    throw new Error(`${what} failed (${result.error?.message ?? (result.signal !== null ? `killed by ${result.signal}` : `exit ${result.status}`)})\n${result.stdout}\n${result.stderr}`)
-  }
-  return result.stdout
-}
 
 // ---- What the JavaScript consumers share (pasted into each, ESM or CommonJS) ----
 
