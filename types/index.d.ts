@@ -146,7 +146,7 @@ export interface AdapterNode {
 
 /**
  * The one boundary between a node and the others: a small byte bus plus presence.
- * The broker delivers to local members itself; an adapter only carries to other nodes.
+ * The node delivers to its local members itself; an adapter only carries to other nodes.
  */
 export interface RoomsAdapter {
   /** Called once when the plugin starts. */
