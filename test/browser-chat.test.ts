@@ -246,3 +246,38 @@ t.test('the chat page in headless Chromium: names, members, timestamps, history,
   // The browser logs a failed WebSocket handshake as a console error while the server is down.
   t.same(problems.filter((p) => !/WebSocket connection to .* failed/.test(p)), [], 'no page errors')
 })
+
+// Found behind nginx, where the lobby loads a little later: the page focused the composer when a
+// room had loaded, so a user already typing in the room box saw the rest of their keys land in
+// the message box. The lobby's history request is held here until the user has started typing.
+t.test('typing a room name while the lobby loads: the keys stay in the room box', async (t) => {
+  const clientDir = browserClientDir('client-build')
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+  t.teardown(() => browser.close())
+  const dir = mkdtempSync(join(tmpdir(), 'ws-rooms-browser-focus-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const server = await start(clientDir, join(dir, 'chat.db'))
+  t.teardown(() => server.app.close())
+  const problems: string[] = []
+  const page = await person(browser, `http://127.0.0.1:${server.port}`, problems, 'Ada')
+
+  let release!: () => void
+  const typed = new Promise<void>((resolve) => { release = resolve })
+  const earlier = { id: 1, room: 'lobby', user: 'g', name: 'Grace', text: 'an earlier message', createdAt: Date.now() }
+  await page.route('**/api/rooms/lobby/messages*', async (route) => {
+    await typed
+    await route.fulfill({ json: [earlier] })
+  })
+  await page.fill('#name', 'Ada')
+  await page.click('#name-save')
+  await page.locator('#status[data-state="open"]').waitFor()
+  await page.click('#room')
+  await page.keyboard.type('new-')
+  release()
+  // The lobby is shown: the page has done what it does once a room has loaded.
+  await page.locator('#log li.chat', { hasText: 'an earlier message' }).waitFor()
+  await page.keyboard.type('room')
+  t.equal(await page.inputValue('#room'), 'new-room', 'every key went to the room box')
+  t.equal(await page.inputValue('#text'), '', 'none to the message box')
+  t.same(problems, [], 'no page errors')
+})

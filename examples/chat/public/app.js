@@ -445,6 +445,12 @@ function enter (room) {
   moves = moves.then(() => move(client, previous, room))
 }
 
+/** Whether the user is typing in another field (the room box, say): the composer must not take the focus, or the keys still to come land in it. */
+function typingElsewhere () {
+  const active = document.activeElement
+  return active !== null && active !== textInput && (active.tagName === 'INPUT' || active.tagName === 'TEXTAREA')
+}
+
 async function move (own, previous, room) {
   try {
     if (previous !== null && own.rooms.has(previous)) await own.leave(previous)
@@ -454,7 +460,7 @@ async function move (own, previous, room) {
     showMembers(own.presence(room)) // usually not loaded yet: the presence event follows
     setStatus(own.state, status.textContent)
     await loadHistory(room)
-    if (!nameDialog.open) textInput.focus()
+    if (!nameDialog.open && !typingElsewhere()) textInput.focus()
   } catch (err) {
     if (own === client) note('error', `${err.code ?? 'error'}: ${err.message}`)
   }
