@@ -1,11 +1,12 @@
-// An upgraded socket becomes a Connection: the welcome frame, then the hub knows it. Every socket
+// An upgraded socket becomes a Connection: the welcome frame, then the hub knows it (over an
+// adapter, once this node listens on the user's channel). Every socket
 // shares the same listeners, which find their connection on the socket (no closures per
 // connection), and what the upgrade left attached to the socket is released.
 import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomUser } from '../types/index.js'
 import { Connection, kConnection } from './connection.js'
-import { createFrameHandler } from './frame-handler.js'
+import { createFrameHandler, hold } from './frame-handler.js'
 import { kRoomsExpiresAt, kRoomsUser } from './handshake.js'
 import type { RoomsNode } from './node.js'
 import { welcomeFrame } from './protocol/server-frames.js'
@@ -25,7 +26,7 @@ export interface AcceptOptions {
 export function createAccept (node: RoomsNode, options: AcceptOptions): (socket: WebSocket, request: FastifyRequest) => void {
   const { params, hub, shutdown, admission, connectionHost, log } = node
   const { ownsWebsocket, trackedClients, serverMaxPayload } = options
-  const onFrame = createFrameHandler(node.commands, node.counters)
+  const { onFrame, resume } = createFrameHandler(node.commands, node.counters)
 
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
     onFrame(this[kConnection], data, isBinary)
@@ -62,8 +63,22 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
     ws.on('pong', onPong as () => void)
     ws.on('close', onClose as (code: number) => void)
     releaseUpgradeLeftovers(request, ws, ownsWebsocket ? onSocketError as (error: Error) => void : undefined)
-    conn.sendPayload(welcomeFrame(id, conn.userJson, expiresAt))
-    hub.add(conn)
+    const welcome = (): boolean => {
+      // Shutdown began while this connection waited for its user's channel.
+      if (admission.closing) {
+        ws.close(1001, 'Server shutting down')
+        return false
+      }
+      conn.sendPayload(welcomeFrame(id, conn.userJson, expiresAt))
+      return true
+    }
+    // Over an adapter, a user's first connection on this node waits for the subscription to its
+    // user's channel before the welcome; what the client sends meanwhile waits its turn.
+    const admitted = hub.admit(conn, welcome)
+    if (admitted !== undefined) {
+      hold(conn)
+      admitted.then(() => { resume(conn) }, /* c8 ignore next */ (err: unknown) => { log.error({ err }, 'admitting a connection failed') })
+    }
   }
 }
 

@@ -162,11 +162,11 @@ export class ClusterLink {
     }
   }
 
-  subscribeUser (userId: string): void {
+  subscribeUser (userId: string): Promise<void> | undefined {
     try {
-      this.settle('subscribeUser', this.adapter.subscribeUser(userId))
+      return this.settle('subscribeUser', this.adapter.subscribeUser(userId))
     } catch (err) {
-      this.failed('subscribeUser', err)
+      return this.failed('subscribeUser', err)
     }
   }
 

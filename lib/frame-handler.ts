@@ -12,7 +12,18 @@ import type { Counters } from './stats.js'
 /** How many frames may wait behind a slow one before the connection is closed (1008); bytes are bounded by maxBacklogBytes. */
 const MAX_BACKLOG = 1024
 
-export function createFrameHandler (ctx: CommandContext, counters: Counters): (conn: Connection, data: RawData, isBinary: boolean) => void {
+export interface FrameHandler {
+  onFrame: (conn: Connection, data: RawData, isBinary: boolean) => void
+  /** Frames from before the welcome waited (see `hold`): handle them now. */
+  resume: (conn: Connection) => void
+}
+
+/** Frames that arrive before the connection is welcomed wait, as they do behind a slow frame. */
+export function hold (conn: Connection): void {
+  conn.backlog ??= []
+}
+
+export function createFrameHandler (ctx: CommandContext, counters: Counters): FrameHandler {
   const { rateLimitMax, rateLimitWindowMs, maxPayload, maxBacklogBytes } = ctx.params
   const replies = ctx.replies
 
@@ -46,7 +57,7 @@ export function createFrameHandler (ctx: CommandContext, counters: Counters): (c
     conn.dropBacklog()
   }
 
-  return function onFrame (conn: Connection, data: RawData, isBinary: boolean): void {
+  function onFrame (conn: Connection, data: RawData, isBinary: boolean): void {
     if (!conn.open || conn.closeQueued) return
     const now = Date.now()
     conn.lastSeen = now
@@ -82,4 +93,6 @@ export function createFrameHandler (ctx: CommandContext, counters: Counters): (c
       pending.then(() => drain(conn), () => drain(conn))
     }
   }
+
+  return { onFrame, resume: drain }
 }

@@ -23,7 +23,8 @@ import type { Counters } from './stats.js'
 export interface HubLink extends JoinLink, PresenceOutbound {
   /** Where history rooms are ordered and kept (only asked when history is on). */
   readonly history: RoomsHistory
-  subscribeUser (userId: string): void
+  /** Resolves once subscribed (or the failure was logged); undefined when it was synchronous. */
+  subscribeUser (userId: string): Promise<void> | undefined
   unsubscribeUser (userId: string): void
 }
 
@@ -55,6 +56,8 @@ export class Hub implements StreamHost, HistorySink {
   private readonly rooms = new Map<string, Room>()
   /** A user's connections on this node: most users have one, kept without a Set. */
   private readonly byUser = new Map<string, Connection | Set<Connection>>()
+  /** Users whose channel is being subscribed, with their connections waiting for it (see admit). */
+  private readonly subscribingUsers = new Map<string, { subscribed: Promise<void>, connections: number }>()
   private nextConnection = 0
   private readonly joins: RoomJoins
 
@@ -90,14 +93,45 @@ export class Hub implements StreamHost, HistorySink {
     return `${this.nodeId}-${(++this.nextConnection).toString(36)}`
   }
 
-  /** Register an accepted connection (the caller has already sent the welcome frame). */
-  add (conn: Connection): void {
+  /**
+   * Welcome an accepted connection (`welcome` says false when it must not be) and register it, once this node listens on its user's channel:
+   * a command another node sends to the user right after the welcome must reach it. Undefined when
+   * that was at once (no adapter, or the user already has a connection here).
+   */
+  admit (conn: Connection, welcome: () => boolean): Promise<void> | undefined {
+    const userId = conn.user.id
+    let waiting = this.subscribingUsers.get(userId)
+    if (waiting === undefined && !this.byUser.has(userId)) {
+      const subscribed = this.link.subscribeUser(userId)
+      if (subscribed !== undefined) {
+        waiting = { subscribed, connections: 0 }
+        this.subscribingUsers.set(userId, waiting)
+      }
+    }
+    if (waiting === undefined) {
+      if (welcome()) this.add(conn)
+      return undefined
+    }
+    const pending = waiting
+    pending.connections++
+    return pending.subscribed.then(() => {
+      if (--pending.connections === 0) this.subscribingUsers.delete(userId)
+      if (conn.open && welcome()) {
+        this.add(conn)
+      } else if (pending.connections === 0 && !this.byUser.has(userId)) {
+        // Closed while waiting, and no other connection of the user came: nobody needs the channel.
+        this.link.unsubscribeUser(userId)
+      }
+    })
+  }
+
+  /** Register a welcomed connection (its user's channel is subscribed: see admit). */
+  private add (conn: Connection): void {
     this.byId.set(conn.id, conn)
     const userId = conn.user.id
     const mine = this.byUser.get(userId)
     if (mine === undefined) {
       this.byUser.set(userId, conn)
-      this.link.subscribeUser(userId)
     } else if (mine instanceof Set) {
       mine.add(conn)
     } else {
