@@ -55,7 +55,8 @@ export interface LocalNode extends HistorySink {
   localRooms (): string[]
   isHistoryRoom (room: string): boolean
   remotePresence (room: string, fromNode: string, diff: PresenceDiff): void
-  remoteCounts (room: string, counts: ReadonlyMap<string, number>): void
+  presenceReadMark (): number
+  remoteCounts (room: string, counts: ReadonlyMap<string, number>, readMark?: number): void
   applyUserCommand (userId: string, command: UserCommand): Promise<void>
   resyncHistory (): void
 }
@@ -281,8 +282,12 @@ class AdapterNodeView implements AdapterNode {
     this.node.remotePresence(room, fromNode, diff)
   }
 
-  presenceCounts (room: string, counts: ReadonlyMap<string, number>): void {
-    this.node.remoteCounts(room, counts)
+  presenceReadMark (): number {
+    return this.node.presenceReadMark()
+  }
+
+  presenceCounts (room: string, counts: ReadonlyMap<string, number>, readMark?: number): void {
+    this.node.remoteCounts(room, counts, readMark)
   }
 
   deliverUserCommand (userId: string, command: UserCommand): void {

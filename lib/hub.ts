@@ -56,6 +56,8 @@ export class Hub implements StreamHost, HistorySink {
   private readonly rooms = new Map<string, Room>()
   /** A user's connections on this node: most users have one, kept without a Set. */
   private readonly byUser = new Map<string, Connection | Set<Connection>>()
+  /** Presence diffs heard from other nodes: orders them against reads of the counts (see Room.setRemoteCounts). */
+  private diffsHeard = 0
   /** Users whose channel is being subscribed, with their connections waiting for it (see admit). */
   private readonly subscribingUsers = new Map<string, { subscribed: Promise<void>, connections: number }>()
   private nextConnection = 0
@@ -310,12 +312,17 @@ export class Hub implements StreamHost, HistorySink {
     const local = this.rooms.get(room)
     if (local === undefined) return
     local.membersAnswer = undefined
-    this.presence.remote(local, fromNode, diff)
+    this.presence.remote(local, fromNode, diff, ++this.diffsHeard)
   }
 
-  /** The other nodes' member counts in `room`, as the shared store knows them. */
-  remoteCounts (room: string, counts: ReadonlyMap<string, number>): void {
-    this.rooms.get(room)?.setRemoteCounts(counts, this.nodeId)
+  /** What a read of the nodes' counts started now passes back to remoteCounts. */
+  presenceReadMark (): number {
+    return this.diffsHeard
+  }
+
+  /** The other nodes' member counts in `room`, as the shared store knew them when the read started (`readMark`). */
+  remoteCounts (room: string, counts: ReadonlyMap<string, number>, readMark = this.diffsHeard): void {
+    this.rooms.get(room)?.setRemoteCounts(counts, this.nodeId, readMark)
   }
 
   /** A history room's message, in the room's order (from the history store, whichever node published it). */

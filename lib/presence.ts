@@ -128,8 +128,8 @@ export class PresenceBoard {
   }
 
   /** Another node's changes in a room this node has members in. */
-  remote (room: Room, fromNode: string, diff: PresenceDiff): void {
-    room.setRemoteCount(fromNode, diff.count)
+  remote (room: Room, fromNode: string, diff: PresenceDiff, mark: number): void {
+    room.setRemoteCount(fromNode, diff.count, mark)
     let pending: Pending | undefined
     for (const change of diff.changes) {
       const mode = this.modeOf(room)

@@ -33,7 +33,12 @@ export class Room {
     return this.announced + this.remoteSize
   }
 
-  setRemoteCount (node: string, count: number): void {
+  /** Each node's count came from its diff received at this mark (the hub's count of diffs heard). */
+  private diffMarks: Map<string, number> | null = null
+
+  /** Another node's count, from its presence diff heard at `mark`. */
+  setRemoteCount (node: string, count: number, mark: number): void {
+    (this.diffMarks ??= new Map()).set(node, mark)
     const counts = this.remoteCounts ??= new Map()
     const before = counts.get(node) ?? 0
     if (count > 0) counts.set(node, count)
@@ -41,14 +46,28 @@ export class Room {
     this.remoteSize += count - before
   }
 
-  /** Replace every other node's count (the adapter read them from the shared store). */
-  setRemoteCounts (counts: ReadonlyMap<string, number>, self: string): void {
+  /**
+   * Replace every other node's count with what the adapter read from the shared store, asked at
+   * `readMark`: a node whose diff was heard after that keeps the diff's count (the read is older).
+   */
+  setRemoteCounts (counts: ReadonlyMap<string, number>, self: string, readMark: number): void {
     const next = new Map<string, number>()
     let size = 0
+    const newer = (node: string): boolean => (this.diffMarks?.get(node) ?? -1) > readMark
     for (const [node, count] of counts) {
-      if (node === self || !(count > 0)) continue
+      if (node === self || !(count > 0) || newer(node)) continue
       next.set(node, count)
       size += count
+    }
+    if (this.diffMarks !== null) {
+      for (const [node, mark] of this.diffMarks) {
+        if (mark <= readMark) this.diffMarks.delete(node)
+        else {
+          const count = this.remoteCounts?.get(node) ?? 0
+          if (count > 0) next.set(node, count)
+          size += count
+        }
+      }
     }
     this.remoteCounts = next
     this.remoteSize = size

@@ -130,8 +130,14 @@ export interface AdapterNode {
   localCount (room: string): number
   /** Another node's joins and leaves of a room this node has members in. */
   deliverPresence (room: string, fromNode: string, diff: PresenceDiff): void
-  /** The member counts of the other nodes in `room` as the shared store knows them (nodes not listed have none). */
-  presenceCounts (room: string, counts: ReadonlyMap<string, number>): void
+  /**
+   * The member counts of the other nodes in `room` as the shared store knows them (nodes not
+   * listed have none). Pass the `presenceReadMark()` taken when the read was sent: a count from a
+   * presence diff heard after it is kept, since the read is older.
+   */
+  presenceCounts (room: string, counts: ReadonlyMap<string, number>, readMark?: number): void
+  /** Taken when a read of the counts is sent, for `presenceCounts`. */
+  presenceReadMark (): number
   /** A command for the local connections of `userId`. */
   deliverUserCommand (userId: string, command: UserCommand): void
   /** A message of a history room, in the room's order. */

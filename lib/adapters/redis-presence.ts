@@ -124,8 +124,9 @@ export class RedisPresence {
   async readCounts (room: string): Promise<void> {
     const pub = this.link.ready()
     if (pub === undefined || this.link.stalled) return
+    const mark = this.link.node.presenceReadMark()
     const read = LIVE_COUNTS.run(pub, [this.link.keys.room(room).nodes], [this.link.node.nodeId])
-      .then((counts) => this.link.node.presenceCounts(room, countsOf(counts)))
+      .then((counts) => this.link.node.presenceCounts(room, countsOf(counts), mark))
     await settlesWithin(read, this.link.waitMs('subscribe'))
   }
 
@@ -175,10 +176,11 @@ export class RedisPresence {
       const keys = this.link.keys.room(room)
       const history = node.historyLimits !== undefined && node.isHistoryRoom(room)
       const scriptKeys = history ? [keys.members, keys.nodes, keys.meta] : [keys.members, keys.nodes]
+      const mark = node.presenceReadMark()
       ROOM_BEAT.run(pub, scriptKeys, [node.nodeId, ttl, node.localCount(room), sample.connectionId, node.historyLimits?.ttlMs ?? 0])
         .then((reply) => {
           const [present, dead, live] = reply as [number, string[], unknown[]]
-          node.presenceCounts(room, countsOf(live))
+          node.presenceCounts(room, countsOf(live), mark)
           // Our entries there expired or were deleted while we have members there: put them back.
           if (present === 0) this.writeRoom(pub, room).catch(noop)
           // The node's members are announced as left by the script itself, once for the whole room.

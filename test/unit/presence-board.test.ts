@@ -10,6 +10,9 @@ import type { RoomsParams } from '../../lib/options.js'
 import { PresenceBoard, type PresenceDeps } from '../../lib/presence.js'
 import { Room } from '../../lib/room.js'
 
+/** The hub's count of diffs heard from other nodes, as it passes them to the board. */
+let marks = 0
+
 interface Published { room: string, diff: PresenceDiff, framed: string | undefined }
 
 interface Fixture {
@@ -152,7 +155,7 @@ t.test('batched: a room without local members left gets no frame, the other node
 t.test('none: no frame to the members, the other nodes still get the diff', async (t) => {
   const f = fixture('none')
   join(f, f.room, 'a')
-  f.board.remote(f.room, 'n2', { count: 1, changes: [{ joined: true, connectionId: 'x', user: { id: 'u-x' } }] })
+  f.board.remote(f.room, 'n2', { count: 1, changes: [{ joined: true, connectionId: 'x', user: { id: 'u-x' } }] }, ++marks)
   f.board.flush()
   t.same(f.delivered, [])
   t.equal(f.published.length, 1)
@@ -172,13 +175,13 @@ t.test('auto: each up to presenceEachMax members, batched above it, counted acro
 
   // One member here, but the room is bigger across nodes: this node batches too.
   const g = fixture('auto', { eachMax: 2 })
-  g.board.remote(g.room, 'n2', { count: 2, changes: [] })
+  g.board.remote(g.room, 'n2', { count: 2, changes: [] }, ++marks)
   join(g, g.room, 'a')
   t.equal(g.board.modeOf(g.room), 'batched')
   t.same(g.delivered, [])
   g.board.flush()
   t.same(g.delivered, [{ type: 'system', event: 'presence', room: 'r', joined: users('a'), left: [], size: 3 }])
-  g.board.remote(g.room, 'n2', { count: 0, changes: [] })
+  g.board.remote(g.room, 'n2', { count: 0, changes: [] }, ++marks)
   t.equal(g.board.modeOf(g.room), 'each', 'back to each once the other node emptied')
 })
 
@@ -235,20 +238,35 @@ t.test('a presenceEvents function: asked once per room; one that throws or answe
 t.test('remote diffs: the size follows the other nodes\' counts, their changes framed by this node\'s mode', async (t) => {
   const f = fixture('batched')
   join(f, f.room, 'a')
-  f.board.remote(f.room, 'n2', { count: 2, changes: [{ joined: true, connectionId: 'x', user: { id: 'u-x' } }, { joined: true, connectionId: 'y', user: { id: 'u-y' } }] })
-  f.board.remote(f.room, 'n3', { count: 1, changes: [{ joined: true, connectionId: 'z', user: { id: 'u-z' } }] })
+  f.board.remote(f.room, 'n2', { count: 2, changes: [{ joined: true, connectionId: 'x', user: { id: 'u-x' } }, { joined: true, connectionId: 'y', user: { id: 'u-y' } }] }, ++marks)
+  f.board.remote(f.room, 'n3', { count: 1, changes: [{ joined: true, connectionId: 'z', user: { id: 'u-z' } }] }, ++marks)
   t.equal(f.room.size, 4)
   f.board.flush()
   t.same(f.delivered, [{ type: 'system', event: 'presence', room: 'r', joined: users('a', 'x', 'y', 'z'), left: [], size: 4 }])
   t.equal(f.published.length, 1, 'only this node\'s own change is told to the others')
-  f.board.remote(f.room, 'n2', { count: 0, changes: [{ joined: false, connectionId: 'x', user: { id: 'u-x' } }, { joined: false, connectionId: 'y', user: { id: 'u-y' } }] })
+  f.board.remote(f.room, 'n2', { count: 0, changes: [{ joined: false, connectionId: 'x', user: { id: 'u-x' } }, { joined: false, connectionId: 'y', user: { id: 'u-y' } }] }, ++marks)
   t.equal(f.room.size, 2)
   f.board.flush()
   t.same(f.delivered[1], { type: 'system', event: 'presence', room: 'r', joined: [], left: users('x', 'y'), size: 2 })
 
   const g = fixture('each')
   join(g, g.room, 'a')
-  g.board.remote(g.room, 'n2', { count: 1, changes: [{ joined: true, connectionId: 'x', user: { id: 'u-x' } }] })
+  g.board.remote(g.room, 'n2', { count: 1, changes: [{ joined: true, connectionId: 'x', user: { id: 'u-x' } }] }, ++marks)
   t.same(events(g), ['join:u-a', 'join:u-x'])
   t.equal(g.room.size, 2)
+})
+
+// A heartbeat's read of the nodes' counts, sent before a diff was heard and answered after it,
+// set the diff's newer count back: the last presence frame could say 3 members of 4.
+t.test('a read of the counts sent before a diff does not undo the diff\'s count', async (t) => {
+  const room = new Room('r')
+  room.setRemoteCount('n2', 1, ++marks)
+  const readMark = marks // a read of the counts starts here
+  room.setRemoteCount('n2', 2, ++marks) // then n2's next diff is heard
+  room.setRemoteCounts(new Map([['n2', 1], ['n3', 4]]), 'n1', readMark) // and the read answers
+  t.equal(room.size, 6, 'n2 keeps the count of its newer diff (2), n3 takes the read\'s (4)')
+  room.setRemoteCounts(new Map([['n2', 3]]), 'n1', marks)
+  t.equal(room.size, 3, 'a read sent after every diff heard replaces them all')
+  room.setRemoteCounts(new Map(), 'n1', marks)
+  t.equal(room.size, 0, 'and a node it no longer lists has none')
 })
