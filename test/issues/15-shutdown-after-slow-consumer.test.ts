@@ -6,7 +6,8 @@ import t from 'tap'
 import { closedWithin, connect, join, startServer, until } from '../helpers.js'
 
 const closeTimeout = 1000
-const margin = 1000
+// Generous for a loaded machine, and still far below the 30 s of ws's own close timer (the fault).
+const margin = 10_000
 
 async function slowReceiverCut (s: Awaited<ReturnType<typeof startServer>>): Promise<{ stuck: Awaited<ReturnType<typeof connect>> }> {
   const stuck = await connect(s.url)
@@ -48,8 +49,8 @@ t.test('a slow consumer\'s socket is cut within closeTimeout even without a shut
   const cutAt = Date.now()
   // The server side of the TCP connection goes away: seen by the paused client as 'close' once resumed.
   const serverSockets = (): number => (s.app.server as any)._connections as number
-  await until(() => serverSockets() === 0, closeTimeout + 4000 + margin, 'the slow consumer\'s socket to be cut')
+  await until(() => serverSockets() === 0, closeTimeout + margin, 'the slow consumer\'s socket to be cut')
   const took = Date.now() - cutAt
   // Not before closeTimeout (it may still answer the close), not much after.
-  t.ok(took >= closeTimeout - 100 && took <= closeTimeout + 2000, `cut ${took} ms after the 1013 (closeTimeout ${closeTimeout} ms, sweep included)`)
+  t.ok(took >= closeTimeout - 100 && took <= closeTimeout + margin, `cut ${took} ms after the 1013 (closeTimeout ${closeTimeout} ms, sweep included)`)
 })
