@@ -4,12 +4,10 @@
 // (`leave` events in `each` rooms, `left` and the new `size` in `batched` presence frames). A node
 // that was only cut off and comes back announces its members as joined again.
 import t from 'tap'
-import { redisAdapter } from '../lib/adapters/redis.js'
-import { connect, eventually, roundTrip, startServer, type StartedServer, type TestClient } from './helpers.js'
+import { eventually, roundTrip, type StartedServer } from './helpers.js'
 import { RedisServer, startNode, uniquePrefix, type ClusterNode } from './fixtures/redis-helpers.js'
+import { type Client, RedisNodes } from './fixtures/redis-nodes.js'
 import { TcpProxy } from './fixtures/tcp-proxy.js'
-
-type Client = TestClient & { welcome: any }
 
 const PRESENCE_TTL = 2000
 const EACH = 'each-room'
@@ -18,33 +16,20 @@ const BATCHED = 'batched-room'
 const redis = await RedisServer.start()
 const proxy = await TcpProxy.start(redis.port)
 const prefix = uniquePrefix('dead-node')
-const clients: Client[] = []
-const servers: StartedServer[] = []
 const processes: ClusterNode[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const n of processes) await n.stop()
-  for (const s of servers) await s.app.close()
+const group = new RedisNodes(t, redis.url, prefix, async () => {
   await proxy.close()
   await redis.dispose()
 })
+// Teardowns run last-registered first: the node processes stop before the group's nodes close.
+t.teardown(async () => { for (const n of processes) await n.stop() })
+const open = group.open.bind(group)
 
 async function node (url = redis.url): Promise<StartedServer> {
-  const server = await startServer({
-    authenticate: (token) => ({ id: token }),
-    rateLimit: false,
+  return await group.node({
     presenceEvents: (room) => room.startsWith('each-') ? 'each' : 'batched',
-    presenceInterval: 100,
-    adapter: redisAdapter({ url, prefix, presenceTtl: PRESENCE_TTL })
-  })
-  servers.push(server)
-  return server
-}
-
-async function open (url: string, user: string): Promise<Client> {
-  const client = await connect(`${url}?token=${user}`)
-  clients.push(client)
-  return client
+    presenceInterval: 100
+  }, { redis: { url, presenceTtl: PRESENCE_TTL } })
 }
 
 async function joinBoth (client: Client): Promise<void> {

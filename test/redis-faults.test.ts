@@ -12,39 +12,23 @@
 // duplicate delivery or a message lost without being counted breaks the equation.
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
-import { connect, eventually, join, startServer, until, type StartedServer, type TestClient } from './helpers.js'
+import { eventually, join, startServer, until, type StartedServer } from './helpers.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
 import { LogCapture, RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
+import { type Client, RedisNodes } from './fixtures/redis-nodes.js'
 
-type Client = TestClient & { welcome: any }
 const OUTAGE = 'redis adapter: Redis unavailable'
 const BACK = 'redis adapter: Redis is back'
 const presenceTtl = 2000 // heartbeat every 500 ms: a frozen Redis is noticed within about a second
 
 const redis = await RedisServer.start()
 const prefix = uniquePrefix('faults')
-const clients: Client[] = []
-const servers: StartedServer[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
-  await redis.stop()
-})
+const group = new RedisNodes(t, redis.url, prefix, async () => { await redis.stop() })
+const { clients, servers } = group
+const open = group.open.bind(group)
 
 async function node (logs: LogCapture): Promise<StartedServer> {
-  const server = await startServer({
-    authenticate: (token) => ({ id: token }),
-    rateLimit: false,
-    adapter: redisAdapter({ url: redis.url, prefix, presenceTtl })
-  }, undefined, { logger: { level: 'info', stream: logs.stream } })
-  servers.push(server)
-  return server
-}
-
-async function open (server: StartedServer, user: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${user}`)
-  clients.push(client)
-  return client
+  return await group.node({}, { redis: { presenceTtl }, logs })
 }
 
 const logsA = new LogCapture()

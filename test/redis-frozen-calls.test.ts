@@ -6,10 +6,9 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { redisAdapter } from '../lib/adapters/redis.js'
-import { connect, startServer, type StartedServer, type TestClient } from './helpers.js'
+import { startServer, type StartedServer } from './helpers.js'
 import { RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
-
-type Client = TestClient & { welcome: any }
+import { RedisNodes } from './fixtures/redis-nodes.js'
 
 // Heartbeat every 250 ms; a command's answer is awaited 500 ms; an in-doubt publish waits
 // presenceTtl + 2 s for Redis to be back: every call settles within about 4 s.
@@ -19,14 +18,11 @@ const SETTLES_WITHIN = 15_000
 
 const redis = await RedisServer.start()
 const prefix = uniquePrefix('frozen-calls')
-const clients: Client[] = []
-const servers: StartedServer[] = []
-t.teardown(async () => {
-  redis.signal('SIGCONT')
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
-  await redis.dispose()
-})
+const group = new RedisNodes(t, redis.url, prefix, async () => { await redis.dispose() })
+// Teardowns run last-registered first: Redis is resumed before the nodes close (a frozen one would hold them).
+t.teardown(() => { redis.signal('SIGCONT') })
+const { servers } = group
+const open = group.open.bind(group)
 
 function options (): Parameters<typeof startServer>[0] {
   return {
@@ -41,12 +37,6 @@ async function node (): Promise<StartedServer> {
   const server = await startServer(options())
   servers.push(server)
   return server
-}
-
-async function open (server: StartedServer, user: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${user}`)
-  clients.push(client)
-  return client
 }
 
 /** How `promise` settled, or 'pending' if it had not after SETTLES_WITHIN. */

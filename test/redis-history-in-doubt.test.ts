@@ -5,13 +5,11 @@
 // nobody; Redis not back in time, or the message trimmed away meanwhile → `unavailable`, logged as
 // of unknown outcome.
 import t from 'tap'
-import { connect, eventually, startServer, type StartedServer, type TestClient } from './helpers.js'
-import { redisAdapter } from '../lib/adapters/redis.js'
+import { eventually, type StartedServer } from './helpers.js'
 import { KeyNames } from '../lib/adapters/redis-keys.js'
 import { LogCapture, RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
+import { type Client, RedisNodes } from './fixtures/redis-nodes.js'
 import { TcpProxy } from './fixtures/tcp-proxy.js'
-
-type Client = TestClient & { welcome: any }
 
 const PRESENCE_TTL = 2000
 const IN_DOUBT_WAIT = PRESENCE_TTL + 2000 // how long an in-doubt publish waits for Redis to be back
@@ -19,32 +17,22 @@ const IN_DOUBT_WAIT = PRESENCE_TTL + 2000 // how long an in-doubt publish waits 
 const redis = await RedisServer.start()
 const proxy = await TcpProxy.start(redis.port)
 const prefix = uniquePrefix('history-in-doubt')
-const clients: Client[] = []
-const servers: StartedServer[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
+const group = new RedisNodes(t, redis.url, prefix, async () => {
   await proxy.close()
   await redis.dispose()
 })
 
 const logA = new LogCapture()
-async function node (url: string, log?: LogCapture): Promise<StartedServer> {
-  const server = await startServer({
-    authenticate: (token) => ({ id: token }),
-    rateLimit: false,
-    history: { size: 50, ttlMs: 60_000, rooms: (room) => room.startsWith('h-') },
-    adapter: redisAdapter({ url, prefix, presenceTtl: PRESENCE_TTL })
-  }, undefined, log === undefined ? undefined : { logger: { level: 'info', stream: log.stream } })
-  servers.push(server)
-  return server
+async function node (url: string, logs?: LogCapture): Promise<StartedServer> {
+  return await group.node({
+    history: { size: 50, ttlMs: 60_000, rooms: (room) => room.startsWith('h-') }
+  }, { redis: { url, presenceTtl: PRESENCE_TTL }, logs })
 }
 const A = await node(proxy.url, logA)
 const B = await node(redis.url)
 
 async function open (server: StartedServer, user: string, room: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${user}`)
-  clients.push(client)
+  const client = await group.open(server, user)
   const reply = await client.request({ type: 'join', room })
   if (reply.type !== 'ack') throw new Error(`join ${room}: ${JSON.stringify(reply)}`)
   return client

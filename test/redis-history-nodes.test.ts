@@ -3,46 +3,30 @@
 // client left, gap repair on a node whose subscriber was cut, publishing refused while Redis is
 // gone, and the epoch changing (members closed 1012, recovery false) when Redis lost the keys.
 import t from 'tap'
-import { connect, eventually, startServer, until, type StartedServer, type TestClient } from './helpers.js'
-import { redisAdapter } from '../lib/adapters/redis.js'
+import { eventually, until } from './helpers.js'
 import { LogCapture, RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
-
-type Client = TestClient & { welcome: any }
+import { type Client, RedisNodes } from './fixtures/redis-nodes.js'
 
 // Persistent (append-only, fsync always): a restart keeps the history, as a production Redis would.
 const redis = await RedisServer.start({ persistent: true })
 const prefix = uniquePrefix('history-nodes')
-const clients: Client[] = []
-const servers: StartedServer[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
-  await redis.dispose()
-})
+const group = new RedisNodes(t, redis.url, prefix, async () => { await redis.dispose() })
+const open = group.open.bind(group)
 
 const logs = [new LogCapture(), new LogCapture(), new LogCapture()]
-const nodes = await Promise.all(logs.map(async (log) => {
-  const server = await startServer({
-    authenticate: (token) => ({ id: token }),
-    rateLimit: false,
-    history: { size: 50, ttlMs: 60_000, rooms: (room) => room.startsWith('h-') },
-    adapter: redisAdapter({ url: redis.url, prefix, presenceTtl: 2000 })
-  }, (app) => {
+const nodes = await Promise.all(logs.map(async (log) => await group.node({
+  history: { size: 50, ttlMs: 60_000, rooms: (room) => room.startsWith('h-') }
+}, {
+  redis: { presenceTtl: 2000 },
+  logs: log,
+  setup: (app) => {
     app.post<{ Params: { room: string }, Body: unknown }>('/broadcast/:room', async (request) => {
       await app.rooms.broadcast(request.params.room, request.body)
       return { ok: true }
     })
-  }, { logger: { level: 'info', stream: log.stream } })
-  servers.push(server)
-  return server
-}))
+  }
+})))
 const [A, B, C] = nodes
-
-async function open (server: StartedServer, user: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${user}`)
-  clients.push(client)
-  return client
-}
 
 async function joinRoom (client: Client, room: string, since?: { epoch: string, offset: number }): Promise<any> {
   const reply = await client.request(since === undefined ? { type: 'join', room } : { type: 'join', room, since })

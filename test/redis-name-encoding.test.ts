@@ -4,11 +4,9 @@
 // became the bytes of U+FFFD, one key and one channel, so their members heard each other's chats,
 // join events, history and members() entries, and disconnectUser("\ud800") closed user "\ufffd".
 import t from 'tap'
-import { closedWithin, connect, eventually, startServer, type StartedServer, type TestClient } from './helpers.js'
-import { redisAdapter } from '../lib/adapters/redis.js'
+import { closedWithin, eventually, type StartedServer } from './helpers.js'
 import { deleteKeys, SHARED_REDIS, uniquePrefix } from './fixtures/redis-helpers.js'
-
-type Client = TestClient & { welcome: any }
+import { type Client, RedisNodes } from './fixtures/redis-nodes.js'
 
 // The three names one UTF-8 encoding would merge: two lone surrogates and U+FFFD itself.
 const NAMES = ['\ud800', '\udfff', '\ufffd']
@@ -17,33 +15,18 @@ const USER_OF: Record<string, string> = { d800: '\ud800', dfff: '\udfff', fffd: 
 const TOKENS = Object.keys(USER_OF)
 
 const prefix = uniquePrefix('name-encoding')
-const clients: Client[] = []
-const servers: StartedServer[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
-  await deleteKeys(SHARED_REDIS, prefix)
-})
+const group = new RedisNodes(t, SHARED_REDIS, prefix, async () => { await deleteKeys(SHARED_REDIS, prefix) })
+const open = group.open.bind(group)
 
 async function node (): Promise<StartedServer> {
-  const server = await startServer({
+  return await group.node({
     authenticate: (token) => ({ id: USER_OF[token] ?? token }),
-    rateLimit: false,
     presenceEvents: 'each',
-    history: { size: 10, ttlMs: 60_000, rooms: (room) => room.startsWith('h') },
-    adapter: redisAdapter({ url: SHARED_REDIS, prefix })
+    history: { size: 10, ttlMs: 60_000, rooms: (room) => room.startsWith('h') }
   })
-  servers.push(server)
-  return server
 }
 
 const [A, B] = [await node(), await node()]
-
-async function open (server: StartedServer, token: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${token}`)
-  clients.push(client)
-  return client
-}
 
 async function joinRoom (client: Client, room: string): Promise<any> {
   const reply = await client.request({ type: 'join', room }, 'j1')

@@ -4,43 +4,26 @@
 // reaching a user's connections on every node; and a control call that cannot reach the other
 // nodes (Redis gone) rejecting instead of pretending.
 import t from 'tap'
-import { connect, eventually, startServer, type StartedServer, type TestClient } from './helpers.js'
-import { redisAdapter } from '../lib/adapters/redis.js'
+import { eventually, type StartedServer } from './helpers.js'
 import { deleteKeys, RedisServer, SHARED_REDIS, uniquePrefix } from './fixtures/redis-helpers.js'
+import { type Client, RedisNodes } from './fixtures/redis-nodes.js'
 import type { WsRoomsOptions } from '../types/index.js'
 
-type Client = TestClient & { welcome: any }
-
 const prefix = uniquePrefix('presence-nodes')
-const clients: Client[] = []
-const servers: StartedServer[] = []
-t.teardown(async () => {
-  for (const c of clients) c.ws.terminate()
-  for (const s of servers) await s.app.close()
-  await deleteKeys(SHARED_REDIS, prefix)
-})
+const group = new RedisNodes(t, SHARED_REDIS, prefix, async () => { await deleteKeys(SHARED_REDIS, prefix) })
+const open = group.open.bind(group)
 
-async function node (options: WsRoomsOptions = {}, url = SHARED_REDIS, nodePrefix = prefix): Promise<StartedServer> {
-  const server = await startServer({
+async function node (nodes = group, options: WsRoomsOptions = {}): Promise<StartedServer> {
+  return await nodes.node({
     authenticate: (token) => ({ id: token.split('.')[0] }),
-    rateLimit: false,
     presenceEvents: (room) => room.startsWith('each-') ? 'each' : 'batched',
     presenceInterval: 100,
     membersLimit: 4,
-    ...options,
-    adapter: redisAdapter({ url, prefix: nodePrefix })
+    ...options
   })
-  servers.push(server)
-  return server
 }
 
 const [A, B, C] = [await node(), await node(), await node()]
-
-async function open (server: StartedServer, token: string): Promise<Client> {
-  const client = await connect(`${server.url}?token=${token}`)
-  clients.push(client)
-  return client
-}
 
 async function joinRoom (client: Client, room: string): Promise<void> {
   const reply = await client.request({ type: 'join', room })
@@ -150,9 +133,10 @@ t.test('joinUser and leaveUser move the user\'s connections on every node, with 
 
 t.test('a control call that cannot reach the other nodes rejects', async (t) => {
   const redis = await RedisServer.start()
-  const ownPrefix = uniquePrefix('control-down')
-  const D = await node({}, redis.url, ownPrefix)
-  const E = await node({}, redis.url, ownPrefix)
+  const own = new RedisNodes(t, redis.url, uniquePrefix('control-down'), () => undefined)
+  // No first-frame cut (30 s by default) while this slow case waits for Redis to go and come back.
+  const D = await node(own, { firstFrameTimeout: 0 })
+  const E = await node(own, { firstFrameTimeout: 0 })
   const onE = await open(E, 'fay')
   await redis.stop('SIGKILL')
   await eventually(async () => {

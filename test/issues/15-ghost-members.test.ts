@@ -3,32 +3,17 @@
 // saw. The join's subscribe is asynchronous with Redis; before the fix its presence write landed
 // after the disconnect had already removed the member.
 import t from 'tap'
-import { redisAdapter } from '../../lib/adapters/redis.js'
-import { connect, join, startServer, type StartedServer, type TestClient } from '../helpers.js'
+import { join } from '../helpers.js'
 import { RawClient } from '../raw-client.js'
 import { deleteKeys, SHARED_REDIS, uniquePrefix } from '../fixtures/redis-helpers.js'
+import { RedisNodes } from '../fixtures/redis-nodes.js'
 
 const prefix = uniquePrefix('ghost')
-const servers: StartedServer[] = []
-const watchers: TestClient[] = []
-t.teardown(async () => {
-  for (const w of watchers) w.ws.terminate()
-  for (const s of servers) await s.app.close()
-  await deleteKeys(SHARED_REDIS, prefix)
-})
+const group = new RedisNodes(t, SHARED_REDIS, prefix, async () => { await deleteKeys(SHARED_REDIS, prefix) })
+const watchers = group.clients // opened on B, one per room
 
-async function node (): Promise<StartedServer> {
-  const server = await startServer({
-    authenticate: (token) => ({ id: token }),
-    rateLimit: false,
-    adapter: redisAdapter({ url: SHARED_REDIS, prefix })
-  })
-  servers.push(server)
-  return server
-}
-
-const A = await node()
-const B = await node()
+const A = await group.node()
+const B = await group.node()
 const ROOMS = 20
 const ROUNDS = 5
 
@@ -36,8 +21,7 @@ t.test('join then FIN at once: no ghost in members(), no leave without a join', 
   const rooms = Array.from({ length: ROOMS }, (_, i) => `ghost-${i}`)
   // A watcher per room on B, so every join and leave that crosses nodes is seen.
   for (const room of rooms) {
-    const watcher = await connect(`${B.url}?token=watcher-${room}`)
-    watchers.push(watcher)
+    const watcher = await group.open(B, `watcher-${room}`)
     await join(watcher, room)
   }
   for (let round = 0; round < ROUNDS; round++) {
