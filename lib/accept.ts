@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomUser } from '../types/index.js'
 import { Connection, kConnection } from './connection.js'
+import { DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON } from './drain.js'
 import { createFrameHandler } from './frame-handler.js'
 import { kRoomsExpiresAt, kRoomsUser } from './handshake.js'
 import type { RoomsNode } from './node.js'
@@ -47,6 +48,11 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
   return function onConnection (socket, request) {
     if (admission.closing) {
       socket.close(1001, 'Server shutting down')
+      return
+    }
+    // Past the handshake before a drain began: it goes elsewhere like the others.
+    if (admission.draining) {
+      socket.close(DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON)
       return
     }
     const ws = socket as RoomsSocket

@@ -1,5 +1,5 @@
 // The checks before the upgrade, run in `preValidation` so the WebSocket handler stays
-// synchronous: capacity, Origin (cross-site WebSocket hijacking), then the token and
+// synchronous: a drain, capacity, Origin (cross-site WebSocket hijacking), then the token and
 // `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { Admission } from './admission.js'
@@ -10,7 +10,7 @@ import type { RoomsParams } from './options.js'
 import type { Counters } from './stats.js'
 import { originHost, ProxyHints } from './proxy-hints.js'
 import {
-  AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
+  AuthenticationBusyError, AuthenticationTimeoutError, DrainingError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
   TooManyConnectionsFromIpError
 } from './errors.js'
 
@@ -210,6 +210,11 @@ export function createHandshake ({ params, admission, counters }: HandshakeDeps)
       })
     }
 
+    // A draining node sends everyone elsewhere, before any other check.
+    if (admission.draining) {
+      reply.header('retry-after', String(admission.retryAfterSeconds()))
+      return refuse(new DrainingError())
+    }
     if (params.maxConnections > 0 && admission.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
     if (params.maxConnectionsPerIp > 0) {
       proxyHints.checkForwardedFor(request, params.maxConnectionsPerIp)

@@ -25,6 +25,8 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   // A typebox 1.x schema given to `handle` is compiled once its compiler is imported: not served before.
   fastify.addHook('onReady', async () => { await node.handlers.schemasCompiled() })
   fastify.addHook('preClose', async () => {
+    // After a drain, what is left gets 1001 at once.
+    node.drain.stop()
     stopKeepalive()
     await node.shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)
   })
