@@ -2,6 +2,7 @@
 // handshake) and the node's connections are closed with 1012 "Service restart", spread evenly
 // over a window, so their clients arrive at the other nodes over that window instead of all in
 // the same second. One timer walks the list; nothing is kept per connection but its turn.
+import type { FastifyInstance } from 'fastify'
 import type { Admission } from './admission.js'
 import type { Connection } from './connection.js'
 
@@ -82,4 +83,22 @@ export class Drain {
 function closedSocket (conn: Connection): Promise<void> | undefined {
   if (conn.ws.readyState === conn.ws.CLOSED) return undefined
   return new Promise((resolve) => { conn.ws.once('close', () => { resolve() }) })
+}
+
+/**
+ * While Fastify closes, its router answers every new request with its own 503 before any hook
+ * runs: upgrades too, which @fastify/websocket hands to `fastify.routing`. For the drain that
+ * `drainOnClose` runs inside close(), that 503 gets the Retry-After a drain promises, and the
+ * upgrade's socket is ended after it (the hook that would end it does not run then, and
+ * server.close() would wait for a client that keeps it open).
+ */
+export function retryAfterWhileClosing (fastify: FastifyInstance, admission: Admission): void {
+  const routing = fastify.routing
+  fastify.routing = function routingDuringDrain (this: FastifyInstance, req, res) {
+    if (admission.draining) {
+      res.setHeader('retry-after', String(admission.retryAfterSeconds()))
+      res.once('finish', () => { req.socket.destroySoon() })
+    }
+    routing.call(this, req, res)
+  }
 }

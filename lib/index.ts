@@ -12,6 +12,7 @@ import { useWriteDelay } from './frame-writer.js'
 import { createHandshake, kRoomsExpiresAt, kRoomsUser, redactTokenFromUrl, selectSubprotocol } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { createNode } from './node.js'
+import { retryAfterWhileClosing } from './drain.js'
 import { normaliseOptions } from './options.js'
 
 const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms (fastify: FastifyInstance, options) {
@@ -25,7 +26,9 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   // A typebox 1.x schema given to `handle` is compiled once its compiler is imported: not served before.
   fastify.addHook('onReady', async () => { await node.handlers.schemasCompiled() })
   fastify.addHook('preClose', async () => {
-    // After a drain, what is left gets 1001 at once.
+    // drainOnClose spreads the clients' departure first, unless a drain was started already:
+    // after (or during) a drain, what is left gets 1001 at once.
+    if (params.drainOnClose > 0 && !node.drain.started) await node.drain.start(params.drainOnClose)
     node.drain.stop()
     stopKeepalive()
     await node.shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)
@@ -50,6 +53,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   const wssOptions = fastify.websocketServer.options as { maxPayload?: number, handleProtocols?: Parameters<typeof selectSubprotocol>[0] }
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
 
+  if (params.drainOnClose > 0) retryAfterWhileClosing(fastify, node.admission)
   fastify.decorate('rooms', node.api)
   fastify.decorateRequest(kRoomsUser, null)
   fastify.decorateRequest(kRoomsExpiresAt, undefined)

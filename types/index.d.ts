@@ -270,6 +270,13 @@ export interface WsRoomsOptions {
   /** How long a client gets to answer a close frame before its socket is cut (on `fastify.close()` too). Default 2000. */
   closeTimeout?: number
   /**
+   * When set, `fastify.close()` first drains the node over this many ms, as
+   * `fastify.rooms.drain({ overMs })` does (upgrades refused with 503 + `Retry-After`,
+   * connections closed with 1012 "Service restart" one after the other), then closes what is
+   * left with 1001. Default 0: no drain, every client gets 1001 at once.
+   */
+  drainOnClose?: number
+  /**
    * Write coalescing under load (ms, 0–100; 0 turns it off). Frames go out once per event-loop
    * turn, one write per socket. When the last of those flushes itself took at least this long
    * and new frames come less than this long after it ended, the server is busy writing: the next

@@ -273,4 +273,9 @@ describe('draining', () => {
     expect(app.rooms.drain({ within: 10_000 })).type.toRaiseError()
     expect(app.rooms.drain(10_000)).type.toRaiseError()
   })
+
+  test('the drainOnClose option takes ms', () => {
+    expect(app.register(wsRooms, { drainOnClose: 10_000 })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { drainOnClose: '10s' })).type.toRaiseError()
+  })
 })
