@@ -251,6 +251,18 @@ export function selectSubprotocol (previous: HandleProtocols | null | undefined)
   }
 }
 
+/**
+ * The route's onResponse: an upgrade answered with an HTTP response (refused by our handshake
+ * or by any hook before it, such as @fastify/under-pressure's) has its socket closed. The
+ * websocket plugin does so only when its own onRequest hook ran, which a hook registered before
+ * it and failing the request skips; the socket would then stay open for as long as the client
+ * keeps it, and fastify.close() would wait for it.
+ */
+export function closeRefusedUpgrade (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  if (request.headers.upgrade !== undefined) request.raw.socket?.destroy()
+  done()
+}
+
 /** The route's request serializer: the default fields, with the token cut out of the URL. */
 export function redactTokenFromUrl (url: string): string {
   const query = url.indexOf('?')

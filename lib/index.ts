@@ -9,7 +9,7 @@ import type { WsRoomsOptions } from '../types/index.js'
 import { memoryAdapter } from './adapters/memory.js'
 import { createAccept } from './accept.js'
 import { useWriteDelay } from './frame-writer.js'
-import { createHandshake, kRoomsExpiresAt, kRoomsUser, redactTokenFromUrl, selectSubprotocol } from './handshake.js'
+import { closeRefusedUpgrade, createHandshake, kRoomsExpiresAt, kRoomsUser, redactTokenFromUrl, selectSubprotocol } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { createNode } from './node.js'
 import { retryAfterWhileClosing } from './drain.js'
@@ -61,6 +61,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   fastify.get(params.path, {
     websocket: true,
     preValidation: createHandshake(node),
+    onResponse: closeRefusedUpgrade,
     logSerializers: {
       req: (request: FastifyRequest) => ({
         method: request.method,
