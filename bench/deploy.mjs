@@ -116,6 +116,13 @@ async function runVariant (name) {
     const j = redisSamples.findIndex((s) => s.t >= redisSamples[i].t - 1000)
     if (redisSamples[i].t >= t0 && j < i) redisPeak = Math.max(redisPeak, (redisSamples[i].total - redisSamples[j].total) * 1000 / (redisSamples[i].t - redisSamples[j].t))
   }
+  // Upgrades B accepted, per 1 s window (B counts them; the samples come every 100 ms).
+  let upgradePeak = 0
+  for (let i = 0; i < window.length; i++) {
+    const j = window.findIndex((s) => s.t >= window[i].t - 1000)
+    if (j < i) upgradePeak = Math.max(upgradePeak, Math.round((window[i].upgrades - window[j].upgrades) * 1000 / (window[i].t - window[j].t)))
+  }
+  const moving = window.filter((s) => s.t >= t0 && s.t <= Math.max(...recoveries)).map((s) => s.eldMs).sort((x, y) => x - y)
   const result = {
     variant: name,
     clients: CLIENTS,
@@ -124,15 +131,17 @@ async function runVariant (name) {
     stopMs,
     allBackMs: Math.max(...recoveries) - t0,
     reconnectSpreadMs: Math.max(...reopens) - Math.min(...reopens),
-    peakUpgradesPerSecond: peakPerSecond(reopens),
-    peakEventLoopDelayMs: Math.round(Math.max(...window.map((s) => s.eldMs))),
+    peakUpgradesPerSecond: upgradePeak,
+    peakReopensPerSecond: peakPerSecond(reopens),
+    peakEventLoopDelayMs: Math.round(Math.max(...moving)),
+    p90EventLoopDelayMs: Math.round(moving[Math.floor(moving.length * 0.9)] ?? 0),
     peakRedisCommandsPerSecond: Math.round(redisPeak),
     recovered: reports.reduce((sum, r) => sum + r.recoveredOk, 0),
     lost: reports.reduce((sum, r) => sum + r.lost, 0),
     duplicated: reports.reduce((sum, r) => sum + r.duplicated, 0),
     messagesReceived: reports.reduce((sum, r) => sum + r.received, 0),
     closeCodes: [...new Set(all('codes'))],
-    timeline: window.map((s) => ({ t: s.t - t0, connections: s.connections, eldMs: Math.round(s.eldMs * 10) / 10 }))
+    timeline: window.map((s) => ({ t: s.t - t0, connections: s.connections, upgrades: s.upgrades, eldMs: Math.round(s.eldMs * 10) / 10 }))
   }
   redis.disconnect()
   for (const w of workers) w.child.send({ cmd: 'exit' })
@@ -185,7 +194,7 @@ for (const name of VARIANTS) {
   process.stderr.write(`${name}: ${CLIENTS} clients ...\n`)
   results.push(await runVariant(name))
 }
-const columns = ['variant', 'overMs', 'restartJitterMs', 'allBackMs', 'reconnectSpreadMs', 'peakUpgradesPerSecond', 'peakEventLoopDelayMs', 'peakRedisCommandsPerSecond', 'recovered', 'lost', 'duplicated']
+const columns = ['variant', 'overMs', 'restartJitterMs', 'stopMs', 'allBackMs', 'reconnectSpreadMs', 'peakUpgradesPerSecond', 'peakEventLoopDelayMs', 'p90EventLoopDelayMs', 'peakRedisCommandsPerSecond', 'recovered', 'lost', 'duplicated']
 console.log(`| ${columns.join(' | ')} |\n|${columns.map(() => '---').join('|')}|`)
 for (const r of results) console.log(`| ${columns.map((c) => r[c]).join(' | ')} |`)
 if (args.out) writeFileSync(args.out, JSON.stringify(results, null, 2))
