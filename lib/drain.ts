@@ -87,18 +87,18 @@ function closedSocket (conn: Connection): Promise<void> | undefined {
 
 /**
  * While Fastify closes, its router answers every new request with its own 503 before any hook
- * runs: upgrades too, which @fastify/websocket hands to `fastify.routing`. For the drain that
- * `drainOnClose` runs inside close(), that 503 gets the Retry-After a drain promises, and the
- * upgrade's socket is ended after it (the hook that would end it does not run then, and
- * server.close() would wait for a client that keeps it open).
+ * runs: upgrades too, which @fastify/websocket hands to `fastify.routing`. The upgrade's socket
+ * is then ended after that answer (the hook that would end it does not run, and server.close()
+ * would wait for a client that keeps it open); during a drain (the one `drainOnClose` runs
+ * inside close()) the answer gets the Retry-After a drain promises. Only upgrades pass here,
+ * and one that succeeds never finishes its HTTP response.
  */
-export function retryAfterWhileClosing (fastify: FastifyInstance, admission: Admission): void {
+export function answerUpgradesWhileClosing (fastify: FastifyInstance, admission: Admission): void {
   const routing = fastify.routing
-  fastify.routing = function routingDuringDrain (this: FastifyInstance, req, res) {
-    if (admission.draining) {
-      res.setHeader('retry-after', String(admission.retryAfterSeconds()))
-      res.once('finish', () => { req.socket.destroySoon() })
-    }
+  fastify.routing = function routeUpgrade (this: FastifyInstance, req, res) {
+    if (admission.draining) res.setHeader('retry-after', String(admission.retryAfterSeconds()))
+    // (@fastify/websocket's injectWS passes a request without a socket.)
+    res.once('finish', () => { (req.socket as typeof req.socket | undefined)?.destroySoon() })
     routing.call(this, req, res)
   }
 }

@@ -12,7 +12,7 @@ import { useWriteDelay } from './frame-writer.js'
 import { closeRefusedUpgrade, createHandshake, kRoomsExpiresAt, kRoomsUser, redactTokenFromUrl, selectSubprotocol } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { createNode } from './node.js'
-import { retryAfterWhileClosing } from './drain.js'
+import { answerUpgradesWhileClosing } from './drain.js'
 import { normaliseOptions } from './options.js'
 
 const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms (fastify: FastifyInstance, options) {
@@ -53,7 +53,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   const wssOptions = fastify.websocketServer.options as { maxPayload?: number, handleProtocols?: Parameters<typeof selectSubprotocol>[0] }
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
 
-  if (params.drainOnClose > 0) retryAfterWhileClosing(fastify, node.admission)
+  answerUpgradesWhileClosing(fastify, node.admission)
   fastify.decorate('rooms', node.api)
   fastify.decorateRequest(kRoomsUser, null)
   fastify.decorateRequest(kRoomsExpiresAt, undefined)

@@ -4,7 +4,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import wsRooms from '../lib/index.js'
-import { closedWithin, connectMany, refusedUpgrade, serve, until } from './helpers.js'
+import { closedWithin, connect, connectMany, refusedUpgrade, serve, until } from './helpers.js'
 
 t.test('a bad drainOnClose fails register, naming the option', async (t) => {
   for (const drainOnClose of [-1, 1.5, '10s', Number.NaN, null, 2 ** 31]) {
@@ -62,4 +62,26 @@ t.test('without drainOnClose, close() gives 1001 to every client at once', async
   clients.forEach((c) => s.track(c))
   await s.app.close()
   t.same((await Promise.all(clients.map(async (c) => await closedWithin(c)))).map((c) => c.code), [1001, 1001])
+})
+
+t.test('without drainOnClose too, an upgrade answered 503 while close() runs does not hold close() up', async (t) => {
+  const s = await serve(t, { closeTimeout: 1000 })
+  // A client that does not answer its close keeps close() busy for closeTimeout...
+  const stuck = s.track(await connect(s.url))
+  ;(stuck.ws as any)._socket.pause()
+  const closing = s.app.close()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  // ...meanwhile Fastify answers this upgrade with its own 503, and this client keeps its socket.
+  t.equal((await refusedUpgrade(s.url)).status, 503)
+  await closing
+  t.equal(s.app.server.listening, false, 'close() resolved and the server stopped')
+  ;(stuck.ws as any)._socket.resume()
+})
+
+t.test('injectWS still works, refused or not', async (t) => {
+  const s = await serve(t, { authenticate: (token) => (token === 'good' ? { id: 'u' } : null) })
+  await t.rejects(s.app.injectWS('/ws'), /401/, 'no token: 401')
+  const ws = await s.app.injectWS('/ws', { headers: { authorization: 'Bearer good' } })
+  t.equal(ws.readyState, ws.OPEN, 'a good token: open')
+  ws.terminate()
 })
