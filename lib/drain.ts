@@ -1,10 +1,11 @@
 // Draining a node before it stops: new upgrades are turned away (503 with Retry-After, in the
 // handshake) and the node's connections are closed with 1012 "Service restart", spread evenly
 // over a window, so their clients arrive at the other nodes over that window instead of all in
-// the same second. One timer walks the list; nothing is kept per connection but its turn.
+// the same second. One timer walks the list, not one per connection.
 import type { FastifyInstance } from 'fastify'
 import type { Admission } from './admission.js'
 import type { Connection } from './connection.js'
+import { describe } from './options.js'
 
 export const DRAIN_CLOSE_CODE = 1012
 export const DRAIN_CLOSE_REASON = 'Service restart'
@@ -15,12 +16,12 @@ const MAX_DRAIN_MS = 2_147_483_647
 /** drain()'s argument, checked: the window in ms. */
 export function checkDrainOptions (options: unknown): number {
   if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
-    throw new TypeError(`fastify-ws-rooms: drain(options): options must be an object like { overMs: 10000 }, got ${String(options)}`)
+    throw new TypeError(`fastify-ws-rooms: drain(options): options must be an object like { overMs: 10000 }, got ${describe(options)}`)
   }
   const given = (options as { overMs?: unknown } | undefined)?.overMs
   const overMs = given === undefined ? DEFAULT_DRAIN_MS : given
   if (typeof overMs !== 'number' || !Number.isFinite(overMs) || overMs < 0 || overMs > MAX_DRAIN_MS) {
-    throw new TypeError(`fastify-ws-rooms: drain({ overMs }): overMs must be a number of ms from 0 to ${MAX_DRAIN_MS}, got ${typeof overMs === 'number' ? overMs : typeof overMs}`)
+    throw new TypeError(`fastify-ws-rooms: drain({ overMs }): overMs must be a number of ms from 0 to ${MAX_DRAIN_MS}, got ${describe(overMs)}`)
   }
   return overMs
 }
@@ -53,7 +54,7 @@ export class Drain {
     this.admission.draining = true
     this.admission.drainEndsAt = startedAt + overMs
     const queue = [...this.connections()].filter((conn) => conn.open)
-    const closed = queue.map(async (conn) => await closedSocket(conn))
+    const closed = queue.map(closedSocket)
     const count = queue.length
     let next = 0
     const closeDue = (): void => {
