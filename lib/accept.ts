@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomUser } from '../types/index.js'
 import { Connection, kConnection } from './connection.js'
+import { DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON } from './drain.js'
 import { createFrameHandler, hold } from './frame-handler.js'
 import { kRoomsExpiresAt, kRoomsUser } from './handshake.js'
 import type { RoomsNode } from './node.js'
@@ -50,6 +51,11 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
       socket.close(1001, 'Server shutting down')
       return
     }
+    // Past the handshake before a drain began: it goes elsewhere like the others.
+    if (admission.draining) {
+      socket.close(DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON)
+      return
+    }
     const ws = socket as RoomsSocket
     // A @fastify/websocket set up by the user may allow larger frames than we do.
     if (serverMaxPayload !== params.maxPayload && ws._receiver !== undefined) ws._receiver._maxPayload = params.maxPayload
@@ -64,9 +70,10 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
     ws.on('close', onClose as (code: number) => void)
     releaseUpgradeLeftovers(request, ws, ownsWebsocket ? onSocketError as (error: Error) => void : undefined)
     const welcome = (): boolean => {
-      // Shutdown began while this connection waited for its user's channel.
-      if (admission.closing) {
-        ws.close(1001, 'Server shutting down')
+      // Shutdown or a drain began while this connection waited for its user's channel.
+      if (admission.closing || admission.draining) {
+        if (admission.closing) ws.close(1001, 'Server shutting down')
+        else ws.close(DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON)
         return false
       }
       conn.sendPayload(welcomeFrame(id, conn.userJson, expiresAt))

@@ -1,5 +1,6 @@
 // Who may still come in: requests counted against maxConnections / maxConnectionsPerIp from the
-// handshake until they are over, and the gate that turns new upgrades away once shutdown began.
+// handshake until they are over, and the gates that turn new upgrades away once a drain or the
+// shutdown began.
 
 /** Anything that says when it is over: a socket, or a response. */
 export interface Closes {
@@ -12,6 +13,10 @@ export class Admission {
   readonly admittedPerIp = new Map<string, number>()
   /** Set once shutdown begins: new upgrades are turned away. */
   closing = false
+  /** Set once a drain begins: new upgrades get 503 with Retry-After, until the node is gone. */
+  draining = false
+  /** When the drain's window ends (ms since the epoch): what Retry-After counts down to. */
+  drainEndsAt = 0
 
   /**
    * Count a request against `maxConnections` / `maxConnectionsPerIp` until `over` closes: an
@@ -28,6 +33,11 @@ export class Admission {
       if (left <= 0) this.admittedPerIp.delete(ip)
       else this.admittedPerIp.set(ip, left)
     })
+  }
+
+  /** Seconds a refused upgrade is told to wait: until the drain's window is over, at least 1. */
+  retryAfterSeconds (now = Date.now()): number {
+    return Math.max(1, Math.ceil((this.drainEndsAt - now) / 1000))
   }
 
   /** How many requests from `ip` are admitted now. */

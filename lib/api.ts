@@ -2,7 +2,7 @@
 // facade holds them in #private fields and has no other member, so from JavaScript nothing but the
 // documented API is reachable through it (no delivery internals, no adapter, no EventEmitter).
 import type {
-  BroadcastOptions, DisconnectOptions, HandledMessage, ObjectSchema, RoomConnection, RoomHistory, RoomMember, RoomsApi, RoomsEventName,
+  BroadcastOptions, DisconnectOptions, DrainOptions, HandledMessage, ObjectSchema, RoomConnection, RoomHistory, RoomMember, RoomsApi, RoomsEventName,
   RoomsEvents as Listeners, RoomsStats
 } from '../types/index.js'
 import { checkDisconnect, checkHistoryOptions, checkMembersLimit, checkRoomArgument, checkUserId } from './api-arguments.js'
@@ -20,6 +20,7 @@ import { tellAdded } from './room-joins.js'
 import { serialize, serializeHistoryMessage } from './serialize.js'
 import type { Admission } from './admission.js'
 import type { Shutdown } from './shutdown.js'
+import { checkDrainOptions, type Drain } from './drain.js'
 import { type Counters, statsOf } from './stats.js'
 
 /** The parts of one node behind fastify.rooms (its state; the options are given beside them). */
@@ -33,6 +34,7 @@ export interface NodeParts {
   counters: Counters
   admission: Admission
   shutdown: Shutdown
+  drain: Drain
 }
 
 const partsOf = new WeakMap<RoomsApi, NodeParts>()
@@ -54,6 +56,7 @@ export class RoomsFacade implements RoomsApi {
   readonly #events: RoomsEvents
   readonly #counters: Counters
   readonly #params: RoomsParams
+  readonly #drain: Drain
 
   constructor (parts: NodeParts, params: RoomsParams) {
     this.#hub = parts.hub
@@ -64,6 +67,7 @@ export class RoomsFacade implements RoomsApi {
     this.#events = parts.events
     this.#counters = parts.counters
     this.#params = params
+    this.#drain = parts.drain
     partsOf.set(this, parts)
   }
 
@@ -136,6 +140,11 @@ export class RoomsFacade implements RoomsApi {
     checkUserId('leaveUser', userId)
     checkRoomArgument('leaveUser', room, this.#params.maxRoomNameLength)
     await this.#publisher.toUserConnections(userId, { op: 'leave', room })
+  }
+
+  /** Send this node's clients elsewhere over `overMs` (lib/drain.ts); a drain under way is not restarted. */
+  async drain (options?: DrainOptions): Promise<void> {
+    await this.#drain.start(checkDrainOptions(options))
   }
 
   rooms (): Array<{ room: string, size: number }> {

@@ -16,6 +16,8 @@ export const TooManyConnectionsFromIpError = createError('FST_WS_ROOMS_TOO_MANY_
 export const ServerFullError = createError('FST_WS_ROOMS_SERVER_FULL', 'Too many connections', 503)
 export const AuthenticationBusyError = createError('FST_WS_ROOMS_AUTHENTICATION_BUSY',
   'Too many pending authentications', 503)
+export const DrainingError = createError('FST_WS_ROOMS_DRAINING',
+  'Service restart: this server takes no new connections, connect again', 503)
 export const AuthenticationTimeoutError = createError('FST_WS_ROOMS_AUTHENTICATION_TIMEOUT',
   'Authentication timed out', 503)
 

@@ -1,5 +1,5 @@
 // The checks before the upgrade, run in `preValidation` so the WebSocket handler stays
-// synchronous: capacity, Origin (cross-site WebSocket hijacking), then the token and
+// synchronous: a drain, capacity, Origin (cross-site WebSocket hijacking), then the token and
 // `authenticate`. Each refusal is a real HTTP response; nothing is allocated for a connection.
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { Admission } from './admission.js'
@@ -10,7 +10,7 @@ import type { RoomsParams } from './options.js'
 import type { Counters } from './stats.js'
 import { originHost, ProxyHints } from './proxy-hints.js'
 import {
-  AuthenticationBusyError, AuthenticationTimeoutError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
+  AuthenticationBusyError, AuthenticationTimeoutError, DrainingError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
   TooManyConnectionsFromIpError
 } from './errors.js'
 
@@ -210,6 +210,11 @@ export function createHandshake ({ params, admission, counters }: HandshakeDeps)
       })
     }
 
+    // A draining node sends everyone elsewhere, before any other check.
+    if (admission.draining) {
+      reply.header('retry-after', String(admission.retryAfterSeconds()))
+      return refuse(new DrainingError())
+    }
     if (params.maxConnections > 0 && admission.admittedSockets >= params.maxConnections) return refuse(new ServerFullError())
     if (params.maxConnectionsPerIp > 0) {
       proxyHints.checkForwardedFor(request, params.maxConnectionsPerIp)
@@ -244,6 +249,18 @@ export function selectSubprotocol (previous: HandleProtocols | null | undefined)
     for (const protocol of protocols) if (!protocol.startsWith('bearer.')) return protocol
     return false
   }
+}
+
+/**
+ * The route's onResponse: an upgrade answered with an HTTP response (refused by our handshake
+ * or by any hook before it, such as @fastify/under-pressure's) has its socket closed. The
+ * websocket plugin does so only when its own onRequest hook ran, which a hook registered before
+ * it and failing the request skips; the socket would then stay open for as long as the client
+ * keeps it, and fastify.close() would wait for it.
+ */
+export function closeRefusedUpgrade (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  if (request.headers.upgrade !== undefined) request.raw.socket?.destroy()
+  done()
 }
 
 /** The route's request serializer: the default fields, with the token cut out of the URL. */

@@ -9,9 +9,10 @@ import type { WsRoomsOptions } from '../types/index.js'
 import { memoryAdapter } from './adapters/memory.js'
 import { createAccept } from './accept.js'
 import { useWriteDelay } from './frame-writer.js'
-import { createHandshake, kRoomsExpiresAt, kRoomsUser, redactTokenFromUrl, selectSubprotocol } from './handshake.js'
+import { closeRefusedUpgrade, createHandshake, kRoomsExpiresAt, kRoomsUser, redactTokenFromUrl, selectSubprotocol } from './handshake.js'
 import { startKeepalive } from './keepalive.js'
 import { createNode } from './node.js'
+import { answerUpgradesWhileClosing } from './drain.js'
 import { normaliseOptions } from './options.js'
 
 const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms (fastify: FastifyInstance, options) {
@@ -25,6 +26,10 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   // A typebox 1.x schema given to `handle` is compiled once its compiler is imported: not served before.
   fastify.addHook('onReady', async () => { await node.handlers.schemasCompiled() })
   fastify.addHook('preClose', async () => {
+    // drainOnClose spreads the clients' departure first, unless a drain was started already:
+    // after (or during) a drain, what is left gets 1001 at once.
+    if (params.drainOnClose > 0 && !node.drain.started) await node.drain.start(params.drainOnClose)
+    node.drain.stop()
     stopKeepalive()
     await node.shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)
   })
@@ -48,6 +53,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   const wssOptions = fastify.websocketServer.options as { maxPayload?: number, handleProtocols?: Parameters<typeof selectSubprotocol>[0] }
   wssOptions.handleProtocols = selectSubprotocol(wssOptions.handleProtocols)
 
+  answerUpgradesWhileClosing(fastify, node.admission)
   fastify.decorate('rooms', node.api)
   fastify.decorateRequest(kRoomsUser, null)
   fastify.decorateRequest(kRoomsExpiresAt, undefined)
@@ -55,6 +61,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
   fastify.get(params.path, {
     websocket: true,
     preValidation: createHandshake(node),
+    onResponse: closeRefusedUpgrade,
     logSerializers: {
       req: (request: FastifyRequest) => ({
         method: request.method,

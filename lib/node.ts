@@ -19,6 +19,7 @@ import type { RoomsParams } from './options.js'
 import { Publisher } from './publish.js'
 import { Shutdown } from './shutdown.js'
 import { Counters } from './stats.js'
+import { Drain } from './drain.js'
 
 export interface RoomsNode {
   readonly params: RoomsParams
@@ -33,6 +34,8 @@ export interface RoomsNode {
   readonly counters: Counters
   readonly admission: Admission
   readonly shutdown: Shutdown
+  /** Closing the connections over a window before a restart (fastify.rooms.drain, drainOnClose). */
+  readonly drain: Drain
   /** What every Connection of this node shares (limits, counters, slow receivers, closes). */
   readonly connectionHost: ConnectionHost
   /** Hand the adapter this node; resolves once it is ready. */
@@ -55,13 +58,14 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
   const commands: CommandContext = { params, log, hub, publisher, members, handlers, replies: new Replies(params, log) }
   const admission = new Admission()
   const shutdown = new Shutdown(params.closeTimeout, admission, () => hub.connections())
+  const drain = new Drain(admission, () => hub.connections())
   const connectionHost: ConnectionHost = {
     maxBufferedBytes: params.maxBufferedBytes,
     counters,
     slowConsumer: (conn) => { hub.slowConsumer(conn) },
     closeStarted: (conn) => { shutdown.track(conn) }
   }
-  const api = new RoomsFacade({ hub, link, publisher, members, handlers, events, counters, admission, shutdown }, params)
+  const api = new RoomsFacade({ hub, link, publisher, members, handlers, events, counters, admission, shutdown, drain }, params)
   events.callListenersOn(api)
   return {
     params,
@@ -75,10 +79,12 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
     counters,
     admission,
     shutdown,
+    drain,
     connectionHost,
     start: async () => { await link.open(hub) },
     stop: async () => {
       hub.stop()
+      drain.stop()
       shutdown.stop()
       await link.close()
     }

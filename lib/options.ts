@@ -29,6 +29,8 @@ export interface RoomsParams {
   authenticateTimeout: number
   firstFrameTimeout: number
   closeTimeout: number
+  /** ms over which fastify.close() drains the node first; 0: no drain. */
+  drainOnClose: number
   /** See WsRoomsOptions.writeDelay. */
   writeDelay: number
   retainRequest: boolean
@@ -44,7 +46,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxBacklogBytes',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
   'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'authenticateTimeout', 'firstFrameTimeout',
-  'closeTimeout', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
+  'closeTimeout', 'drainOnClose', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
 ])
 const PRESENCE_MODES = new Set<unknown>(['auto', 'each', 'batched', 'none'])
 // Options Fastify itself passes to every plugin.
@@ -210,6 +212,8 @@ export function normaliseOptions (input: unknown): RoomsParams {
     authenticateTimeout: integer(options, 'authenticateTimeout', 10_000, 0),
     firstFrameTimeout: integer(options, 'firstFrameTimeout', 30_000, 0),
     closeTimeout: integer(options, 'closeTimeout', 2000, 0),
+    // setTimeout's limit: a longer window would fire at once.
+    drainOnClose: integer(options, 'drainOnClose', 0, 0, 2_147_483_647),
     // At most 100 ms: beyond that the wait would be felt by every user of a busy server.
     writeDelay: integer(options, 'writeDelay', 2, 0, 100),
     retainRequest,

@@ -6,7 +6,7 @@ import WebSocket from 'ws'
 import type { Socket } from 'node:net'
 import { connect as connectClient, type RoomsClient, type RoomsClientError } from '../lib/client/index.js'
 import wsRooms from '../lib/index.js'
-import type { ConnectOptions, WebSocketLike } from '../types/client.js'
+import type { ConnectOptions, WebSocketConstructorLike, WebSocketLike } from '../types/client.js'
 import type { WsRoomsOptions } from '../types/index.js'
 import { isAddressInUse, reservedPort, retryAddressInUse } from './helpers.js'
 
@@ -83,6 +83,8 @@ async function listenOnce (
 
 /** Fast reconnects for tests: no test waits on the defaults. */
 export const fastReconnect = { initialDelayMs: 5, maxDelayMs: 40, factor: 2, jitter: 0.5 }
+/** And after a server restart (1001, 1012, 1013): a short random wait, not the default 5 s. */
+export const fastRestartJitterMs = 20
 
 /**
  * Every event of a client, recorded in order; `next(event, match)` resolves with the first
@@ -142,7 +144,7 @@ export function openClient (
   url: string,
   options: ConnectOptions = {}
 ): { client: RoomsClient<any>, events: Recorder } {
-  const client = connectClient(url, { WebSocket, reconnect: fastReconnect, ...options })
+  const client = connectClient(url, { WebSocket, reconnect: fastReconnect, restartJitterMs: fastRestartJitterMs, ...options })
   const events = new Recorder(client, ['typing'])
   t.teardown(() => client.close())
   return { client, events }
@@ -208,4 +210,21 @@ export function reconnectGate (value = 'any'): { token: () => Promise<string>, h
     hold: () => { gate = new Promise((resolve) => { open = resolve }) },
     release: () => { open?.(); gate = undefined }
   }
+}
+
+/**
+ * A load balancer in front of several nodes, seen from the client: a `ws` WebSocket class whose
+ * connections go to the port `sendTo` picked last (as a balancer that took a draining node out
+ * of rotation sends new connections to the others), whatever port the client's URL names.
+ */
+export function balancer (port: number): { WebSocket: WebSocketConstructorLike, sendTo: (port: number) => void } {
+  let target = port
+  class Balanced extends WebSocket {
+    constructor (url: string, protocols?: string | string[]) {
+      const to = new URL(url)
+      to.port = String(target)
+      super(to.href, protocols)
+    }
+  }
+  return { WebSocket: Balanced, sendTo: (p) => { target = p } }
 }

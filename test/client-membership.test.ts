@@ -7,7 +7,7 @@
 // `not_in_room`.
 import t from 'tap'
 import { connect as connectClient, type RoomsClient } from '../lib/client/index.js'
-import { CuttableWebSocket, fastReconnect, listen, reconnectGate, Recorder, type Server } from './client-helpers.js'
+import { CuttableWebSocket, fastReconnect, fastRestartJitterMs, listen, reconnectGate, Recorder, type Server } from './client-helpers.js'
 import { connect as rawConnect, eventually, gatedAdapter, join, roundTrip, type TestClient } from './helpers.js'
 import { deleteKeys, RedisServer, SHARED_REDIS, uniquePrefix } from './fixtures/redis-helpers.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
@@ -34,7 +34,7 @@ async function say (from: TestClient, room: string, text: string): Promise<numbe
 function openMoved (t: { teardown: (fn: () => unknown) => void }, server: Server, user: string) {
   const gate = reconnectGate(user)
   const client: RoomsClient<any> = connectClient(server.url, {
-    WebSocket: CuttableWebSocket, reconnect: fastReconnect, token: gate.token, tokenTransport: 'query', presence: false
+    WebSocket: CuttableWebSocket, reconnect: fastReconnect, restartJitterMs: fastRestartJitterMs, token: gate.token, tokenTransport: 'query', presence: false
   })
   const events = new Recorder(client, ['membership', 'recovery', 'rejoined', 'message'])
   t.teardown(() => client.close())

@@ -6,13 +6,13 @@ import WebSocket from 'ws'
 import { connect as connectClient, type RoomsClient } from '../lib/client/index.js'
 import type { ConnectOptions } from '../types/client.js'
 import type { WsRoomsOptions } from '../types/index.js'
-import { fastReconnect, listen, listenRestartable, Recorder, type Server } from './client-helpers.js'
+import { fastReconnect, fastRestartJitterMs, listen, listenRestartable, Recorder, type Server } from './client-helpers.js'
 import { connect as rawConnect, join, type TestClient } from './helpers.js'
 
 const withUsers: WsRoomsOptions = { authenticate: (token) => ({ id: token }) }
 
 function open (t: { teardown: (fn: () => unknown) => void }, server: Server, user: string, options: ConnectOptions = {}): { client: RoomsClient<any>, events: Recorder } {
-  const client = connectClient(server.url, { WebSocket, reconnect: fastReconnect, token: user, ...options })
+  const client = connectClient(server.url, { WebSocket, reconnect: fastReconnect, restartJitterMs: fastRestartJitterMs, token: user, ...options })
   const events = new Recorder(client, ['presence'])
   t.teardown(() => client.close())
   return { client, events }

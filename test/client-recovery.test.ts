@@ -4,14 +4,14 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect as connectClient } from '../lib/client/index.js'
-import { CuttableWebSocket, fastReconnect, listen, listenRestartable, reconnectGate, Recorder, type Server } from './client-helpers.js'
+import { CuttableWebSocket, fastReconnect, fastRestartJitterMs, listen, listenRestartable, reconnectGate, Recorder, type Server } from './client-helpers.js'
 import { connect as rawConnect, join, type TestClient } from './helpers.js'
 import { RedisServer, uniquePrefix } from './fixtures/redis-helpers.js'
 import { redisAdapter } from '../lib/adapters/redis.js'
 
 function openRecovering (t: { teardown: (fn: () => unknown) => void }, url: string, gate = reconnectGate()) {
   const client = connectClient(url, {
-    WebSocket: CuttableWebSocket, reconnect: fastReconnect, token: gate.token, tokenTransport: 'query', presence: false
+    WebSocket: CuttableWebSocket, reconnect: fastReconnect, restartJitterMs: fastRestartJitterMs, token: gate.token, tokenTransport: 'query', presence: false
   })
   const events = new Recorder(client, ['recovery', 'message', 'news'])
   t.teardown(() => client.close())
@@ -148,7 +148,7 @@ t.test('history that no longer reaches back: recovered false, nothing replayed, 
 t.test('a restarted in-memory server (a new epoch): recovered false, and its offsets from 1 are not taken for repeats', async (t) => {
   let server = await listenRestartable({ history: {} })
   t.teardown(() => server.app.close())
-  const client = connectClient(server.url, { WebSocket, reconnect: fastReconnect, presence: false })
+  const client = connectClient(server.url, { WebSocket, reconnect: fastReconnect, restartJitterMs: fastRestartJitterMs, presence: false })
   const events = new Recorder(client, ['recovery'])
   t.teardown(() => client.close())
   await client.join('r')

@@ -117,8 +117,8 @@ export async function connect (url: string, options: ClientOptions & { protocols
   return client
 }
 
-/** Try an upgrade that should be refused; resolves with the HTTP status and the JSON body. */
-export function refusedUpgrade (url: string, options: ClientOptions & { protocols?: string | string[] } = {}): Promise<{ status: number, body: any }> {
+/** Try an upgrade that should be refused; resolves with the HTTP status, the JSON body and the headers. */
+export function refusedUpgrade (url: string, options: ClientOptions & { protocols?: string | string[] } = {}): Promise<{ status: number, body: any, headers: Record<string, string | string[] | undefined> }> {
   const { protocols, ...rest } = options
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, rest)
@@ -131,7 +131,7 @@ export function refusedUpgrade (url: string, options: ClientOptions & { protocol
       res.on('end', () => {
         let parsed: any = body
         try { parsed = JSON.parse(body) } catch {}
-        resolve({ status: res.statusCode ?? 0, body: parsed })
+        resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers })
       })
     })
   })

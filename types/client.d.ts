@@ -73,6 +73,13 @@ export interface ConnectOptions {
   WebSocket?: WebSocketConstructorLike
   /** Reconnect policy, or `false` to never reconnect. */
   reconnect?: ReconnectOptions | false
+  /**
+   * After the server closed the connection with 1001 (going away), 1012 (service restart) or 1013
+   * (try again later), the first reconnect waits a random delay from 0 to this many ms, evenly
+   * spread, instead of the backoff's first delay: the clients of a node that stops do not all
+   * arrive at the other nodes in the same second. Later attempts back off as usual. Default 5000.
+   */
+  restartJitterMs?: number
   /** How long `join`/`leave`/`send`/`request` wait for their ack or error, in ms; `0`: no limit. Default 10000. */
   requestTimeoutMs?: number
   /**

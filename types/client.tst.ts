@@ -91,6 +91,8 @@ describe('connect', () => {
     })).type.not.toRaiseError()
     expect(connect('ws://x', { presence: false })).type.not.toRaiseError()
     expect(connect(new URL('ws://localhost/ws'), { reconnect: false })).type.not.toRaiseError()
+    expect(connect('ws://x', { restartJitterMs: 10_000 })).type.not.toRaiseError()
+    expect(connect('ws://x', { restartJitterMs: '5s' })).type.toRaiseError("Type 'string' is not assignable to type 'number'")
   })
 
   test('the ws package is a WebSocket implementation', () => {

@@ -54,6 +54,7 @@ describe('require(\'fastify-ws-rooms\')', () => {
     expect<import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } }).WsRoomsOptions>().type.toBe<WsRoomsOptions>()
     expect<import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } }).ServerMessage>().type.toBe<ServerMessage>()
     expect<import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } }).RoomsApi>().type.toBe<RoomsApi>()
+    expect<import('fastify-ws-rooms', { with: { 'resolution-mode': 'require' } }).DrainOptions>().type.toBe<{ overMs?: number }>()
   })
 
   test('fastify.rooms is declared for CommonJS programs too', () => {

@@ -76,6 +76,7 @@ declare namespace fastifyWsRooms {
   export type RoomsEvents = esm.RoomsEvents
   export type RoomHistory = esm.RoomHistory
   export type DisconnectOptions = esm.DisconnectOptions
+  export type DrainOptions = esm.DrainOptions
   export type RoomsStats = esm.RoomsStats
   export type BroadcastOptions = esm.BroadcastOptions
   export type RoomsApi = esm.RoomsApi

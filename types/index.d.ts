@@ -276,6 +276,13 @@ export interface WsRoomsOptions {
   /** How long a client gets to answer a close frame before its socket is cut (on `fastify.close()` too). Default 2000. */
   closeTimeout?: number
   /**
+   * When set, `fastify.close()` first drains the node over this many ms, as
+   * `fastify.rooms.drain({ overMs })` does (upgrades refused with 503 + `Retry-After`,
+   * connections closed with 1012 "Service restart" one after the other), then closes what is
+   * left with 1001. Default 0: no drain, every client gets 1001 at once.
+   */
+  drainOnClose?: number
+  /**
    * Write coalescing under load (ms, 0–100; 0 turns it off). Frames go out once per event-loop
    * turn, one write per socket. When the last of those flushes itself took at least this long
    * and new frames come less than this long after it ended, the server is busy writing: the next
@@ -337,6 +344,14 @@ export interface DisconnectOptions {
   reason?: string
 }
 
+export interface DrainOptions {
+  /**
+   * The window, in ms, over which this node's connections are closed (1012 "Service restart"),
+   * evenly spaced: the first at once. Default 10000.
+   */
+  overMs?: number
+}
+
 export interface RoomsEvents {
   connect: (conn: RoomConnection) => void
   disconnect: (conn: RoomConnection, code: number) => void
@@ -386,6 +401,16 @@ export interface RoomsApi {
   joinUser (userId: string, room: string): Promise<void>
   /** Take every connection of `userId`, on every node, out of `room`, as `leave` does: each connection gets `removed`. */
   leaveUser (userId: string, room: string): Promise<void>
+  /**
+   * Stop this node taking connections and send its clients elsewhere before a restart: from the
+   * call on, upgrades get HTTP 503 with a `Retry-After` header, and the node's connections are
+   * closed with 1012 "Service restart", spread evenly over `overMs`. Resolves once all of them
+   * are closed; `fastify.close()` after it (or during it) closes what is left with 1001. A call
+   * while a drain is under way or done gets that drain's promise (its window is kept); the node
+   * takes no new connection again, so start a new process to serve again. Rejects with a
+   * TypeError for an `overMs` that is not a number of ms from 0 to 2147483647.
+   */
+  drain (options?: DrainOptions): Promise<void>
   /** Rooms with members on this node. */
   rooms (): Array<{ room: string, size: number }>
   stats (): RoomsStats

@@ -9,6 +9,7 @@ import wsRooms, {
   memoryAdapter,
   type AckMessage,
   type ClientMessage,
+  type DrainOptions,
   type ErrorCode,
   type HandledMessage,
   type ObjectSchema,
@@ -259,5 +260,22 @@ describe('history, presence, cluster-wide control', () => {
     expect(rooms.joinUser('u1', 'r')).type.toBe<Promise<void>>()
     expect(rooms.leaveUser('u1', 'r')).type.toBe<Promise<void>>()
     expect(rooms.disconnectUser('u1', { code: '4003' })).type.toRaiseError()
+  })
+})
+
+describe('draining', () => {
+  test('drain({ overMs? }) resolves to void', () => {
+    expect(app.rooms.drain()).type.toBe<Promise<void>>()
+    expect(app.rooms.drain({})).type.toBe<Promise<void>>()
+    expect(app.rooms.drain({ overMs: 10_000 })).type.toBe<Promise<void>>()
+    expect<Parameters<RoomsApi['drain']>[0]>().type.toBe<DrainOptions | undefined>()
+    expect(app.rooms.drain({ overMs: '10s' })).type.toRaiseError()
+    expect(app.rooms.drain({ within: 10_000 })).type.toRaiseError()
+    expect(app.rooms.drain(10_000)).type.toRaiseError()
+  })
+
+  test('the drainOnClose option takes ms', () => {
+    expect(app.register(wsRooms, { drainOnClose: 10_000 })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { drainOnClose: '10s' })).type.toRaiseError()
   })
 })

@@ -24,6 +24,9 @@ import {
   normalizeReconnect,
   reconnectDefaults,
   reconnectsAtOnce,
+  isRestartClose,
+  normalizeRestartJitter,
+  restartDelay,
   shouldReconnect,
   statusOfError,
   type NormalizedReconnect
@@ -103,6 +106,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   readonly #tokenTransport: 'protocol' | 'query'
   readonly #protocols: string[]
   readonly #reconnect: NormalizedReconnect | false
+  readonly #restartJitterMs: number
   readonly #requestTimeoutMs: number
   readonly #connectTimeoutMs: number
   readonly #maxQueuedFrames: number
@@ -164,6 +168,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     }
     this.#protocols = options.protocols ?? []
     this.#reconnect = normalizeReconnect(options.reconnect)
+    this.#restartJitterMs = normalizeRestartJitter(options.restartJitterMs)
     this.#requestTimeoutMs = positive('requestTimeoutMs', options.requestTimeoutMs, 10000)
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 10000)
     this.#maxQueuedFrames = positive('maxQueuedFrames', options.maxQueuedFrames, 100)
@@ -686,6 +691,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#rejoining.clear()
     this.#rejoinsInFlight.clear()
     let atOnce = false
+    let restart = false
     for (const pending of [...this.#pending.values()]) {
       if (pending.sent) this.#settle(pending, new RoomsClientError('disconnected', `The connection dropped before "${pending.type}" was answered`))
     }
@@ -694,6 +700,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       if (attempt.opened) {
         retry = shouldReconnect(code)
         atOnce = reconnectsAtOnce(code)
+        restart = isRestartClose(code)
         if (!retry) error = new RoomsClientError('connection_refused', `The server closed the connection with code ${code}${reason === '' ? '' : ` (${reason})`}`)
         if (Date.now() - attempt.openedAt >= STABLE_AFTER_MS) this.#backoffStep = 0
       } else {
@@ -740,7 +747,9 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#events.emit('close', info)
     if (this.#state !== 'reconnecting') return // a listener closed the client
     // An expired session (4001) comes back at once with a fresh token: nothing is wrong to wait out.
-    const delayMs = atOnce ? 0 : backoffDelay(++this.#backoffStep, this.#reconnect)
+    // A stopping node's clients spread their return (restartDelay); later attempts back off as usual.
+    const step = atOnce ? this.#backoffStep : ++this.#backoffStep
+    const delayMs = atOnce ? 0 : restart ? restartDelay(this.#restartJitterMs) : backoffDelay(step, this.#reconnect)
     this.#events.emit('reconnecting', { attempt: this.#failures, delayMs })
     if (this.#state !== 'reconnecting') return // a listener closed the client
     this.#retryTimer = setTimeout(() => {

@@ -85,6 +85,31 @@ function messageOf (value: unknown): string {
   return typeof message === 'string' ? message : ''
 }
 
+/**
+ * Close codes of a server that stops or sheds load on purpose (1001 going away, 1012 service
+ * restart, 1013 try again later): every client of that node is told at about the same time.
+ */
+export function isRestartClose (code: number): boolean {
+  return code === 1001 || code === 1012 || code === 1013
+}
+
+export const DEFAULT_RESTART_JITTER_MS = 5000
+
+export function normalizeRestartJitter (value: unknown): number {
+  if (value === undefined) return DEFAULT_RESTART_JITTER_MS
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError('restartJitterMs must be a finite number >= 0')
+  return value
+}
+
+/**
+ * The wait before reconnecting after a connection closed with a restart code: uniform over
+ * [0, restartJitterMs] in place of the backoff's delay, so the clients of a stopping node
+ * arrive at the others spread over that time rather than in the same second.
+ */
+export function restartDelay (restartJitterMs: number, random: () => number = Math.random): number {
+  return Math.min(restartJitterMs, Math.floor(random() * (restartJitterMs + 1)))
+}
+
 /** The wait before retry number `attempt` (1-based): exponential, capped, then jittered down. */
 export function backoffDelay (attempt: number, options: NormalizedReconnect, random: () => number = Math.random): number {
   const exponential = options.initialDelayMs * options.factor ** Math.max(0, attempt - 1)
