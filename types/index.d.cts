@@ -56,6 +56,8 @@ declare namespace fastifyWsRooms {
   export type HistoryOptions = esm.HistoryOptions
   export type PresenceMode = esm.PresenceMode
   export type AuthenticatedSession = esm.AuthenticatedSession
+  export type RoomGrants = esm.RoomGrants
+  export type PublishFrame = esm.PublishFrame
   export type WsRoomsOptions = esm.WsRoomsOptions
   export type AppUser = esm.AppUser
   /** Declare the application's user type here (see index.d.ts); CommonJS programs augment this one. */

@@ -205,11 +205,31 @@ export interface HistoryOptions {
 
 export type PresenceMode = 'each' | 'batched' | 'none'
 
-/** What `authenticate` may return instead of the user: the user and when the session ends. */
-export interface AuthenticatedSession {
+/** What a session may do, by room: a key is a room name, a prefix ending in `*` (`'team:42:*'`), or `'*'`. */
+export type RoomGrants = Record<string, ReadonlyArray<'join' | 'publish'>>
+
+/**
+ * What `authenticate` may return instead of the user: the user, when the session ends, and what it
+ * may do. At least one of `expiresAt` and `grants` is given.
+ */
+export type AuthenticatedSession = {
   user: AppUser
-  /** ms since the epoch; the connection is closed with 4001 "Token expired" then. */
+  /** ms since the epoch; the connection is closed with 4001 "Token expired" then (unless refreshed). */
   expiresAt: number
+  /** Rooms a client may join and publish to; without grants, `authorizeJoin` and `authorizePublish` alone decide. */
+  grants?: RoomGrants
+} | {
+  user: AppUser
+  expiresAt?: number
+  grants: RoomGrants
+}
+
+/** A client's `message` frame, as `authorizePublish` sees it. */
+export interface PublishFrame {
+  type: 'message'
+  room: string
+  text: string
+  id?: MessageId
 }
 
 export interface WsRoomsOptions {
@@ -227,6 +247,11 @@ export interface WsRoomsOptions {
     AppUser | AuthenticatedSession | null | undefined | Promise<AppUser | AuthenticatedSession | null | undefined>
   /** Per-room permission, checked at every join. Default: allow. */
   authorizeJoin?: (user: AppUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
+  /**
+   * Asked for every client `message` frame, before anything is delivered: `false` refuses it with
+   * `forbidden`, a throw with `internal_error`. Runs after the grants check. Default: allow.
+   */
+  authorizePublish?: (user: AppUser, room: string, frame: PublishFrame) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; larger closes with 1009. Default 65536. */
   maxPayload?: number
   /**
