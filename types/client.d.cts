@@ -47,6 +47,7 @@ declare namespace connect {
   export type ReconnectingInfo = esm.ReconnectingInfo
   export type RecoveryInfo = esm.RecoveryInfo
   export type MembershipInfo = esm.MembershipInfo
+  export type SessionInfo = esm.SessionInfo
   export type RejoinedInfo = esm.RejoinedInfo
   export type RoomPresence = esm.RoomPresence
   export type ClientEvents = esm.ClientEvents
