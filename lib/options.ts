@@ -1,7 +1,7 @@
 // Options are checked and normalised once, at register time, into one params object with
 // every default filled in, so the per-frame path reads plain fields and never re-checks them.
 import type { FastifyRequest } from 'fastify'
-import type { OriginCheck, PresenceMode, PublishFrame, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
+import type { ChatMessageIn, OriginCheck, PresenceMode, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
 import { InvalidOptionError } from './errors.js'
 
 export interface RoomsParams {
@@ -12,7 +12,7 @@ export interface RoomsParams {
   authenticate: WsRoomsOptions['authenticate']
   authorizeJoin: ((user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>) | undefined
   /** Asked for every client `message` frame; undefined when not set (then a message costs nothing more). */
-  authorizePublish: ((user: RoomUser, room: string, frame: PublishFrame) => boolean | Promise<boolean>) | undefined
+  authorizePublish: ((user: RoomUser, room: string, frame: ChatMessageIn) => boolean | Promise<boolean>) | undefined
   maxPayload: number
   /** Bytes of frames that may wait behind one whose async work runs; more closes with 1008. */
   maxBacklogBytes: number

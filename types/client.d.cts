@@ -22,6 +22,7 @@ declare namespace connect {
   export type AckMessage = esm.AckMessage
   export type StreamPosition = esm.StreamPosition
   export type MembersMessage = esm.MembersMessage
+  export type RefreshMessage = esm.RefreshMessage
   export type PresenceEvent = esm.PresenceEvent
   export type AddedEvent = esm.AddedEvent
   export type RemovedEvent = esm.RemovedEvent

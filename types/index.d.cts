@@ -21,6 +21,7 @@ declare namespace fastifyWsRooms {
   export type LeaveMessage = esm.LeaveMessage
   export type ChatMessageIn = esm.ChatMessageIn
   export type MembersMessage = esm.MembersMessage
+  export type RefreshMessage = esm.RefreshMessage
   export type ClientMessage = esm.ClientMessage
   export type WelcomeEvent = esm.WelcomeEvent
   export type JoinEvent = esm.JoinEvent
@@ -57,7 +58,6 @@ declare namespace fastifyWsRooms {
   export type PresenceMode = esm.PresenceMode
   export type AuthenticatedSession = esm.AuthenticatedSession
   export type RoomGrants = esm.RoomGrants
-  export type PublishFrame = esm.PublishFrame
   export type WsRoomsOptions = esm.WsRoomsOptions
   export type AppUser = esm.AppUser
   /** Declare the application's user type here (see index.d.ts); CommonJS programs augment this one. */

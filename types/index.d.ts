@@ -2,7 +2,7 @@
 // docs/protocol.md). The runtime in lib/ imports its types from here, so what users compile
 // against is what the plugin is written against.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
+import type { ChatMessageIn, ErrorCode, MessageId, RoomUser } from './protocol.js'
 import type { ObjectSchema, StaticOf } from './schema.js'
 
 // ---- Wire protocol: frames, error codes, close codes (docs/protocol.md) ----
@@ -224,14 +224,6 @@ export type AuthenticatedSession = {
   grants: RoomGrants
 }
 
-/** A client's `message` frame, as `authorizePublish` sees it. */
-export interface PublishFrame {
-  type: 'message'
-  room: string
-  text: string
-  id?: MessageId
-}
-
 export interface WsRoomsOptions {
   /** The WebSocket route. Default `'/ws'`. */
   path?: string
@@ -251,7 +243,7 @@ export interface WsRoomsOptions {
    * Asked for every client `message` frame, before anything is delivered: `false` refuses it with
    * `forbidden`, a throw with `internal_error`. Runs after the grants check. Default: allow.
    */
-  authorizePublish?: (user: AppUser, room: string, frame: PublishFrame) => boolean | Promise<boolean>
+  authorizePublish?: (user: AppUser, room: string, frame: ChatMessageIn) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; larger closes with 1009. Default 65536. */
   maxPayload?: number
   /**
