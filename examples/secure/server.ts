@@ -1,8 +1,11 @@
 // wss:// done properly: TLS, an Origin allowlist (against Cross-Site WebSocket Hijacking), and a
 // signed, expiring token checked before the upgrade; the plugin's payload, rate and idle limits
-// are spelled out. Tokens come from a demo login; cookies are never trusted for the socket. A
-// session lasts as long as its token: at the token's expiry the server closes the connection
-// with 4001, and the client (client.ts here) logs in again and is back at once.
+// are spelled out. Tokens come from a demo login; cookies are never trusted for the socket.
+// Tokens are short-lived (10 minutes) and carry what their holder may do (grants): its own
+// `user:<id>` room and `lobby` to read and write, `announcements` to read only. Before a token
+// expires the client (client.ts here) logs in again and hands the new token to the live
+// connection (a `refresh` frame): same connection, same rooms, and nobody sees it leave and
+// join. A connection that does not refresh in time is closed with 4001 at the token's expiry.
 //
 //   npx tsx examples/secure/server.ts      (PORT=8443 by default; creates key.pem/cert.pem here
 //                                           on first run if openssl is installed)
@@ -39,7 +42,7 @@ export interface SecureOptions {
   allowedOrigins?: string[]
   /** HMAC key for tokens (at least 32 bytes). Default: $TOKEN_SECRET, else random per process. */
   tokenSecret?: string | Buffer
-  /** Token lifetime in seconds. Default 3600. */
+  /** Token lifetime in seconds. Default 600: short, since clients refresh in place. */
   tokenTtl?: number
   /** Fastify's logger option. Default `false` (the CLI entry below turns it on). */
   logger?: FastifyServerOptions['logger']
@@ -67,7 +70,7 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
     app.log.warn('TOKEN_SECRET is not set: using a random secret, tokens stop working when this process ends')
   }
   const tokenSecret = secret
-  const tokenTtl = options.tokenTtl ?? 3600
+  const tokenTtl = options.tokenTtl ?? 600
   // Fail at startup, not at the first login, on a short secret or a bad ttl.
   verifyToken(signToken('startup-check', tokenSecret, tokenTtl), tokenSecret)
 
@@ -92,15 +95,20 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
     // A browser always sends Origin; an attacker's page cannot forge it. Requests without one
     // (non-browser clients) are refused too: this is a browser-facing example.
     allowedOrigins: options.allowedOrigins ?? defaultOrigins,
-    // `expiresAt`: the session ends with the token (close 4001 "Token expired"), so a revoked or
-    // expired login does not keep a socket open for days.
+    // `expiresAt`: the session ends with the token (close 4001 "Token expired") unless the client
+    // refreshes it first, so a revoked login does not keep a socket open for long. The same
+    // function checks the tokens of `refresh` frames: a refresh must be for the same user.
+    // `grants`: `user:<id>` rooms are private to that user, `announcements` is read-only (only
+    // the server posts there, with app.rooms.broadcast); anything else is `forbidden`.
     authenticate: (token) => {
       const claims = verifyToken(token, tokenSecret)
       if (claims === null) return null
-      return { user: { id: claims.sub, name: claims.name ?? claims.sub }, expiresAt: claims.exp * 1000 }
-    },
-    // `user:<id>` rooms are private to that user (an authorizeJoin "no" is a `forbidden` error).
-    authorizeJoin: (user, room) => !room.startsWith('user:') || room === `user:${user.id}`
+      return {
+        user: { id: claims.sub, name: claims.name ?? claims.sub },
+        expiresAt: claims.exp * 1000,
+        grants: { lobby: ['join', 'publish'], [`user:${claims.sub}`]: ['join', 'publish'], announcements: ['join'] }
+      }
+    }
   })
 
   app.get('/', async (_request, reply) => {
