@@ -4,7 +4,7 @@
 // old session as it was; refresh frames count against the rate limit.
 import t from 'tap'
 import type { AuthenticatedSession, WsRoomsOptions } from '../types/index.js'
-import { closedWithin, join, roundTrip, serve } from './helpers.js'
+import { captureLogs, closedWithin, join, roundTrip, serve } from './helpers.js'
 
 type Result = AuthenticatedSession | { id: string, [k: string]: unknown } | null
 
@@ -146,4 +146,20 @@ t.test('refresh frames count against the rate limit: a hostile loop gets rate_li
   t.ok(answers.filter((m) => m.code === 'rate_limited').length >= 1)
   t.equal(calls.filter((c) => c.token !== 'ann').length, 4, 'authenticate ran only for frames within the limit')
   t.equal(answers.filter((m) => m.type === 'ack').length, 0)
+})
+
+t.test('a refresh token never reaches the log, even in what authenticate throws', async (t) => {
+  const secret = 'rEfReSh-sEcReT-9f8e7d'
+  const logs = captureLogs()
+  const s = await serve(t, {
+    authenticate: (token) => {
+      if (token === 'ann') return { id: 'ann' }
+      throw new Error(`bad token ${token}`)
+    }
+  }, undefined, { logger: { level: 'trace', stream: logs.stream } })
+  const ann = await s.open(bearer('ann'))
+  t.match(await ann.request({ type: 'refresh', token: secret }, 1), { code: 'forbidden', id: 1 })
+  const text = logs.lines.join('\n')
+  t.notMatch(text, secret)
+  t.match(text, /bad token \[redacted\]/)
 })
