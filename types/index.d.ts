@@ -281,7 +281,8 @@ export interface WsRoomsOptions {
   firstFrameTimeout?: number
   /**
    * Keep each connection's upgrade request as `conn.request` (about 6 KB per connection).
-   * Default: only when `authorizeJoin` is set, which receives it.
+   * Default: only when `authorizeJoin` is set, which receives it. Without it, a connection with
+   * `authenticate` keeps the upgrade's headers, ip and url for the `authenticate` call of a refresh.
    */
   retainRequest?: boolean
   /** How long a client gets to answer a close frame before its socket is cut (on `fastify.close()` too). Default 2000. */
