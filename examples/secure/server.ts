@@ -11,6 +11,7 @@
 //                                           on first run if openssl is installed)
 //   curl -k -X POST https://localhost:8443/api/token -H 'content-type: application/json' -d '{"name":"alice"}'
 //   npx tsx examples/secure/client.ts alice   (logs in, joins "lobby", prints what arrives)
+//   open https://localhost:8443/page?name=bob  (the same in a page; TOKEN_TTL=60 to watch refreshes)
 //
 // A client passes the token in one of three places (the plugin reads them in this order):
 //   new WebSocket(`wss://localhost:8443/ws?token=${token}`)              query: ends up in access logs
@@ -26,6 +27,7 @@ import type { Server } from 'node:https'
 import wsRooms from '../../lib/index.js'
 import { isMain, listenUntilSignalled } from '../main.js'
 import type { WsRoomsOptions } from '../../types/index.js'
+import { servePage } from './page.js'
 import { loadOrCreateCertificate } from './tls.js'
 import { signToken, verifyToken } from './token.js'
 
@@ -46,6 +48,8 @@ export interface SecureOptions {
   tokenTtl?: number
   /** Fastify's logger option. Default `false` (the CLI entry below turns it on). */
   logger?: FastifyServerOptions['logger']
+  /** The built browser client the page imports (under /client/). Default: dist/esm/client. */
+  clientDir?: string
   /** Further plugin options (limits, path, ...); authentication and origins are set here. */
   rooms?: Omit<WsRoomsOptions, 'authenticate' | 'allowedOrigins'>
 }
@@ -115,6 +119,9 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
     return reply.type('text/plain; charset=utf-8').send('WebSocket server running')
   })
 
+  // The lobby page (open https://localhost:8443/page?name=alice in two browsers).
+  servePage(app, options.clientDir)
+
   app.post<{ Body: Static<typeof TokenRequest> }>('/api/token', {
     schema: { body: TokenRequest }
   }, async (request) => {
@@ -126,4 +133,7 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
   return app
 }
 
-if (isMain(import.meta.url)) await listenUntilSignalled(await build({ logger: true }), 8443)
+if (isMain(import.meta.url)) {
+  const tokenTtl = process.env.TOKEN_TTL === undefined ? undefined : Number(process.env.TOKEN_TTL)
+  await listenUntilSignalled(await build({ logger: true, tokenTtl }), 8443)
+}
