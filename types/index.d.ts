@@ -312,7 +312,7 @@ export interface WsRoomsOptions {
 /** A connected client, as handlers and event listeners see it. */
 export interface RoomConnection {
   readonly id: string
-  /** Who `authenticate` said this is (the type declared in `RoomsUserMap`), or `{ id: 'anon-…' }` without `authenticate`. */
+  /** Who `authenticate` said this is (the type declared in `RoomsUserMap`), or `{ id: 'anon-…' }` without `authenticate`; a refresh may replace it (never its id). */
   readonly user: AppUser
   /** Rooms this connection is in on this node. */
   readonly rooms: ReadonlySet<string>
