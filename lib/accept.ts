@@ -4,7 +4,7 @@
 import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomUser } from '../types/index.js'
-import { refreshRequest } from './authenticate.js'
+import { refreshRequest, type RefreshRequestShared } from './authenticate.js'
 import { Connection, kConnection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
 import type { Grants } from './grants.js'
@@ -28,6 +28,8 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
   const { params, hub, shutdown, admission, connectionHost, log } = node
   const { ownsWebsocket, trackedClients, serverMaxPayload } = options
   const onFrame = createFrameHandler(node.commands, node.counters)
+  /** What every connection's refresh request shares (see refreshRequest); made at the first connection. */
+  let refreshShared: RefreshRequestShared | undefined
 
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
     onFrame(this[kConnection], data, isBinary)
@@ -63,7 +65,9 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
     const grants = (request as unknown as Record<symbol, Grants | undefined>)[kRoomsGrants]
     if (grants !== undefined) conn.grants = grants
     // A refresh calls authenticate again with the upgrade's headers, ip and url.
-    if (params.authenticate !== undefined && conn.request === undefined) conn.authRequest = refreshRequest(request)
+    if (params.authenticate !== undefined && conn.request === undefined) {
+      conn.authRequest = refreshRequest(request, refreshShared ??= { server: request.server, log: request.server.log })
+    }
     ws.on('message', onMessage as (data: WebSocket.RawData, isBinary: boolean) => void)
     ws.on('pong', onPong as () => void)
     ws.on('close', onClose as (code: number) => void)

@@ -17,16 +17,26 @@ export interface Session {
 
 /**
  * What `authenticate` is given on a refresh when the upgrade request was not kept: its headers,
- * ip and url, a few hundred bytes rather than the whole request.
+ * ip and url, a few hundred bytes rather than the whole request. `server` and `log` (the Fastify
+ * instance and its logger, which a token check often uses: `request.server.jwt.verify`) come from
+ * a prototype every connection of the route shares, so they cost nothing per connection.
  */
 export interface RefreshRequest {
   readonly headers: FastifyRequest['headers']
   readonly ip: string
   readonly url: string
+  readonly server: FastifyRequest['server']
+  readonly log: FastifyBaseLogger
 }
 
-export function refreshRequest (request: FastifyRequest): RefreshRequest {
-  return { headers: request.headers, ip: request.ip, url: request.url }
+export type RefreshRequestShared = Pick<RefreshRequest, 'server' | 'log'>
+
+export function refreshRequest (request: FastifyRequest, shared: RefreshRequestShared): RefreshRequest {
+  const copy = Object.create(shared) as { -readonly [K in keyof RefreshRequest]: RefreshRequest[K] }
+  copy.headers = request.headers
+  copy.ip = request.ip
+  copy.url = request.url
+  return copy
 }
 
 /** The session `authenticate` gave, or undefined when it refused (null, or nothing a user can be made of). */

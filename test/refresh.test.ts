@@ -44,6 +44,8 @@ t.test('a refresh with the same user: ack with the new expiresAt, the old expiry
   t.equal(refreshCall.request.headers['x-tenant'], 't1', 'authenticate gets the upgrade\'s headers on a refresh')
   t.equal(refreshCall.request.ip, '127.0.0.1')
   t.match(refreshCall.request.url, /^\/ws/)
+  t.equal(refreshCall.request.server, s.app, 'and the Fastify instance (a token check may use request.server.jwt)')
+  t.type(refreshCall.request.log.info, 'function')
   // Past the first token's expiry: still open, same connection, same rooms.
   await new Promise((resolve) => setTimeout(resolve, 600))
   t.same(await ann.request({ type: 'message', room: 'r', text: 'still here' }, 2), { type: 'ack', id: 2 })
