@@ -98,7 +98,7 @@ for (const mode of ['each', 'batched'] as const) {
   t.test(`a refresh that drops a grant: removed to the connection, the others see the leave (${mode}); kept rooms show no leave or join`, async (t) => {
     const s = await serve(t, {
       authenticate: byTable({
-        wide: { user: { id: 'ann' }, grants: { '*': ['join', 'publish'] } },
+        wide: { user: { id: 'ann' }, grants: { kept: ['join', 'publish'], dropped: ['join', 'publish'], ro: ['join', 'publish'] } },
         narrow: { user: { id: 'ann' }, grants: { kept: ['join', 'publish'], ro: ['join'] } },
         ben: { id: 'ben' }
       }),
@@ -108,6 +108,11 @@ for (const mode of ['each', 'batched'] as const) {
     const ann = await s.open(bearer('wide'))
     const ben = await s.open(bearer('ben'))
     for (const room of ['kept', 'dropped', 'ro']) { await join(ben, room); await join(ann, room) }
+    // Put there by the server, not by a grant: a refresh's grants do not take it out.
+    await s.app.rooms.join(ann.welcome.connectionId, 'staff')
+    await ann.next({ event: 'added' })
+    await s.app.rooms.join(ben.welcome.connectionId, 'staff')
+    await ben.next({ event: 'added' })
     // What ben heard of ann's joins, before the refresh.
     if (mode === 'each') for (let i = 0; i < 3; i++) await ben.next((m) => m.event === 'join' && m.user.id === 'ann')
     else await ben.next((m) => m.event === 'presence' && m.room === 'ro' && m.joined.some((u: any) => u.id === 'ann'))
@@ -129,6 +134,7 @@ for (const mode of ['each', 'batched'] as const) {
     if (mode === 'each') t.same(seen.map((m) => [m.event, m.room, m.user.id]), [['leave', 'dropped', 'ann']])
     else t.same(seen.map((m) => [m.room, m.joined.length, m.left.map((u: any) => u.id)]), [['dropped', 0, ['ann']]])
     t.same(s.app.rooms.rooms().find((r) => r.room === 'kept'), { room: 'kept', size: 2 })
+    t.same(s.app.rooms.rooms().find((r) => r.room === 'staff'), { room: 'staff', size: 2 }, 'the server-joined room is kept')
   })
 }
 

@@ -52,14 +52,17 @@ function apply (ctx: CommandContext, conn: Connection, id: MessageId | undefined
   const expiresAt = session.expiresAt
   if (expiresAt !== undefined && expiresAt <= Date.now()) return refuse(ctx, conn, id, 'the token has already expired')
   if (!conn.open) return
+  const before = conn.grants
   conn.user = session.user
   conn.userJson = JSON.stringify(session.user)
   const grants = session.grants ?? null
   conn.grants = grants
   ctx.hub.moveExpiry(conn, expiresAt)
   if (grants !== null) {
+    // Rooms the old session could join and the new one cannot. A room the server put the
+    // connection in without a grant stays: server-side joins are not the grants' business.
     for (const room of [...conn.rooms]) {
-      if (!granted(grants, 'join', room)) ctx.hub.leave(conn, room, { tell: true })
+      if (!granted(grants, 'join', room) && (before === null || granted(before, 'join', room))) ctx.hub.leave(conn, room, { tell: true })
     }
   }
   ctx.replies.ack(conn, id, expiresAt === undefined ? {} : { expiresAt })
