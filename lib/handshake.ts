@@ -18,7 +18,7 @@ import {
 export const kRoomsUser = Symbol('fastify-ws-rooms.user')
 /** Where it leaves the session's expiry (§11), when `authenticate` returned `{ user, expiresAt }`. */
 export const kRoomsExpiresAt = Symbol('fastify-ws-rooms.expiresAt')
-/** Where it leaves the session's compiled grants (§14), when `authenticate` returned some. */
+/** Where it leaves the session's compiled grants, when `authenticate` returned some. */
 export const kRoomsGrants = Symbol('fastify-ws-rooms.grants')
 /** Marks an upgrade request as ours, so subprotocol selection answers `rooms.v1`. */
 export const kRoomsUpgrade = Symbol('fastify-ws-rooms.upgrade')
