@@ -171,3 +171,25 @@ t.test('a refresh token never reaches the log, even in what authenticate throws'
   t.notMatch(text, secret)
   t.match(text, /bad token \[redacted\]/)
 })
+
+t.test('a refresh that widens the grants opens rooms at once; one without grants lifts the check', async (t) => {
+  const s = await serve(t, {
+    authenticate: byTable({
+      narrow: { user: { id: 'ann' }, grants: { a: ['join'] } },
+      wider: { user: { id: 'ann' }, grants: { a: ['join', 'publish'], 'b:*': ['join'] } },
+      plain: { user: { id: 'ann' }, expiresAt: Date.now() + 600_000 }
+    })
+  })
+  const ann = await s.open(bearer('narrow'))
+  await join(ann, 'a')
+  t.match(await ann.request({ type: 'join', room: 'b:1' }, 1), { code: 'forbidden', id: 1 })
+  t.match(await ann.request({ type: 'message', room: 'a', text: 'x' }, 2), { code: 'forbidden', id: 2 })
+  t.same(await ann.request({ type: 'refresh', token: 'wider' }, 3), { type: 'ack', id: 3, data: {} })
+  await join(ann, 'b:1')
+  t.same(await ann.request({ type: 'message', room: 'a', text: 'x' }, 4), { type: 'ack', id: 4 })
+  t.match(await ann.request({ type: 'join', room: 'c' }, 5), { code: 'forbidden', id: 5 })
+  const ack = await ann.request({ type: 'refresh', token: 'plain' }, 6)
+  t.type(ack.data.expiresAt, 'number')
+  await join(ann, 'c')
+  t.same([...ann.received.filter((m) => m.event === 'removed')], [], 'nothing was taken away')
+})
