@@ -5,10 +5,12 @@
 import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomUser } from '../types/index.js'
+import { refreshRequest, type RefreshRequestShared } from './authenticate.js'
 import { Connection, kConnection } from './connection.js'
 import { DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON } from './drain.js'
 import { createFrameHandler, hold } from './frame-handler.js'
-import { kRoomsExpiresAt, kRoomsUser } from './handshake.js'
+import type { Grants } from './grants.js'
+import { kRoomsExpiresAt, kRoomsGrants, kRoomsUser } from './handshake.js'
 import type { RoomsNode } from './node.js'
 import { welcomeFrame } from './protocol/server-frames.js'
 
@@ -28,6 +30,8 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
   const { params, hub, shutdown, admission, connectionHost, log } = node
   const { ownsWebsocket, trackedClients, serverMaxPayload } = options
   const { onFrame, resume } = createFrameHandler(node.commands, node.counters)
+  /** What every connection's refresh request shares (see refreshRequest); made at the first connection. */
+  let refreshShared: RefreshRequestShared | undefined
 
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
     onFrame(this[kConnection], data, isBinary)
@@ -65,6 +69,12 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
     const expiresAt = (request as unknown as Record<symbol, number | undefined>)[kRoomsExpiresAt]
     // The request is dropped after the upgrade unless asked for: it is most of an idle connection's memory.
     const conn = new Connection(id, user, ws, request.ip, params.retainRequest ? request : undefined, connectionHost, Date.now(), expiresAt)
+    const grants = (request as unknown as Record<symbol, Grants | undefined>)[kRoomsGrants]
+    if (grants !== undefined) conn.grants = grants
+    // A refresh calls authenticate again with the upgrade's headers, ip and url.
+    if (params.authenticate !== undefined && conn.request === undefined) {
+      conn.authRequest = refreshRequest(request, refreshShared ??= { server: request.server, log: request.server.log })
+    }
     ws.on('message', onMessage as (data: WebSocket.RawData, isBinary: boolean) => void)
     ws.on('pong', onPong as () => void)
     ws.on('close', onClose as (code: number) => void)

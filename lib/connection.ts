@@ -5,6 +5,8 @@ import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import type { RoomConnection, RoomUser } from '../types/index.js'
 import { flushNow, frameText, holdUntilNextTick, queueBatched, queueFrame, type TickBatch, type TickWriter } from './frame-writer.js'
+import type { RefreshRequest } from './authenticate.js'
+import type { Grants } from './grants.js'
 import type { RateLimitState, RateVerdict } from './rate-limiter.js'
 import { serialize } from './serialize.js'
 import type { Counters } from './stats.js'
@@ -26,9 +28,14 @@ export interface ConnectionHost {
 
 export class Connection implements RoomConnection, RateLimitState, TickWriter {
   readonly id: string
-  readonly user: RoomUser
+  /** Replaced (same id) by a session refresh, as are userJson, grants and expiresAt. */
+  user: RoomUser
   /** The user serialized once, spliced into every frame that names them. */
-  readonly userJson: string
+  userJson: string
+  /** What the session may join and publish to (grants.ts); null without grants: no check. */
+  grants: Grants | null = null
+  /** What `authenticate` is given again on a refresh: the upgrade's headers, ip and url (see refresh.ts); undefined without `authenticate`. */
+  authRequest: RefreshRequest | undefined = undefined
   readonly rooms = new Set<string>()
   /** Rooms whose join is under way (in `rooms`, not announced yet); null when none. */
   joining: Set<string> | null = null
@@ -40,7 +47,7 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   lastSeen: number
   readonly connectedAt: number
   /** When the session ends (ms since the epoch, §11); undefined when `authenticate` gave no expiry. */
-  readonly expiresAt: number | undefined
+  expiresAt: number | undefined
   /** Place in the node's session-expiry heap; -1 when not in it. */
   expiryIndex = -1
   /** When the server started closing it (see ClosingSockets); 0 while open. */

@@ -4,7 +4,7 @@
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import type { Admission } from './admission.js'
 import { isPromise } from './async.js'
-import { type AuthenticateResult, normaliseSession, type Session } from './authenticate.js'
+import { type AuthenticateResult, normaliseSession, redact, type Session } from './authenticate.js'
 import { corkUntilFlush } from './frame-writer.js'
 import type { RoomsParams } from './options.js'
 import type { Counters } from './stats.js'
@@ -18,6 +18,8 @@ import {
 export const kRoomsUser = Symbol('fastify-ws-rooms.user')
 /** Where it leaves the session's expiry (§11), when `authenticate` returned `{ user, expiresAt }`. */
 export const kRoomsExpiresAt = Symbol('fastify-ws-rooms.expiresAt')
+/** Where it leaves the session's compiled grants, when `authenticate` returned some. */
+export const kRoomsGrants = Symbol('fastify-ws-rooms.grants')
 /** Marks an upgrade request as ours, so subprotocol selection answers `rooms.v1`. */
 export const kRoomsUpgrade = Symbol('fastify-ws-rooms.upgrade')
 
@@ -73,19 +75,6 @@ function isSameOrigin (origin: string | undefined, request: FastifyRequest): boo
   }
 }
 
-/** A log-safe copy of an error thrown by `authenticate`: the token is cut out of its message and stack. */
-function redact (err: unknown, token: string): unknown {
-  if (!(err instanceof Error)) return { message: String(err).split(token).join('[redacted]') }
-  // Same prototype, so the logger's error serializer still names the type (TypeError, ...);
-  // nothing of the original but these fields, any of which might hold the token.
-  const copy = Object.create(Object.getPrototypeOf(err) as object) as Error & { code?: unknown }
-  copy.message = err.message.split(token).join('[redacted]')
-  copy.stack = err.stack?.split(token).join('[redacted]')
-  const code = (err as { code?: unknown }).code
-  if (code !== undefined) copy.code = code
-  return copy
-}
-
 /**
  * The `preValidation` hook. Written with `done` rather than as an async function: with a sync
  * `authenticate` and a static origin rule no promise is made, which keeps the cost of a
@@ -139,6 +128,7 @@ export function createHandshake ({ params, admission, counters }: HandshakeDeps)
       if (session !== undefined) {
         (request as unknown as Record<symbol, unknown>)[kRoomsUser] = session.user
         if (session.expiresAt !== undefined) (request as unknown as Record<symbol, unknown>)[kRoomsExpiresAt] = session.expiresAt
+        if (session.grants !== undefined) (request as unknown as Record<symbol, unknown>)[kRoomsGrants] = session.grants
       }
       ;(request.raw as unknown as Record<symbol, unknown>)[kRoomsUpgrade] = true
       // The 101 response and the welcome frame then leave in one write, not two.

@@ -143,6 +143,13 @@ export class Hub implements StreamHost, HistorySink {
     this.events.emit('connect', conn)
   }
 
+  /** A refresh replaced the session's expiry: the connection takes its new place in the heap (or leaves it). */
+  moveExpiry (conn: Connection, expiresAt: number | undefined): void {
+    this.expiry.delete(conn)
+    conn.expiresAt = expiresAt
+    if (expiresAt !== undefined) this.expiry.add(conn)
+  }
+
   /** The connection is over (its socket closed, or the server dropped it): leave every room (others get `leave`), forget it. */
   remove (conn: Connection, code: number): void {
     conn.stop()

@@ -1,7 +1,7 @@
 // Options are checked and normalised once, at register time, into one params object with
 // every default filled in, so the per-frame path reads plain fields and never re-checks them.
 import type { FastifyRequest } from 'fastify'
-import type { OriginCheck, PresenceMode, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
+import type { ChatMessageIn, OriginCheck, PresenceMode, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
 import { InvalidOptionError } from './errors.js'
 
 export interface RoomsParams {
@@ -11,6 +11,8 @@ export interface RoomsParams {
   allowMissingOrigin: boolean
   authenticate: WsRoomsOptions['authenticate']
   authorizeJoin: ((user: RoomUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>) | undefined
+  /** Asked for every client `message` frame; undefined when not set (then a message costs nothing more). */
+  authorizePublish: ((user: RoomUser, room: string, frame: ChatMessageIn) => boolean | Promise<boolean>) | undefined
   maxPayload: number
   /** Bytes of frames that may wait behind one whose async work runs; more closes with 1008. */
   maxBacklogBytes: number
@@ -43,7 +45,7 @@ export interface RoomsParams {
 }
 
 const KNOWN_OPTIONS = new Set<string>([
-  'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxBacklogBytes',
+  'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'authorizePublish', 'maxPayload', 'maxBacklogBytes',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
   'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'authenticateTimeout', 'firstFrameTimeout',
   'closeTimeout', 'drainOnClose', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
@@ -145,7 +147,7 @@ export function normaliseOptions (input: unknown): RoomsParams {
   if (typeof allowMissingOrigin !== 'boolean') {
     throw new InvalidOptionError('allowMissingOrigin', `expected a boolean, got ${describe(allowMissingOrigin)}`)
   }
-  for (const name of ['authenticate', 'authorizeJoin'] as const) {
+  for (const name of ['authenticate', 'authorizeJoin', 'authorizePublish'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {
       throw new InvalidOptionError(name, `expected a function, got ${describe(options[name])}`)
     }
@@ -197,6 +199,7 @@ export function normaliseOptions (input: unknown): RoomsParams {
     allowMissingOrigin,
     authenticate: options.authenticate,
     authorizeJoin: options.authorizeJoin,
+    authorizePublish: options.authorizePublish,
     maxPayload,
     maxBacklogBytes: integer(options, 'maxBacklogBytes', 16 * maxPayload, 1),
     rateLimitMax,

@@ -4,7 +4,8 @@
 import type { ErrorCode } from '../types/index.js'
 import { InvalidRoomError, RoomsError, TooManyRoomsError, UnavailableError } from './errors.js'
 
-export type RefusalCause = Exclude<ErrorCode, 'unavailable' | 'invalid_message'> | 'unavailable:read' | 'unavailable:publish'
+export type RefusalCause = Exclude<ErrorCode, 'unavailable' | 'invalid_message'> | 'unavailable:read' | 'unavailable:publish' |
+  'forbidden:publish' | 'forbidden:refresh'
 
 export interface RefusalContext {
   room?: string
@@ -33,6 +34,8 @@ const REFUSALS: Readonly<Record<RefusalCause, Refusal>> = {
     error: (ctx) => new TooManyRoomsError(ctx.maxRoomsPerConnection)
   },
   forbidden: { code: 'forbidden', text: (ctx) => `Not allowed to join ${name(ctx)}` },
+  'forbidden:publish': { code: 'forbidden', text: (ctx) => `Not allowed to publish to ${name(ctx)}` },
+  'forbidden:refresh': { code: 'forbidden', text: () => 'Refresh refused: the session is unchanged' },
   not_in_room: { code: 'not_in_room', text: (ctx) => `Not in room ${name(ctx)}` },
   rate_limited: { code: 'rate_limited', text: () => 'Rate limit exceeded' },
   internal_error: { code: 'internal_error', text: () => 'Internal error' },

@@ -8,6 +8,7 @@ import type { RoomMember, StreamPosition } from '../types/index.js'
 import { isPromise } from './async.js'
 import type { Connection } from './connection.js'
 import type { RoomsEvents } from './events.js'
+import { granted } from './grants.js'
 import type { HistoryRooms } from './history/rooms.js'
 import type { RoomsParams } from './options.js'
 import type { PresenceBoard } from './presence.js'
@@ -180,6 +181,8 @@ export class RoomJoins {
   private tryJoin (conn: Connection, room: string, authorize: boolean, since?: StreamPosition): JoinResult | Promise<JoinResult> {
     if (!isValidRoomName(room, this.params.maxRoomNameLength)) return 'invalid_room'
     if (conn.rooms.has(room)) return this.alreadyJoined(conn, room, authorize, since)
+    // Grants come first, before the room limit and authorizeJoin; server-side joins skip them.
+    if (authorize && conn.grants !== null && !granted(conn.grants, 'join', room)) return 'forbidden'
     if (conn.rooms.size >= this.params.maxRoomsPerConnection) return 'too_many_rooms'
     if (authorize && this.params.authorizeJoin !== undefined) return this.authorizeThenJoin(conn, room, since)
     return this.addMember(conn, room, since)

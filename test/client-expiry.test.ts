@@ -13,9 +13,11 @@ t.test('4001 Token expired: reconnect at once with a fresh token, rooms rejoined
     authenticate: (token) => ({ user: { id: 'alice' }, expiresAt: Date.now() + 300 * Number(token.slice(1)) ** 4 })
   })
   t.teardown(() => server.app.close())
-  // The default reconnect policy: a backoff would wait 250–500 ms for the first retry.
+  // The default reconnect policy: a backoff would wait 250–500 ms for the first retry. Refresh in
+  // place is off: this is the path a failed or late refresh falls back to (client-session-refresh).
   const client = connectClient(server.url, {
     WebSocket,
+    refresh: false,
     token: () => { issued.push(`t${issued.length + 1}`); return issued[issued.length - 1] }
   })
   const events = new Recorder(client)

@@ -77,7 +77,7 @@ t.test('HTTPS routes: GET / and the demo login', async (t) => {
 
   const res = await https(port, 'POST', '/api/token', { name: 'alice' })
   t.equal(res.status, 200)
-  t.match(res.body, { token: String, tokenType: 'Bearer', expiresIn: 3600, user: { id: 'alice', name: 'alice' } })
+  t.match(res.body, { token: String, tokenType: 'Bearer', expiresIn: 600, user: { id: 'alice', name: 'alice' } })
   t.match(verifyToken(res.body.token, SECRET), { sub: 'alice', name: 'alice' })
   t.equal((await https(port, 'POST', '/api/token', { name: 'not a name!' })).status, 400)
   t.equal((await https(port, 'POST', '/api/token', {})).status, 400)
@@ -196,11 +196,48 @@ t.test('signToken / verifyToken', async (t) => {
   await t.rejects(build({ certDir, tokenSecret: 'short' }), /at least 32 bytes/, 'a short secret fails at startup')
 })
 
-t.test('sessions end with the token (4001); the example client logs in again and is back at once', async (t) => {
+t.test('a token turns over in place: same connection, no close, and the other member sees no leave or join', async (t) => {
+  const { port, url, origin } = await start(t, { tokenTtl: 2 })
+  const base = `https://127.0.0.1:${port}`
+  // The watcher's token outlives the test (the login's would expire in 2 s too).
+  const watcher = await connect(url, { ca, origin, protocols: ['rooms.v1', `bearer.${signToken('walt', SECRET, 600, { name: 'walt' })}`] })
+  t.teardown(() => watcher.close())
+  t.same(await watcher.request({ type: 'join', room: 'lobby' }, 1), { type: 'ack', id: 1 })
+  const tokens: string[] = []
+  const client = connectSecure(base, 'dora', { ca, onToken: (token) => tokens.push(token) })
+  t.teardown(() => client.close())
+  const seen: string[] = []
+  for (const event of ['open', 'close', 'reconnecting'] as const) client.on(event, () => seen.push(event))
+  await client.join('lobby')
+  const connectionId = client.connectionId
+  await watcher.next((m) => m.event === 'join' && m.user.id === 'dora')
+  const renewed = await new Promise<any>((resolve) => client.on('session', resolve))
+  t.ok(renewed.expiresAt > Date.now(), 'a later expiry')
+  t.equal(tokens.length, 2, 'logged in again for the refresh')
+  // Past the first token's expiry (2 s): still the same connection.
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  await client.send('lobby', 'still here')
+  t.match(await watcher.next({ type: 'chat' }), { text: 'still here', user: { id: 'dora' } })
+  t.same(seen, ['open'], 'never closed, never reconnected')
+  t.equal(client.connectionId, connectionId)
+  t.same(watcher.received.filter((m) => m.type === 'system' && m.user?.id === 'dora').map((m) => m.event), ['join'], 'the watcher saw dora join once, and nothing since')
+})
+
+t.test('grants: user:<id> rooms private, announcements read-only, nothing else', async (t) => {
+  const { port, url, origin } = await start(t)
+  const client = await connect(url, { ca, origin, protocols: ['rooms.v1', `bearer.${await login(port, 'gus')}`] })
+  t.teardown(() => client.close())
+  t.same(await client.request({ type: 'join', room: 'announcements' }, 1), { type: 'ack', id: 1 })
+  t.match(await client.request({ type: 'message', room: 'announcements', text: 'hi' }, 2), { type: 'error', code: 'forbidden', id: 2 })
+  t.match(await client.request({ type: 'join', room: 'elsewhere' }, 3), { type: 'error', code: 'forbidden', id: 3 })
+  t.same(await client.request({ type: 'join', room: 'user:gus' }, 4), { type: 'ack', id: 4 })
+})
+
+t.test('with refresh off, sessions end with the token (4001); the example client logs in again and is back at once', async (t) => {
   const { port } = await start(t, { tokenTtl: 2 })
   const base = `https://127.0.0.1:${port}`
   const tokens: string[] = []
-  const client = connectSecure(base, 'dora', { ca, onToken: (token) => tokens.push(token) })
+  const client = connectSecure(base, 'dora', { ca, onToken: (token) => tokens.push(token), refresh: false })
   t.teardown(() => client.close())
   const seen: any[] = []
   for (const event of ['open', 'close', 'reconnecting'] as const) client.on(event, (info: unknown) => seen.push([event, info]))

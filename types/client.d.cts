@@ -22,6 +22,7 @@ declare namespace connect {
   export type AckMessage = esm.AckMessage
   export type StreamPosition = esm.StreamPosition
   export type MembersMessage = esm.MembersMessage
+  export type RefreshMessage = esm.RefreshMessage
   export type PresenceEvent = esm.PresenceEvent
   export type AddedEvent = esm.AddedEvent
   export type RemovedEvent = esm.RemovedEvent
@@ -47,6 +48,7 @@ declare namespace connect {
   export type ReconnectingInfo = esm.ReconnectingInfo
   export type RecoveryInfo = esm.RecoveryInfo
   export type MembershipInfo = esm.MembershipInfo
+  export type SessionInfo = esm.SessionInfo
   export type RejoinedInfo = esm.RejoinedInfo
   export type RoomPresence = esm.RoomPresence
   export type ClientEvents = esm.ClientEvents

@@ -102,6 +102,15 @@ export interface ConnectOptions {
    * `false`: only rooms whose members were asked for with `client.members(room)`. Default `true`.
    */
   presence?: boolean | ((room: string) => boolean)
+  /**
+   * With a `token` function and a session that expires (`expiresAt` in the welcome), the client
+   * fetches a new token ahead of expiry and sends it as a `refresh` frame on the live connection:
+   * no reconnect, no leave or join seen by others. `marginMs` (default 30000) and a random
+   * `0..jitterMs` (default 30000) before expiry, each capped at a quarter of the time left. When
+   * the refresh fails, the server closes with 4001 at expiry and the client reconnects at once.
+   * `false`: never refresh in place.
+   */
+  refresh?: { marginMs?: number, jitterMs?: number } | false
 }
 
 export interface RequestOptions {
@@ -131,6 +140,8 @@ export type ClientErrorCode =
   | 'handshake_failed'
   /** `maxAttempts` reached. */
   | 'reconnect_failed'
+  /** Renewing the session ahead of its expiry failed (the token function threw, or no answer in time); the server's 4001 follows. */
+  | 'refresh_failed'
   /** The server closed the connection with a code that means "do not come back" (1000, 1003, 1007, 1008, 3xxx, 4xxx but 4001). */
   | 'connection_refused'
 
@@ -237,6 +248,11 @@ export interface RoomPresence {
   complete: boolean
 }
 
+/** A session renewed in place (the `session` event). */
+export interface SessionInfo {
+  expiresAt?: number
+}
+
 /** Events every client has. */
 export interface ClientEvents {
   /** Connected, welcome received and every room's rejoin answered: rejoined (`rooms`) or retried (`pending`). */
@@ -265,6 +281,8 @@ export interface ClientEvents {
   membership: (info: MembershipInfo) => void
   /** A room that was pending at `open` was rejoined after a retry. */
   rejoined: (info: RejoinedInfo) => void
+  /** The session was renewed on the live connection; `expiresAt`: when the new one ends (absent: never). */
+  session: (info: SessionInfo) => void
 }
 
 export type ClientEventName = keyof ClientEvents

@@ -18,6 +18,7 @@ import connectDefault, {
   type ErrorCode,
   type MembersAckData,
   type MembershipInfo,
+  type SessionInfo,
   type ObjectSchema,
   type OpenInfo,
   type RecoveryInfo,
@@ -87,9 +88,11 @@ describe('connect', () => {
       requestTimeoutMs: 5000,
       connectTimeoutMs: 5000,
       maxQueuedFrames: 0,
-      presence: (room) => room.startsWith('small:')
+      presence: (room) => room.startsWith('small:'),
+      refresh: { marginMs: 60_000, jitterMs: 30_000 }
     })).type.not.toRaiseError()
-    expect(connect('ws://x', { presence: false })).type.not.toRaiseError()
+    expect(connect('ws://x', { presence: false, refresh: false })).type.not.toRaiseError()
+    expect(connect('ws://x', { refresh: { marginMs: '1m' } })).type.toRaiseError()
     expect(connect(new URL('ws://localhost/ws'), { reconnect: false })).type.not.toRaiseError()
     expect(connect('ws://x', { restartJitterMs: 10_000 })).type.not.toRaiseError()
     expect(connect('ws://x', { restartJitterMs: '5s' })).type.toRaiseError("Type 'string' is not assignable to type 'number'")
@@ -184,6 +187,7 @@ describe('events', () => {
       expect(info).type.toBe<{ room: string, joined: boolean }>()
     })
     typed.on('rejoined', (info) => { expect(info).type.toBe<{ room: string }>() })
+    typed.on('session', (info) => { expect(info).type.toBe<SessionInfo>(); expect(info.expiresAt).type.toBe<number | undefined>() })
     typed.on('open', (info) => {
       expect(info.rooms).type.toBe<string[]>()
       expect(info.pending).type.toBe<string[]>()

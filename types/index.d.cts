@@ -21,6 +21,7 @@ declare namespace fastifyWsRooms {
   export type LeaveMessage = esm.LeaveMessage
   export type ChatMessageIn = esm.ChatMessageIn
   export type MembersMessage = esm.MembersMessage
+  export type RefreshMessage = esm.RefreshMessage
   export type ClientMessage = esm.ClientMessage
   export type WelcomeEvent = esm.WelcomeEvent
   export type JoinEvent = esm.JoinEvent
@@ -56,6 +57,7 @@ declare namespace fastifyWsRooms {
   export type HistoryOptions = esm.HistoryOptions
   export type PresenceMode = esm.PresenceMode
   export type AuthenticatedSession = esm.AuthenticatedSession
+  export type RoomGrants = esm.RoomGrants
   export type WsRoomsOptions = esm.WsRoomsOptions
   export type AppUser = esm.AppUser
   /** Declare the application's user type here (see index.d.ts); CommonJS programs augment this one. */

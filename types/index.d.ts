@@ -2,7 +2,7 @@
 // docs/protocol.md). The runtime in lib/ imports its types from here, so what users compile
 // against is what the plugin is written against.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { ErrorCode, MessageId, RoomUser } from './protocol.js'
+import type { ChatMessageIn, ErrorCode, MessageId, RoomUser } from './protocol.js'
 import type { ObjectSchema, StaticOf } from './schema.js'
 
 // ---- Wire protocol: frames, error codes, close codes (docs/protocol.md) ----
@@ -211,11 +211,23 @@ export interface HistoryOptions {
 
 export type PresenceMode = 'each' | 'batched' | 'none'
 
-/** What `authenticate` may return instead of the user: the user and when the session ends. */
-export interface AuthenticatedSession {
+/** What a session may do, by room: a key is a room name, a prefix ending in `*` (`'team:42:*'`), or `'*'`. */
+export type RoomGrants = Record<string, ReadonlyArray<'join' | 'publish'>>
+
+/**
+ * What `authenticate` may return instead of the user: the user, when the session ends, and what it
+ * may do. At least one of `expiresAt` and `grants` is given.
+ */
+export type AuthenticatedSession = {
   user: AppUser
-  /** ms since the epoch; the connection is closed with 4001 "Token expired" then. */
+  /** ms since the epoch; the connection is closed with 4001 "Token expired" then (unless refreshed). */
   expiresAt: number
+  /** Rooms a client may join and publish to; without grants, `authorizeJoin` and `authorizePublish` alone decide. */
+  grants?: RoomGrants
+} | {
+  user: AppUser
+  expiresAt?: number
+  grants: RoomGrants
 }
 
 export interface WsRoomsOptions {
@@ -233,6 +245,11 @@ export interface WsRoomsOptions {
     AppUser | AuthenticatedSession | null | undefined | Promise<AppUser | AuthenticatedSession | null | undefined>
   /** Per-room permission, checked at every join. Default: allow. */
   authorizeJoin?: (user: AppUser, room: string, request: FastifyRequest) => boolean | Promise<boolean>
+  /**
+   * Asked for every client `message` frame, before anything is delivered: `false` refuses it with
+   * `forbidden`, a throw with `internal_error`. Runs after the grants check. Default: allow.
+   */
+  authorizePublish?: (user: AppUser, room: string, frame: ChatMessageIn) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; larger closes with 1009. Default 65536. */
   maxPayload?: number
   /**
@@ -270,7 +287,8 @@ export interface WsRoomsOptions {
   firstFrameTimeout?: number
   /**
    * Keep each connection's upgrade request as `conn.request` (about 6 KB per connection).
-   * Default: only when `authorizeJoin` is set, which receives it.
+   * Default: only when `authorizeJoin` is set, which receives it. Without it, a connection with
+   * `authenticate` keeps the upgrade's headers, ip and url for the `authenticate` call of a refresh.
    */
   retainRequest?: boolean
   /** How long a client gets to answer a close frame before its socket is cut (on `fastify.close()` too). Default 2000. */
@@ -307,7 +325,7 @@ export interface WsRoomsOptions {
 /** A connected client, as handlers and event listeners see it. */
 export interface RoomConnection {
   readonly id: string
-  /** Who `authenticate` said this is (the type declared in `RoomsUserMap`), or `{ id: 'anon-…' }` without `authenticate`. */
+  /** Who `authenticate` said this is (the type declared in `RoomsUserMap`), or `{ id: 'anon-…' }` without `authenticate`; a refresh may replace it (never its id). */
   readonly user: AppUser
   /** Rooms this connection is in on this node. */
   readonly rooms: ReadonlySet<string>

@@ -8,8 +8,11 @@ import wsRooms, {
   fastifyWsRooms,
   memoryAdapter,
   type AckMessage,
+  type ChatMessageIn,
   type ClientMessage,
   type DrainOptions,
+  type MessageId,
+  type RefreshMessage,
   type ErrorCode,
   type HandledMessage,
   type ObjectSchema,
@@ -250,6 +253,26 @@ describe('history, presence, cluster-wide control', () => {
   test('authenticate may return a session with expiresAt', () => {
     expect(app.register(wsRooms, { authenticate: async () => ({ user: { id: 'u1' }, expiresAt: Date.now() + 60_000 }) })).type.not.toRaiseError()
     expect(app.register(wsRooms, { authenticate: () => ({ user: { id: 'u1' }, expiresAt: 'tomorrow' }) })).type.toRaiseError()
+  })
+
+  test('authenticate may return grants (with or without expiresAt); authorizePublish gets the message frame', () => {
+    expect(app.register(wsRooms, { authenticate: () => ({ user: { id: 'u1' }, grants: { lobby: ['join'], 'team:42:*': ['join', 'publish'], '*': [] } }) })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: async () => ({ user: { id: 'u1' }, expiresAt: 1, grants: { r: ['publish'] } }) })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: () => ({ user: { id: 'u1' }, grants: { r: ['write'] } }) })).type.toRaiseError()
+    expect(app.register(wsRooms, { authenticate: () => ({ user: { id: 'u1' } }) })).type.toRaiseError()
+    expect(app.register(wsRooms, {
+      authorizePublish: (user, room, frame) => {
+        expect(frame).type.toBe<ChatMessageIn>()
+        return user.id !== 'muted' && room !== 'announcements' && frame.text.length < 500
+      }
+    })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { authorizePublish: async () => true })).type.not.toRaiseError()
+    expect(app.register(wsRooms, { authorizePublish: () => 'yes' })).type.toRaiseError()
+  })
+
+  test('refresh is a client frame', () => {
+    expect<{ type: 'refresh', token: 't', id: 1 }>().type.toBeAssignableTo<ClientMessage>()
+    expect<RefreshMessage>().type.toBe<{ type: 'refresh', token: string, id?: MessageId }>()
   })
 
   test('history(), members(limit), disconnectUser, joinUser, leaveUser', () => {

@@ -23,7 +23,9 @@ export interface LeaveMessage { type: 'leave', room: string, id?: MessageId }
 export interface ChatMessageIn { type: 'message', room: string, text: string, id?: MessageId }
 /** The room's members across nodes, answered in the ack's data (`MembersAckData`). */
 export interface MembersMessage { type: 'members', room: string, id?: MessageId }
-export type ClientMessage = JoinMessage | LeaveMessage | ChatMessageIn | MembersMessage
+/** A new token for the live connection: same user, new expiry and grants; acked with `{ expiresAt? }`. */
+export interface RefreshMessage { type: 'refresh', token: string, id?: MessageId }
+export type ClientMessage = JoinMessage | LeaveMessage | ChatMessageIn | MembersMessage | RefreshMessage
 
 // ---- Server → client ----
 

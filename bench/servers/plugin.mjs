@@ -5,7 +5,9 @@
 // connection rate limit is off). Everything else, including the idle pings, stays default.
 // BENCH_REDIS_URL (with BENCH_REDIS_PREFIX) swaps in the Redis adapter, for multi-node scenarios;
 // BENCH_PRESENCE sets presenceEvents (room-fill), BENCH_HISTORY_SIZE turns history on (history),
-// BENCH_WRITE_DELAY sets writeDelay (to try other values than the default).
+// BENCH_WRITE_DELAY sets writeDelay (to try other values than the default), BENCH_GRANTS gives
+// every session grants (a few exact rooms and prefixes, the bench's rooms matched by the last
+// prefix, so each check walks the list), for the grants scenarios.
 import Fastify from 'fastify'
 import { serveControl } from './control.mjs'
 
@@ -20,8 +22,12 @@ if (process.env.BENCH_REDIS_URL) {
 
 const app = Fastify({ logger: false })
 
+const BENCH_GRANTS = { lobby: ['join'], announcements: ['join'], 'team:1:*': ['join', 'publish'], 'team:2:*': ['join', 'publish'], 'bench-': ['join'], 'bench-*': ['join', 'publish'] }
+
 await app.register(wsRooms, {
-  authenticate: (token) => (token ? { id: token } : null),
+  authenticate: process.env.BENCH_GRANTS
+    ? (token) => (token ? { user: { id: token }, grants: BENCH_GRANTS } : null)
+    : (token) => (token ? { id: token } : null),
   rateLimit: false,
   maxConnectionsPerIp: 0,
   maxConnections: 0,

@@ -1,7 +1,9 @@
 // The secure example's client in Node: fastify-ws-rooms/client over wss://, sending the Origin the
-// server allows and trusting its certificate. The token function logs in before every connection,
-// so when the session expires (close 4001 at the token's expiry) the client comes back at once
-// with a fresh token and rejoins its rooms; the application sees only `close` and `open`.
+// server allows and trusting its certificate. The token function logs in before every connection
+// and before each token expires: the client sends the new token on the live connection (the
+// `session` event says until when it now lasts), so the other members see no leave and join. If
+// that refresh fails, the server closes with 4001 at expiry and the client comes back at once
+// with a fresh token and rejoins its rooms.
 //
 //   npx tsx examples/secure/server.ts &     then
 //   npx tsx examples/secure/client.ts alice  (BASE=https://localhost:8443 by default)
@@ -10,7 +12,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { connect, type RoomsClient } from '../../lib/client/index.js'
-import type { WebSocketConstructorLike } from '../../types/client.js'
+import type { ConnectOptions, WebSocketConstructorLike } from '../../types/client.js'
 import { isMain } from '../main.js'
 
 export interface SecureClientOptions {
@@ -20,6 +22,8 @@ export interface SecureClientOptions {
   origin?: string
   /** Called with each token the login hands out (to watch refreshes). */
   onToken?: (token: string) => void
+  /** Refresh in place ahead of expiry (default), or `false`: reconnect on 4001 instead. */
+  refresh?: ConnectOptions['refresh']
 }
 
 /** POST /api/token: the demo login. */
@@ -41,7 +45,7 @@ export function login (base: string, name: string, ca: Buffer): Promise<string> 
 
 /** A rooms client for `base` (https://host:port) that logs in as `name` before every connection. */
 export function connectSecure (base: string, name: string, options: SecureClientOptions): RoomsClient {
-  const { ca, origin = new URL(base).origin, onToken } = options
+  const { ca, origin = new URL(base).origin, onToken, refresh } = options
   // `ws` takes TLS and header options; the client only passes (url, protocols).
   class SecureWebSocket extends WebSocket {
     constructor (url: string, protocols?: string | string[]) {
@@ -52,6 +56,7 @@ export function connectSecure (base: string, name: string, options: SecureClient
   url.protocol = 'wss:'
   return connect(url, {
     WebSocket: SecureWebSocket as WebSocketConstructorLike,
+    refresh,
     token: async () => {
       const token = await login(base, name, ca)
       onToken?.(token)
@@ -67,6 +72,8 @@ if (isMain(import.meta.url)) {
   client.on('open', ({ user, reconnected }) => { process.stdout.write(`${reconnected ? 'back' : 'connected'} as ${user.id}\n`) })
   client.on('close', ({ code, reason, willReconnect }) => { process.stdout.write(`closed ${code} ${reason}${willReconnect ? ', reconnecting' : ''}\n`) })
   client.on('chat', (m) => { process.stdout.write(`${m.user.id}: ${m.text}\n`) })
+  client.on('system', (m) => { if (m.event === 'join' || m.event === 'leave') process.stdout.write(`${m.user.id} ${m.event === 'join' ? 'joined' : 'left'} ${m.room}\n`) })
+  client.on('session', ({ expiresAt }) => { process.stdout.write(`token refreshed in place, valid until ${expiresAt === undefined ? 'forever' : new Date(expiresAt).toISOString()}\n`) })
   client.on('error', (err) => { process.stderr.write(`${err.code}: ${err.message}\n`) })
   await client.join('lobby')
   process.once('SIGINT', () => { client.close().then(() => process.exit(0), () => process.exit(1)) })

@@ -1,13 +1,17 @@
 // wss:// done properly: TLS, an Origin allowlist (against Cross-Site WebSocket Hijacking), and a
 // signed, expiring token checked before the upgrade; the plugin's payload, rate and idle limits
-// are spelled out. Tokens come from a demo login; cookies are never trusted for the socket. A
-// session lasts as long as its token: at the token's expiry the server closes the connection
-// with 4001, and the client (client.ts here) logs in again and is back at once.
+// are spelled out. Tokens come from a demo login; cookies are never trusted for the socket.
+// Tokens are short-lived (10 minutes) and carry what their holder may do (grants): its own
+// `user:<id>` room and `lobby` to read and write, `announcements` to read only. Before a token
+// expires the client (client.ts here) logs in again and hands the new token to the live
+// connection (a `refresh` frame): same connection, same rooms, and nobody sees it leave and
+// join. A connection that does not refresh in time is closed with 4001 at the token's expiry.
 //
 //   npx tsx examples/secure/server.ts      (PORT=8443 by default; creates key.pem/cert.pem here
 //                                           on first run if openssl is installed)
 //   curl -k -X POST https://localhost:8443/api/token -H 'content-type: application/json' -d '{"name":"alice"}'
 //   npx tsx examples/secure/client.ts alice   (logs in, joins "lobby", prints what arrives)
+//   open https://localhost:8443/page?name=bob  (the same in a page; TOKEN_TTL=60 to watch refreshes)
 //
 // A client passes the token in one of three places (the plugin reads them in this order):
 //   new WebSocket(`wss://localhost:8443/ws?token=${token}`)              query: ends up in access logs
@@ -23,6 +27,7 @@ import type { Server } from 'node:https'
 import wsRooms from '../../lib/index.js'
 import { isMain, listenUntilSignalled } from '../main.js'
 import type { WsRoomsOptions } from '../../types/index.js'
+import { servePage } from './page.js'
 import { loadOrCreateCertificate } from './tls.js'
 import { signToken, verifyToken } from './token.js'
 
@@ -39,10 +44,12 @@ export interface SecureOptions {
   allowedOrigins?: string[]
   /** HMAC key for tokens (at least 32 bytes). Default: $TOKEN_SECRET, else random per process. */
   tokenSecret?: string | Buffer
-  /** Token lifetime in seconds. Default 3600. */
+  /** Token lifetime in seconds. Default 600: short, since clients refresh in place. */
   tokenTtl?: number
   /** Fastify's logger option. Default `false` (the CLI entry below turns it on). */
   logger?: FastifyServerOptions['logger']
+  /** The built browser client the page imports (under /client/). Default: dist/esm/client. */
+  clientDir?: string
   /** Further plugin options (limits, path, ...); authentication and origins are set here. */
   rooms?: Omit<WsRoomsOptions, 'authenticate' | 'allowedOrigins'>
 }
@@ -67,7 +74,7 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
     app.log.warn('TOKEN_SECRET is not set: using a random secret, tokens stop working when this process ends')
   }
   const tokenSecret = secret
-  const tokenTtl = options.tokenTtl ?? 3600
+  const tokenTtl = options.tokenTtl ?? 600
   // Fail at startup, not at the first login, on a short secret or a bad ttl.
   verifyToken(signToken('startup-check', tokenSecret, tokenTtl), tokenSecret)
 
@@ -92,20 +99,28 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
     // A browser always sends Origin; an attacker's page cannot forge it. Requests without one
     // (non-browser clients) are refused too: this is a browser-facing example.
     allowedOrigins: options.allowedOrigins ?? defaultOrigins,
-    // `expiresAt`: the session ends with the token (close 4001 "Token expired"), so a revoked or
-    // expired login does not keep a socket open for days.
+    // `expiresAt`: the session ends with the token (close 4001 "Token expired") unless the client
+    // refreshes it first, so a revoked login does not keep a socket open for long. The same
+    // function checks the tokens of `refresh` frames: a refresh must be for the same user.
+    // `grants`: `user:<id>` rooms are private to that user, `announcements` is read-only (only
+    // the server posts there, with app.rooms.broadcast); anything else is `forbidden`.
     authenticate: (token) => {
       const claims = verifyToken(token, tokenSecret)
       if (claims === null) return null
-      return { user: { id: claims.sub, name: claims.name ?? claims.sub }, expiresAt: claims.exp * 1000 }
-    },
-    // `user:<id>` rooms are private to that user (an authorizeJoin "no" is a `forbidden` error).
-    authorizeJoin: (user, room) => !room.startsWith('user:') || room === `user:${user.id}`
+      return {
+        user: { id: claims.sub, name: claims.name ?? claims.sub },
+        expiresAt: claims.exp * 1000,
+        grants: { lobby: ['join', 'publish'], [`user:${claims.sub}`]: ['join', 'publish'], announcements: ['join'] }
+      }
+    }
   })
 
   app.get('/', async (_request, reply) => {
     return reply.type('text/plain; charset=utf-8').send('WebSocket server running')
   })
+
+  // The lobby page (open https://localhost:8443/page?name=alice in two browsers).
+  servePage(app, options.clientDir)
 
   app.post<{ Body: Static<typeof TokenRequest> }>('/api/token', {
     schema: { body: TokenRequest }
@@ -118,4 +133,7 @@ export async function build (options: SecureOptions = {}): Promise<SecureApp> {
   return app
 }
 
-if (isMain(import.meta.url)) await listenUntilSignalled(await build({ logger: true }), 8443)
+if (isMain(import.meta.url)) {
+  const tokenTtl = process.env.TOKEN_TTL === undefined ? undefined : Number(process.env.TOKEN_TTL)
+  await listenUntilSignalled(await build({ logger: true, tokenTtl }), 8443)
+}

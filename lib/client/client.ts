@@ -32,6 +32,7 @@ import {
   type NormalizedReconnect
 } from './policy.js'
 import { PresenceViews } from './presence-views.js'
+import { normalizeRefresh, SessionRefresh } from './session-refresh.js'
 import { StreamPositions } from './stream-positions.js'
 
 export const PROTOCOL = 'rooms.v1' as const
@@ -147,6 +148,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   #closeWaiters: Array<() => void> = []
   /** Why the client closed for good (a refused upgrade, given up reconnecting, ...); undefined after close(). */
   #closedBy: RoomsClientError | undefined
+  /** Renews the session ahead of expiresAt (session-refresh.ts); undefined without a token function. */
+  readonly #sessionRefresh: SessionRefresh | undefined
 
   constructor (url: string | URL, options: ConnectOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -163,6 +166,15 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     if (this.#tokenTransport !== 'protocol' && this.#tokenTransport !== 'query') throw new TypeError("tokenTransport must be 'protocol' or 'query'")
     if (typeof token === 'string') this.#checkToken(token)
     this.#token = token
+    const refresh = normalizeRefresh(options.refresh)
+    this.#sessionRefresh = typeof token === 'function' && refresh !== false
+      ? new SessionRefresh({
+        token: async () => { const fresh = await token(); if (typeof fresh !== 'string') throw new TypeError('the token function must return a string'); return fresh },
+        send: (fresh) => this.#call({ type: 'refresh', token: fresh }, undefined, undefined, true),
+        refreshed: (expiresAt) => { this.#events.emit('session', expiresAt === undefined ? {} : { expiresAt }) },
+        failed: (err) => { this.#events.emit('error', err instanceof RoomsClientError ? err : new RoomsClientError('refresh_failed', 'The session could not be refreshed', { cause: err })) }
+      }, refresh)
+      : undefined
     if (options.protocols !== undefined && (!Array.isArray(options.protocols) || !options.protocols.every((p) => typeof p === 'string'))) {
       throw new TypeError('protocols must be an array of strings')
     }
@@ -560,6 +572,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#connectTimer = undefined
     this.#connectionId = welcome.connectionId
     this.#user = welcome.user
+    this.#sessionRefresh?.schedule(welcome.expiresAt)
     this.#handshakeFailures = 0
     this.#failures = 0
     const reconnected = this.#everOpened
@@ -687,6 +700,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     this.#connectTimer = undefined
     this.#ready = false
     this.#connectionId = undefined
+    this.#sessionRefresh?.stop()
     this.#clearRejoinRetries()
     this.#rejoining.clear()
     this.#rejoinsInFlight.clear()
@@ -765,6 +779,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
     clearTimeout(this.#connectTimer)
     this.#retryTimer = undefined
     this.#connectTimer = undefined
+    this.#sessionRefresh?.stop()
     this.#clearRejoinRetries()
     this.#ready = false
     this.#closedBy = error

@@ -4,7 +4,7 @@ import type { Static, TObject } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import type { Connection } from '../connection.js'
 import {
-  ChatSchema, type ClientFrameType, compile, isClientFrameType, JoinSchema, LeaveSchema, MembersSchema
+  ChatSchema, type ClientFrameType, compile, isClientFrameType, JoinSchema, LeaveSchema, MembersSchema, RefreshSchema
 } from '../protocol/client-frames.js'
 import { runApplication } from './application.js'
 import type { Command, CommandContext } from './context.js'
@@ -12,10 +12,11 @@ import { join } from './join.js'
 import { leave } from './leave.js'
 import { members } from './members.js'
 import { message } from './message.js'
+import { refresh } from './refresh.js'
 
 export type { CommandContext } from './context.js'
 
-const SCHEMAS = { join: JoinSchema, leave: LeaveSchema, message: ChatSchema, members: MembersSchema } satisfies Record<ClientFrameType, TObject>
+const SCHEMAS = { join: JoinSchema, leave: LeaveSchema, message: ChatSchema, members: MembersSchema, refresh: RefreshSchema } satisfies Record<ClientFrameType, TObject>
 
 interface CommandEntry<S extends TObject> {
   check: TypeCheck<S>
@@ -31,7 +32,8 @@ export const BUILTIN: { readonly [T in ClientFrameType]: CommandEntry<typeof SCH
   join: entry(SCHEMAS.join, join),
   leave: entry(SCHEMAS.leave, leave),
   message: entry(SCHEMAS.message, message),
-  members: entry(SCHEMAS.members, members)
+  members: entry(SCHEMAS.members, members),
+  refresh: entry(SCHEMAS.refresh, refresh)
 }
 
 /** Handle one parsed frame. Returns a promise only when it waits. */

@@ -37,8 +37,15 @@ export const MembersSchema = Type.Object({
   id: Type.Optional(MessageIdSchema)
 })
 
+/** A missing or non-string token is refused (forbidden) by the command, not by the schema. */
+export const RefreshSchema = Type.Object({
+  type: Type.Literal('refresh'),
+  token: Type.Optional(Type.Unknown()),
+  id: Type.Optional(MessageIdSchema)
+})
+
 /** The client frame types the plugin handles itself; `rooms.handle` may not take them. */
-export const CLIENT_FRAME_TYPES = ['join', 'leave', 'message', 'members'] as const
+export const CLIENT_FRAME_TYPES = ['join', 'leave', 'message', 'members', 'refresh'] as const
 export type ClientFrameType = typeof CLIENT_FRAME_TYPES[number]
 const CLIENT_FRAME_TYPE_SET: ReadonlySet<string> = new Set(CLIENT_FRAME_TYPES)
 
