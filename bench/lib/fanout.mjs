@@ -28,6 +28,8 @@ export function fanoutTiming (opts) {
  * @param {number} p.warmupMs
  * @param {number} p.measureMs
  * @param {number} p.concurrency    connections opened at once per worker during setup
+ * @param {number} [p.minMessages]  the window lasts until every publisher sent at least this many
+ *        messages in it (and at least measureMs; at most maxMeasureMs, default 120 s)
  * @param {number} [p.nodes]        servers to start (default 1); a group's `node` picks its server
  * @param {(node: number) => object} [p.serverEnv]  environment of each server (e.g. a shared Redis)
  */
@@ -60,6 +62,12 @@ export async function measureFanout (ctx, side, p) {
     const [s0, ...w0] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'start' }))])
     const others0 = await Promise.all(servers.slice(1).map((s) => s.usage()))
     await sleep(p.measureMs)
+    const windowEnd = Date.now() + (p.maxMeasureMs ?? 120000) - p.measureMs
+    while (p.minMessages > 0 && Date.now() < windowEnd) {
+      const counts = await Promise.all(workers.map((w) => w.request('progress')))
+      if (counts.every((c) => c.least === null || c.least >= p.minMessages)) break
+      await sleep(100)
+    }
     const [s1, ...w1] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'take' }))])
     const others1 = await Promise.all(servers.slice(1).map((s) => s.usage()))
     const m1 = machineCpu()
@@ -131,6 +139,7 @@ export async function measureFanout (ctx, side, p) {
       cpu,
       details: {
         published,
+        windowMs: (s1.t - s0.t) / 1000,
         expectedDeliveries: expected,
         receivedDeliveries: received,
         lost: expected - received,

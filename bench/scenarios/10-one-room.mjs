@@ -4,6 +4,7 @@ import { fanoutTiming, measureFanout, writeMetrics } from '../lib/fanout.mjs'
 export default {
   name: 'one-room',
   title: 'one room × 1000 receivers',
+  sides: ['plugin', 'baseline', 'floor'],
   metrics: [
     { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
     // issue 12: per server CPU-second, so that other load on the machine does not move the figure
