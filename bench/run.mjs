@@ -4,7 +4,7 @@
 // plugin/baseline, and which side limited each figure (from CPU use during the measurement).
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--scenario a,b] [--workers N]
-//                      [--measure-ms N] [--window N] [--plugin-server baseline|<path>]
+//                      [--measure-ms N] [--window N] [--publishers N] [--plugin-server baseline|<path>]
 //                      [--server-args="--cpu-prof --cpu-prof-dir=DIR"] [--loadgen-args="..."]
 //                      [--profile DIR] [--out file.json] [--chart file.svg]
 //
@@ -42,6 +42,7 @@ const { values: flags } = parseArgs({
     workers: { type: 'string', default: process.env.BENCH_WORKERS },
     'measure-ms': { type: 'string' },
     window: { type: 'string' },
+    publishers: { type: 'string' },
     'plugin-server': { type: 'string' },
     'server-args': { type: 'string', default: '' },
     'loadgen-args': { type: 'string', default: '' },
@@ -69,7 +70,9 @@ const opts = {
   // the server, and more processes than cores only adds switching.
   workers: Number(flags.workers ?? Math.max(1, cores)),
   measureMs: flags['measure-ms'] ? Number(flags['measure-ms']) : undefined,
-  window: flags.window ? Number(flags.window) : undefined
+  window: flags.window ? Number(flags.window) : undefined,
+  // publishers per room share (one-room and the scenarios built on it): default 1 per generator
+  publishers: flags.publishers ? Number(flags.publishers) : undefined
 }
 if (flags.nice !== undefined) setSchedulingPriority(Number(flags.nice))
 const outFile = resolve(flags.out ?? join(benchDir, 'results', 'latest.json'))
@@ -180,8 +183,10 @@ const ctx = {
   opts,
   log: (msg) => process.stdout.write(`  ${msg}\n`),
   tokenPrefix: () => `b${process.pid}x${++tokenSeq}`,
+  // BENCH_REDIS_URL in the runner's environment tells the Redis scenarios which Redis to use; a
+  // server gets the Redis adapter only when its scenario passes it on (else one-node columns would too).
   startServer: (side, { env = {}, execArgv = [] } = {}) =>
-    startServer(side.script, { env, execArgv: [...serverArgs, ...execArgv], label: `${side.name} server` }),
+    startServer(side.script, { env: { BENCH_REDIS_URL: '', ...env }, execArgv: [...serverArgs, ...execArgv], label: `${side.name} server` }),
   startWorkers: (n, options = {}) => startWorkers(n, { ...options, execArgv: [...loadgenArgs, ...(options.execArgv ?? [])] }),
   stopWorkers: (workers) => stopWorkers(workers),
   profileDir: flags.profile ? resolve(flags.profile) : null,

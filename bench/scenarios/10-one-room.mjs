@@ -20,7 +20,7 @@ export default {
     const groups = []
     for (let w = 0; w < workers; w++) {
       const share = Math.floor(receivers / workers) + (w < receivers % workers ? 1 : 0)
-      groups.push({ room: 'bench-one-room', receivers: share, publishers: 1, samplers: 10 })
+      groups.push({ room: 'bench-one-room', receivers: share, publishers: opts.publishers ?? 1, samplers: 10 })
     }
     return {
       receivers,
