@@ -22,7 +22,7 @@ function x (ratio) {
 function rowsOf (results) {
   const rows = []
   for (const s of results.scenarios) {
-    const wanted = s.metrics.filter((m) => /CpuSec$/.test(m.key) || m.target !== undefined || /^p99/.test(m.key))
+    const wanted = s.metrics.filter((m) => /CpuSec$/.test(m.key) || m.target !== undefined || /^p99/.test(m.key) || m.key === 'redisCpuPerMessageUs')
     for (const m of (wanted.length > 0 ? wanted : s.metrics.slice(0, 1))) {
       if (m.ratio === null || m.ratio === 0) continue
       const better = m.better === 'lower' ? 1 / m.ratio : m.ratio
