@@ -262,12 +262,20 @@ function mark ({ samples: mode } = {}) {
   if (mode === 'start') {
     samples = []
     sampling = true
+    for (const publisher of publishers.values()) publisher.seqAtMark = publisher.seq
   } else if (mode === 'take') {
     sampling = false
     data.samples = samples
     samples = []
   }
   return data
+}
+
+/** The fewest messages any publisher of this worker sent since the last mark with samples 'start'. */
+function progress () {
+  let least = Infinity
+  for (const publisher of publishers.values()) least = Math.min(least, publisher.seq - (publisher.seqAtMark ?? 0))
+  return { least: least === Infinity ? null : least }
 }
 
 // ---- connect scenario (and idle clients for the memory scenario) ---------------------
@@ -318,6 +326,7 @@ const commands = {
   start: startPublishing,
   stop: stopPublishing,
   mark,
+  progress,
   frames: () => ({ t: nowMicros(), frames: recv.frames + pub.frames + setupCounter.frames }),
   connect: connectMany,
   close: closeAll,

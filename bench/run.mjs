@@ -4,7 +4,7 @@
 // plugin/baseline, and which side limited each figure (from CPU use during the measurement).
 //
 //   node bench/run.mjs [--quick] [--rounds N] [--scenario a,b] [--workers N]
-//                      [--measure-ms N] [--window N] [--plugin-server baseline|<path>]
+//                      [--measure-ms N] [--window N] [--publishers N] [--plugin-server baseline|<path>]
 //                      [--server-args="--cpu-prof --cpu-prof-dir=DIR"] [--loadgen-args="..."]
 //                      [--profile DIR] [--out file.json] [--chart file.svg]
 //
@@ -42,6 +42,7 @@ const { values: flags } = parseArgs({
     workers: { type: 'string', default: process.env.BENCH_WORKERS },
     'measure-ms': { type: 'string' },
     window: { type: 'string' },
+    publishers: { type: 'string' },
     'plugin-server': { type: 'string' },
     'server-args': { type: 'string', default: '' },
     'loadgen-args': { type: 'string', default: '' },
@@ -69,7 +70,9 @@ const opts = {
   // the server, and more processes than cores only adds switching.
   workers: Number(flags.workers ?? Math.max(1, cores)),
   measureMs: flags['measure-ms'] ? Number(flags['measure-ms']) : undefined,
-  window: flags.window ? Number(flags.window) : undefined
+  window: flags.window ? Number(flags.window) : undefined,
+  // publishers per room share (one-room and the scenarios built on it): default 1 per generator
+  publishers: flags.publishers ? Number(flags.publishers) : undefined
 }
 if (flags.nice !== undefined) setSchedulingPriority(Number(flags.nice))
 const outFile = resolve(flags.out ?? join(benchDir, 'results', 'latest.json'))
@@ -84,7 +87,10 @@ const loadgenArgs = flags['loadgen-args'].split(' ').filter(Boolean)
 
 const sides = {
   plugin: { name: 'plugin', script: pluginScript },
-  baseline: { name: 'baseline', script: baselineScript }
+  baseline: { name: 'baseline', script: baselineScript },
+  // The floor (servers/floor.mjs): a bare `ws` server, run as a third column by the fan-out
+  // scenarios that list it in `sides`.
+  floor: { name: 'floor', script: pathToFileURL(join(benchDir, 'servers', 'floor.mjs')) }
 }
 
 // ---- cleanup: every child is stopped by pid, whatever happens ----------------------------
@@ -177,8 +183,10 @@ const ctx = {
   opts,
   log: (msg) => process.stdout.write(`  ${msg}\n`),
   tokenPrefix: () => `b${process.pid}x${++tokenSeq}`,
+  // BENCH_REDIS_URL in the runner's environment tells the Redis scenarios which Redis to use; a
+  // server gets the Redis adapter only when its scenario passes it on (else one-node columns would too).
   startServer: (side, { env = {}, execArgv = [] } = {}) =>
-    startServer(side.script, { env, execArgv: [...serverArgs, ...execArgv], label: `${side.name} server` }),
+    startServer(side.script, { env: { BENCH_REDIS_URL: '', ...env }, execArgv: [...serverArgs, ...execArgv], label: `${side.name} server` }),
   startWorkers: (n, options = {}) => startWorkers(n, { ...options, execArgv: [...loadgenArgs, ...(options.execArgv ?? [])] }),
   stopWorkers: (workers) => stopWorkers(workers),
   profileDir: flags.profile ? resolve(flags.profile) : null,
@@ -274,9 +282,10 @@ async function main () {
   for (const scenario of scenarios) {
     const params = scenario.params(opts)
     process.stdout.write(`\n${scenario.title} (${scenario.name})\n`)
-    const rounds = { plugin: [], baseline: [] }
+    const names = scenario.sides ?? ['plugin', 'baseline']
+    const rounds = Object.fromEntries(names.map((n) => [n, []]))
     for (let round = 1; round <= opts.rounds; round++) {
-      const order = round % 2 === 1 ? ['plugin', 'baseline'] : ['baseline', 'plugin']
+      const order = round % 2 === 1 ? names : [...names].reverse()
       for (const name of order) {
         const quietWait = Number(flags['quiet-wait'] ?? (opts.quick ? 5 : 20))
         const busyBefore = quietWait > 0 && scenario.quiet !== false ? await waitQuiet(quietWait) : null
@@ -301,7 +310,7 @@ async function main () {
       }
     }
     const summary = {}
-    for (const name of ['plugin', 'baseline']) {
+    for (const name of names) {
       const list = rounds[name]
       summary[name] = {
         values: Object.fromEntries(scenario.metrics.map((m) => [m.key, median(list.map((r) => r.values[m.key]))])),
@@ -324,7 +333,16 @@ async function main () {
         return typeof pa === 'number' && typeof pb === 'number' && pb !== 0 ? pa / pb : null
       }).filter((x) => x !== null)
       const met = m.target && ratio !== null ? (m.target.op === '>=' ? ratio >= m.target.ratio : ratio <= m.target.ratio) : null
-      return { ...m, plugin: a, baseline: b, ratio, met, roundRatios: paired }
+      if (rounds.floor === undefined) return { ...m, plugin: a, baseline: b, ratio, met, roundRatios: paired }
+      const f = summary.floor.values[m.key]
+      const floorRatio = a !== null && f !== null && f !== 0 ? a / f : null
+      const floorRoundRatios = rounds.plugin.map((r, i) => {
+        const pa = r.values[m.key]
+        const pf = rounds.floor[i]?.values[m.key]
+        return typeof pa === 'number' && typeof pf === 'number' && pf !== 0 ? pa / pf : null
+      }).filter((x) => x !== null)
+      const floorMet = m.floorTarget && floorRatio !== null ? (m.floorTarget.op === '>=' ? floorRatio >= m.floorTarget.ratio : floorRatio <= m.floorTarget.ratio) : null
+      return { ...m, plugin: a, baseline: b, ratio, met, roundRatios: paired, floor: f, floorRatio, floorRoundRatios, floorMet }
     })
     results.scenarios.push({ name: scenario.name, title: scenario.title, params: summarizeParams(params), metrics, summary, rounds })
   }
@@ -343,6 +361,18 @@ function summarizeParams (params) {
   return groups ? { ...rest, groups: groups.length } : rest
 }
 
+function ratioText (ratio) {
+  return ratio === null || ratio === undefined ? 'n/a' : `${ratio.toFixed(2)}×`
+}
+
+function rangeText (ratios) {
+  return ratios?.length > 1 ? `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}` : ''
+}
+
+function metText (met) {
+  return met === null || met === undefined ? '' : met ? 'yes' : 'NO'
+}
+
 function printTable (results) {
   const rows = [['scenario', 'metric', 'plugin', 'baseline', 'plugin/baseline', 'per-round ratios', 'target', 'met']]
   for (const s of results.scenarios) {
@@ -352,18 +382,38 @@ function printTable (results) {
         m.label,
         fmt(m.plugin, m.decimals ?? 0),
         fmt(m.baseline, m.decimals ?? 0),
-        m.ratio === null ? 'n/a' : `${m.ratio.toFixed(2)}×`,
-        m.roundRatios.length > 1 ? `${Math.min(...m.roundRatios).toFixed(2)}–${Math.max(...m.roundRatios).toFixed(2)}` : '',
+        ratioText(m.ratio),
+        rangeText(m.roundRatios),
         targetText(m.target),
-        m.met === null ? '' : m.met ? 'yes' : 'NO'
+        metText(m.met)
       ])
     })
+  }
+  // The floor (servers/floor.mjs) where a scenario ran it: what any rooms server on `ws` spends.
+  const withFloor = results.scenarios.filter((s) => s.summary.floor !== undefined)
+  if (withFloor.length > 0) {
+    const floorRows = [['scenario', 'metric', 'plugin', 'floor', 'plugin/floor', 'per-round ratios', 'target', 'met']]
+    for (const s of withFloor) {
+      s.metrics.forEach((m, i) => {
+        floorRows.push([
+          i === 0 ? s.title : '',
+          m.label,
+          fmt(m.plugin, m.decimals ?? 0),
+          fmt(m.floor, m.decimals ?? 0),
+          ratioText(m.floorRatio),
+          rangeText(m.floorRoundRatios),
+          targetText(m.floorTarget),
+          metText(m.floorMet)
+        ])
+      })
+    }
+    process.stdout.write(`\nAgainst the floor (a bare ws server: parse, join/leave, one frame per message, one write per member per tick, ack), medians of ${results.options.rounds} round(s):\n\n${table(floorRows)}\n`)
   }
   process.stdout.write(`\nMedians of ${results.options.rounds} round(s):\n\n${table(rows)}\n`)
 
   const cpuRows = [['scenario', 'side', 'server CPU', 'server loop busy', 'loadgen CPU (all workers)', 'loadgen loop busy (max)', 'other processes CPU', 'limited by']]
   for (const s of results.scenarios) {
-    for (const name of ['plugin', 'baseline']) {
+    for (const name of Object.keys(s.summary)) {
       const sum = s.summary[name]
       cpuRows.push([s.title, name, pct(sum.cpuServer), pct(sum.eluServer), pct(sum.cpuLoadgen), pct(sum.eluLoadgen), pct(sum.cpuOthers), sum.limitedBy])
     }
@@ -373,7 +423,7 @@ function printTable (results) {
     `was busy ≥ ${SATURATED}% of the window; loadgen = a generator process's loop was; both = both were; machine = no loop\n` +
     'saturated but the bench used every core; other load = same, with processes outside the bench holding cores;\n' +
     'neither = nothing saturated (the in-flight window bounds the rate); n/a = memory figure (no load).\n')
-  if (results.scenarios.some((s) => ['plugin', 'baseline'].some((n) => (s.summary[n].cpuOthers ?? 0) > 25))) {
+  if (results.scenarios.some((s) => Object.values(s.summary).some((sum) => (sum.cpuOthers ?? 0) > 25))) {
     process.stdout.write('warning: other processes used CPU during the measurements; absolute figures are low, ratios are what compare\n')
   }
 }

@@ -148,3 +148,33 @@ t.test('kept, then trimmed away before Redis was asked: unavailable, logged as a
   t.equal(warning.length, 1, 'one warning')
   t.match(warning[0]?.err?.message, /trimmed since: whether the message was kept \(and delivered\) is unknown/, 'which says it may have been trimmed')
 })
+
+t.test('a batch whose reply was lost, but which Redis kept: every sender is acked with the offset its message got', async (t) => {
+  const room = 'h-kept-batch'
+  const { sender, near, far, before } = await threeInRoom(room)
+  const others = [await open(A, `${room}-s2`, room), await open(A, `${room}-s3`, room)]
+  const logged = logA.records.length
+  // Three senders at once: what A reads in one turn goes to Redis in one call, whose reply is lost.
+  const caught = proxy.loseReplyTo('doubt-batch')
+  sender.send({ type: 'message', room, text: 'doubt-batch-1', id: 'b1' })
+  others[0].send({ type: 'message', room, text: 'doubt-batch-2', id: 'b2' })
+  others[1].send({ type: 'message', room, text: 'doubt-batch-3', id: 'b3' })
+  await caught
+  await eventually(async () => (await kept(room, 'doubt-batch-1') && await kept(room, 'doubt-batch-2') && await kept(room, 'doubt-batch-3')) ? true : undefined, 'Redis to run the script')
+  proxy.cut()
+  const answers = await Promise.all([sender, ...others].map((c, i) => c.next((m) => m.id === `b${i + 1}`, 10_000)))
+  t.same(answers.map((a) => a.type), ['ack', 'ack', 'ack'], 'every sender is acked')
+  const history = await B.app.rooms.history(room)
+  const offsetOf = new Map(history.messages.map((m) => [m.text, m.offset]))
+  t.same(answers.map((a) => a.data.offset), [1, 2, 3].map((i) => offsetOf.get(`doubt-batch-${i}`)), 'each with the offset its message has in the history')
+  t.same([...offsetOf.values()], [1, 2, 3, 4].map((i) => before.data.offset + i - 1), 'the history holds each once, offsets contiguous')
+  // One lookup answers a whole batch (its last message's); how the frames fell into turns is up to the kernel.
+  const lookups = logA.matching('had been kept; acked with its offset', undefined, logged)
+  t.ok(lookups.length >= 1, 'A learned the outcome by looking it up')
+  t.comment(`${lookups.length} lookup(s) for 3 messages`)
+  await backUp(logged)
+  for (const [name, member] of [['near (on A)', near], ['far (on B)', far]] as const) {
+    await eventually(() => texts(member, room).length >= 4 ? true : undefined, `${name} to get all four`)
+    t.same(texts(member, room), history.messages.map((m) => m.text), `${name} got each once, in the history's order`)
+  }
+})

@@ -4,6 +4,7 @@
 // CPU are read. After the window the run checks that every published message reached every
 // receiver of its room, so a figure never hides lost frames.
 import { cpuPercent, cpuSplit, eluPercent, machineCpu, machinePercent, percentile, sleep } from './stats.mjs'
+import { redisCpuSeconds } from './redis-cpu.mjs'
 
 /** The timing every fan-out scenario shares: in-flight window, message size, warm-up, window, setup concurrency. */
 export function fanoutTiming (opts) {
@@ -28,8 +29,11 @@ export function fanoutTiming (opts) {
  * @param {number} p.warmupMs
  * @param {number} p.measureMs
  * @param {number} p.concurrency    connections opened at once per worker during setup
+ * @param {number} [p.minMessages]  the window lasts until every publisher sent at least this many
+ *        messages in it (and at least measureMs; at most maxMeasureMs, default 120 s)
  * @param {number} [p.nodes]        servers to start (default 1); a group's `node` picks its server
  * @param {(node: number) => object} [p.serverEnv]  environment of each server (e.g. a shared Redis)
+ * @param {string} [p.redisUrl]     the Redis the servers use: its CPU over the window is reported
  */
 export async function measureFanout (ctx, side, p) {
   const nodes = p.nodes ?? 1
@@ -56,13 +60,21 @@ export async function measureFanout (ctx, side, p) {
     await sleep(p.warmupMs)
 
     const stopProfile = await ctx.profile(server, workers)
+    const redis0 = p.redisUrl ? await redisCpuSeconds(p.redisUrl) : null
     const m0 = machineCpu()
     const [s0, ...w0] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'start' }))])
     const others0 = await Promise.all(servers.slice(1).map((s) => s.usage()))
     await sleep(p.measureMs)
+    const windowEnd = Date.now() + (p.maxMeasureMs ?? 120000) - p.measureMs
+    while (p.minMessages > 0 && Date.now() < windowEnd) {
+      const counts = await Promise.all(workers.map((w) => w.request('progress')))
+      if (counts.every((c) => c.least === null || c.least >= p.minMessages)) break
+      await sleep(100)
+    }
     const [s1, ...w1] = await Promise.all([server.usage(), ...workers.map((w) => w.request('mark', { samples: 'take' }))])
     const others1 = await Promise.all(servers.slice(1).map((s) => s.usage()))
     const m1 = machineCpu()
+    const redis1 = p.redisUrl ? await redisCpuSeconds(p.redisUrl) : null
     await stopProfile()
 
     await Promise.all(workers.map((w) => w.request('stop', {}, 15000)))
@@ -70,12 +82,14 @@ export async function measureFanout (ctx, side, p) {
     const after = await Promise.all(workers.map((w) => w.request('mark')))
 
     let deliveriesPerSec = 0
+    let publishedInWindow = 0
     const workerCpu = []
     const workerElu = []
     const latencies = []
     for (let i = 0; i < workers.length; i++) {
       const wall = w1[i].t - w0[i].t
       deliveriesPerSec += ((w1[i].frames - w0[i].frames) * 1e6) / wall
+      publishedInWindow += w1[i].published - w0[i].published
       workerCpu.push(cpuPercent(w0[i].cpu, w1[i].cpu, wall))
       workerElu.push(eluPercent(w0[i].elu, w1[i].elu))
       for (const v of w1[i].samples) latencies.push(v)
@@ -126,11 +140,14 @@ export async function measureFanout (ctx, side, p) {
         // How many frames a write system call carries (acks and IPC writes count as writes), and
         // the server CPU per write: a delivery costs mostly its share of one write.
         deliveriesPerWrite: writesPerSec > 0 ? deliveriesPerSec / writesPerSec : null,
-        cpuPerWriteUs: writesPerSec > 0 ? (serverCpu / 100) * 1e6 / writesPerSec : null
+        cpuPerWriteUs: writesPerSec > 0 ? (serverCpu / 100) * 1e6 / writesPerSec : null,
+        // Redis's CPU per published message over the window (scenarios over Redis only)
+        redisCpuPerMessageUs: redis0 !== null && redis1 !== null && publishedInWindow > 0 ? ((redis1 - redis0) * 1e6) / publishedInWindow : null
       },
       cpu,
       details: {
         published,
+        windowMs: (s1.t - s0.t) / 1000,
         expectedDeliveries: expected,
         receivedDeliveries: received,
         lost: expected - received,

@@ -4,6 +4,7 @@ import { fanoutTiming, measureFanout, writeMetrics } from '../lib/fanout.mjs'
 export default {
   name: 'one-room',
   title: 'one room × 1000 receivers',
+  sides: ['plugin', 'baseline', 'floor'],
   metrics: [
     { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
     // issue 12: per server CPU-second, so that other load on the machine does not move the figure
@@ -19,7 +20,7 @@ export default {
     const groups = []
     for (let w = 0; w < workers; w++) {
       const share = Math.floor(receivers / workers) + (w < receivers % workers ? 1 : 0)
-      groups.push({ room: 'bench-one-room', receivers: share, publishers: 1, samplers: 10 })
+      groups.push({ room: 'bench-one-room', receivers: share, publishers: opts.publishers ?? 1, samplers: 10 })
     }
     return {
       receivers,

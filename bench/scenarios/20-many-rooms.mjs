@@ -4,6 +4,7 @@ import { fanoutTiming, measureFanout, writeMetrics } from '../lib/fanout.mjs'
 export default {
   name: 'many-rooms',
   title: '100 rooms × 10 receivers',
+  sides: ['plugin', 'baseline', 'floor'],
   metrics: [
     { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
     { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher', target: { op: '>=', ratio: 6 } },

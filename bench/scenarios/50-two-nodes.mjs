@@ -4,7 +4,8 @@
 // "baseline" is one node with the in-memory adapter and the same 200 receivers. The ratio is
 // what crossing Redis costs; on this 2-core machine both nodes, Redis and the generators share
 // the cores, so it is no capacity figure.
-import { fanoutTiming, measureFanout } from '../lib/fanout.mjs'
+import { fanoutTiming, measureFanout, writeMetrics } from '../lib/fanout.mjs'
+import { redisCpuMetric } from './70-history.mjs'
 
 const pluginScript = new URL('../servers/plugin.mjs', import.meta.url)
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -16,7 +17,9 @@ export default {
     { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
     { key: 'deliveriesPerCpuSec', label: 'deliveries per server CPU-second', better: 'higher' },
     { key: 'p50', label: 'p50 latency (ms)', better: 'lower', decimals: 2 },
-    { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2 }
+    { key: 'p99', label: 'p99 latency (ms)', better: 'lower', decimals: 2 },
+    ...writeMetrics,
+    redisCpuMetric
   ],
   params (opts) {
     return {
@@ -35,6 +38,7 @@ export default {
     return measureFanout(ctx, plugin, {
       ...params,
       nodes: 2,
+      redisUrl,
       serverEnv: () => ({ BENCH_REDIS_URL: redisUrl, BENCH_REDIS_PREFIX: prefix })
     })
   }

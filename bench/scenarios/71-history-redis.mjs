@@ -8,4 +8,4 @@ const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 export default historyScenario('history-redis', 'Redis adapter', () => ({
   BENCH_REDIS_URL: redisUrl,
   BENCH_REDIS_PREFIX: `bench-history-${process.pid}-${Date.now()}`
-}))
+}), redisUrl)

@@ -5,10 +5,11 @@
 // Channels (redis-keys.ts): a room's, subscribed only while the room has members on this node; a
 // user's, while the user is connected here; and one every node hears, for broadcastAll. A node
 // ignores what it published itself (it delivered that locally already), except history messages:
-// Redis publishes those, in the room's order, to every node, the publisher's too.
+// Redis publishes those, in the room's order, to every node, the publisher's too (one at a time,
+// `h`, or a node's messages of one tick together, `b`).
 import type { AdapterNode, UserCommand } from '../../types/index.js'
 import { NoAnswerError, withTimeout } from '../async.js'
-import { decode, parseDiff, type SeqCounter } from './redis-codec.js'
+import { decode, parseDiff, type SeqCounter, splitBatch } from './redis-codec.js'
 import type { LinkChannels, RedisLink } from './redis-link.js'
 
 export class RedisBus implements LinkChannels {
@@ -120,7 +121,7 @@ export class RedisBus implements LinkChannels {
     const { node, link: { keys } } = this
     const envelope = decode(message)
     if (envelope === undefined) return
-    if (envelope.kind !== 'h' && envelope.from === node.nodeId) return
+    if (envelope.kind !== 'h' && envelope.kind !== 'b' && envelope.from === node.nodeId) return
 
     let room: string | undefined
     let userId: string | undefined
@@ -137,6 +138,14 @@ export class RedisBus implements LinkChannels {
     try {
       if (envelope.kind === 'h') {
         if (room !== undefined) node.deliverHistory(room, { epoch: envelope.from, offset: envelope.seq, payload: envelope.body, except: envelope.except })
+        return
+      }
+      if (envelope.kind === 'b') {
+        const entries = room !== undefined ? splitBatch(envelope.body) : undefined
+        if (entries === undefined) return
+        for (let i = 0; i < entries.length; i++) {
+          node.deliverHistory(room!, { epoch: envelope.from, offset: envelope.seq + i, payload: entries[i].payload, except: entries[i].except })
+        }
         return
       }
       if (envelope.kind === 'g') {

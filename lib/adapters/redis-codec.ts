@@ -7,9 +7,14 @@
 //   p nodeId \0 seq \0 \0 diff JSON           a room's joins and leaves on that node (docs/presence.md)
 //   c nodeId \0 seq \0 \0 command JSON        a user command (disconnectUser, joinUser, leaveUser)
 //   h epoch \0 offset \0 except \0 payload    a history room's message (docs/history.md), published by
-//                                             Redis itself (the PUBLISH_HISTORY script), in offset order
+//                                             Redis itself (PUBLISH_HISTORY_BATCH), in offset order
 //   g nodeId \0 0 \0 \0 diff JSON             the members of a node that died, as left (count 0),
 //                                             published by Redis itself (the PURGE_DEAD_NODE script)
+//   b epoch \0 first \0 \0 except \0 payload \0 except \0 payload ...
+//                                             a history room's messages of one node's tick, offsets
+//                                             first, first + 1, ... (PUBLISH_HISTORY_BATCH). No field
+//                                             holds a NUL: payloads are JSON text (control characters
+//                                             escaped), and the API drops an except that holds one
 //
 // `seq` counts one node's publications per channel. A receiver that sees a publisher's seq jump
 // (it was resubscribing while that publisher was already back) counts the gap as dropped; history
@@ -25,13 +30,13 @@ export const SEP = '\u0000'
 /** Per-channel publish counters kept before starting over (receivers treat a lower seq as a restart). */
 const MAX_SEQ_STREAMS = 100_000
 
-export type Kind = 'm' | 'p' | 'c' | 'h' | 'g'
+export type Kind = 'm' | 'p' | 'c' | 'h' | 'g' | 'b'
 
 export interface Envelope {
   kind: Kind
   /** The publishing node (m, p, c), the room's epoch (h) or the node that died (g). */
   from: string
-  /** seq (m, p, c), offset (h) or 0 (g). */
+  /** seq (m, p, c), offset (h), first offset (b) or 0 (g). */
   seq: number
   except: string | undefined
   body: string
@@ -39,12 +44,12 @@ export interface Envelope {
 
 export function decode (message: string): Envelope | undefined {
   const kind = message[0]
-  if (kind !== 'm' && kind !== 'p' && kind !== 'c' && kind !== 'h' && kind !== 'g') return undefined
+  if (kind !== 'm' && kind !== 'p' && kind !== 'c' && kind !== 'h' && kind !== 'g' && kind !== 'b') return undefined
   const a = message.indexOf(SEP, 1)
   const b = message.indexOf(SEP, a + 1)
   const c = message.indexOf(SEP, b + 1)
   if (a <= 1 || b < 0 || c < 0) return undefined
-  const seq = kind === 'h' ? Number(message.slice(a + 1, b)) : parseInt(message.slice(a + 1, b), 36)
+  const seq = kind === 'h' || kind === 'b' ? Number(message.slice(a + 1, b)) : parseInt(message.slice(a + 1, b), 36)
   if (!Number.isSafeInteger(seq)) return undefined
   return {
     kind,
@@ -53,6 +58,15 @@ export function decode (message: string): Envelope | undefined {
     except: c > b + 1 ? message.slice(b + 1, c) : undefined,
     body: message.slice(c + 1)
   }
+}
+
+/** The (except, payload) pairs of a `b` body, in offset order; undefined when it is not one. */
+export function splitBatch (body: string): Array<{ except: string | undefined, payload: string }> | undefined {
+  const fields = body.split(SEP)
+  if (fields.length < 2 || fields.length % 2 !== 0) return undefined
+  const out: Array<{ except: string | undefined, payload: string }> = []
+  for (let i = 0; i < fields.length; i += 2) out.push({ except: fields[i] === '' ? undefined : fields[i], payload: fields[i + 1] })
+  return out
 }
 
 /** A presence diff as it travels between nodes ('p' and 'g' bodies). */

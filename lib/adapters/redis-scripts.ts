@@ -250,28 +250,45 @@ return out
 `)
 
 /**
- * A message to a history room: the room's next offset, appended to its stream (trimmed to the
- * size), the TTLs refreshed, and published on the room's channel with its epoch and offset, all in
- * one step, so every node receives the room's messages in offset order. A room whose meta is gone
- * (expired, or Redis lost it) starts a new epoch with an empty stream. The entry keeps the
- * publication's id, so that a publisher whose reply was lost can learn the outcome (FIND_PUBLISHED).
- * KEYS meta, stream. ARGV head, sep, size, ttl, epoch if new, except, publish command, channel, id.
+ * The messages one node sent a history room within one turn of its event loop (one or more): n
+ * consecutive offsets taken at once, one XADD per message (the stream trimmed to the size), the
+ * TTLs refreshed, and published on the room's channel with the epoch and offsets, all in one step,
+ * so every node receives the room's messages in offset order. A room whose meta is gone (expired,
+ * or Redis lost it) starts a new epoch with an empty stream. Each entry keeps its publication's
+ * id, so that a publisher whose reply was lost can learn the outcome (FIND_PUBLISHED). Several
+ * messages go out as one publication (`b` epoch \0 first offset \0 \0 except \0 payload \0
+ * except \0 payload ..., see redis-codec.ts), one message as an `h` publication, as before batches.
+ * KEYS meta, stream. ARGV size, ttl, epoch if new, publish command, channel, n, then per message
+ * head, sep, except, id. Returns { epoch, first offset }.
  */
-export const PUBLISH_HISTORY = new LuaScript(`
+export const PUBLISH_HISTORY_BATCH = new LuaScript(`
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
-  epoch = ARGV[5]
+  epoch = ARGV[3]
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
 end
-local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
-local payload = ARGV[1] .. ARGV[2] .. '"offset":' .. offset .. '}'
-local ttl = tonumber(ARGV[4])
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-1', 'p', payload, 't', string.format('%.0f', now_ms()), 'x', ARGV[6], 'i', ARGV[9])
+local n = tonumber(ARGV[6])
+local first = redis.call('HINCRBY', KEYS[1], 'o', n) - n + 1
+local now = string.format('%.0f', now_ms())
+local fields = {}
+for i = 0, n - 1 do
+  local at = 6 + i * 4
+  local offset = first + i
+  local payload = ARGV[at + 1] .. ARGV[at + 2] .. '"offset":' .. offset .. '}'
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], offset .. '-1', 'p', payload, 't', now, 'x', ARGV[at + 3], 'i', ARGV[at + 4])
+  fields[#fields + 1] = ARGV[at + 3]
+  fields[#fields + 1] = payload
+end
+local ttl = tonumber(ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ttl)
 keep_alive(KEYS[1], ttl)
-redis.call(ARGV[7], ARGV[8], 'h' .. epoch .. '\\0' .. offset .. '\\0' .. ARGV[6] .. '\\0' .. payload)
-return { epoch, offset }
+if n == 1 then
+  redis.call(ARGV[4], ARGV[5], 'h' .. epoch .. '\\0' .. first .. '\\0' .. fields[1] .. '\\0' .. fields[2])
+else
+  redis.call(ARGV[4], ARGV[5], 'b' .. epoch .. '\\0' .. first .. '\\0\\0' .. table.concat(fields, '\\0'))
+end
+return { epoch, first }
 `)
 
 /**
@@ -326,8 +343,8 @@ return out
 `)
 
 /**
- * Whether a publication (its id) is in a history room's stream: the outcome of a PUBLISH_HISTORY
- * whose reply was lost. Read-only; reads newest first, in pages, and stops at entries older than
+ * Whether a publication (its id) is in a history room's stream: the outcome of a
+ * PUBLISH_HISTORY_BATCH whose reply was lost. Read-only; reads newest first, in pages, and stops at entries older than
  * ARGV[3] ms (the publication was sent more recently than that), so a long stream costs little.
  * KEYS meta, stream. ARGV id, size, window.
  * Returns { epoch ('' when the room has none), offset (0 when not found), trimmed (1 when not

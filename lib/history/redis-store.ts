@@ -1,11 +1,13 @@
-// History rooms over Redis (docs/history.md), beside the in-memory store of a single node. One
-// Lua script gives each message the room's next offset, appends it to the room's stream (trimmed to
-// `size`), refreshes the TTLs and publishes it on the room's channel, atomically; every node, the
-// publisher's included, delivers it from that one ordered flow. Reads (joins with `since`, gap
+// History rooms over Redis (docs/history.md), beside the in-memory store of a single node. The
+// messages a node publishes to a room within one turn of its event loop go to Redis together: one
+// Lua script gives them the room's next offsets in order, appends them to the room's stream
+// (trimmed to `size`), refreshes the TTLs and publishes them on the room's channel in one
+// publication, atomically; every node, the publisher's included, delivers them from that one
+// ordered flow. Reads (joins with `since`, gap
 // repair, `fastify.rooms.history()`) run one script on the same keys. While Redis is unreachable
 // nothing can be ordered, so publishing rejects.
 //
-// A publish whose reply was lost (the connection closed after the script was sent) is in doubt
+// A batch whose reply was lost (the connection closed after the script was sent) is in doubt
 // (docs/history.md#a-reply-lost-on-the-way): the script may have run, and members may have the
 // message. Rather than refuse what was delivered, the publisher waits for Redis to be back (at most
 // `inDoubtWaitMs`) and looks the publication's id up in the room's stream: found, it resolves with
@@ -17,7 +19,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { AdapterNode, HistoryLimits, HistoryPage, RoomsHistory } from '../../types/index.js'
 import { NoAnswerError, withTimeout } from '../async.js'
 import type { KeyNames } from '../adapters/redis-keys.js'
-import { FIND_PUBLISHED, PUBLISH_HISTORY, READ_HISTORY } from '../adapters/redis-scripts.js'
+import { FIND_PUBLISHED, PUBLISH_HISTORY_BATCH, READ_HISTORY } from '../adapters/redis-scripts.js'
 import { newEpoch } from './epoch.js'
 
 /** What the history store needs of the adapter's connections (RedisLink). */
@@ -57,9 +59,26 @@ async function answerBy<T> (promise: Promise<T>, ms: number): Promise<{ value: T
   }
 }
 
+/** Most messages of one room in one script call; more in one turn go in further calls, in order. */
+const MAX_BATCH = 256
+
+/** A message waiting for the end of the turn, and its publisher's answer. */
+interface Queued {
+  head: string
+  sep: string
+  except: string | undefined
+  id: string
+  resolve: (published: { epoch: string, offset: number }) => void
+  reject: (err: unknown) => void
+}
+
 export class RedisHistoryStore implements RoomsHistory {
   private readonly link: HistoryLink
   private published = 0
+  /** This turn's messages per room, oldest first; `full` holds batches that reached MAX_BATCH. */
+  private readonly queued = new Map<string, Queued[]>()
+  private full: Array<[string, Queued[]]> = []
+  private flushing = false
 
   constructor (link: HistoryLink) {
     this.link = link
@@ -71,19 +90,63 @@ export class RedisHistoryStore implements RoomsHistory {
     return limits
   }
 
+  /**
+   * Queued for the end of this turn of the event loop: then the room's messages of the turn go to
+   * Redis together (send), in the order they were published, in one script call.
+   */
   async publish (room: string, head: string, sep: string, except: string | undefined): Promise<{ epoch: string, offset: number }> {
+    if (this.link.writable() === undefined) throw new Error('Redis is unreachable, so the room\'s messages cannot be ordered')
+    this.limits()
+    const id = this.link.node.nodeId + (this.published++).toString(36)
+    return await new Promise((resolve, reject) => {
+      let list = this.queued.get(room)
+      if (list === undefined || list.length >= MAX_BATCH) {
+        if (list !== undefined) this.full.push([room, list])
+        list = []
+        this.queued.set(room, list)
+      }
+      list.push({ head, sep, except, id, resolve, reject })
+      if (!this.flushing) {
+        this.flushing = true
+        setImmediate(() => this.flush())
+      }
+    })
+  }
+
+  /** Every room's messages of this turn, one script call per room (batches in a room go out in order). */
+  private flush (): void {
+    this.flushing = false
+    const batches = this.full
+    this.full = []
+    for (const entry of this.queued) batches.push(entry)
+    this.queued.clear()
+    // Batches of one room went into `full` before the room's last one: the order is kept.
+    for (const [room, list] of batches) {
+      this.send(room, list).then(({ epoch, offset }) => {
+        for (let i = 0; i < list.length; i++) list[i].resolve({ epoch, offset: offset + i })
+      }, (err: unknown) => {
+        for (const message of list) message.reject(err)
+      })
+    }
+  }
+
+  /** One batch of a room in one script call; resolves with the epoch and the first message's offset. */
+  private async send (room: string, list: Queued[]): Promise<{ epoch: string, offset: number }> {
     const pub = this.link.writable()
     if (pub === undefined) throw new Error('Redis is unreachable, so the room\'s messages cannot be ordered')
     const { size, ttlMs } = this.limits()
     const keys = this.link.keys.room(room)
-    const id = this.link.node.nodeId + (this.published++).toString(36)
-    const running = PUBLISH_HISTORY.run(pub, [keys.meta, keys.stream],
-      [head, sep, size, ttlMs, newEpoch(), except ?? '', this.link.publishCommand, keys.channel, id])
+    const args: Array<string | number> = [size, ttlMs, newEpoch(), this.link.publishCommand, keys.channel, list.length]
+    for (const m of list) args.push(m.head, m.sep, m.except ?? '', m.id)
+    const running = PUBLISH_HISTORY_BATCH.run(pub, [keys.meta, keys.stream], args)
+    // The script is atomic: the batch was kept whole or not at all, so its last id tells its outcome.
+    const last = list[list.length - 1].id
+    const first = (found: { epoch: string, offset: number }): { epoch: string, offset: number } => ({ epoch: found.epoch, offset: found.offset - list.length + 1 })
     let reply: unknown
     try {
       reply = await withTimeout(running, this.link.waitMs('historyPublish'), 'Redis')
     } catch (err) {
-      if (!(err instanceof NoAnswerError)) return await this.failed(room, id, err as Error, Date.now() + this.link.inDoubtWaitMs)
+      if (!(err instanceof NoAnswerError)) return first(await this.failed(room, last, err as Error, Date.now() + this.link.inDoubtWaitMs))
       // No answer (a frozen Redis closes nothing): in doubt, and still under way. Redis, or a client
       // that retries commands, may still run it, so nothing can be looked up before it settles: wait
       // for its answer, as long as an in-doubt publish waits for Redis.
@@ -92,7 +155,7 @@ export class RedisHistoryStore implements RoomsHistory {
       if (late === undefined) {
         throw new Error(`Redis did not answer within ${this.link.waitMs('historyPublish') + this.link.inDoubtWaitMs} ms: whether the message was kept (and delivered) is unknown`, { cause: err })
       }
-      if ('error' in late) return await this.failed(room, id, late.error as Error, deadline)
+      if ('error' in late) return first(await this.failed(room, last, late.error as Error, deadline))
       reply = late.value
     }
     const [epoch, offset] = reply as [string, number]
