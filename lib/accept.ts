@@ -6,9 +6,11 @@ import type WebSocket from 'ws'
 import type { RoomUser } from '../types/index.js'
 import { Connection, kConnection } from './connection.js'
 import { createFrameHandler } from './frame-handler.js'
+import type { FrameInstrument } from './frame-instrument.js'
 import { kRoomsExpiresAt, kRoomsUser } from './handshake.js'
 import type { RoomsNode } from './node.js'
 import { welcomeFrame } from './protocol/server-frames.js'
+import { tally } from './stats.js'
 
 type RoomsSocket = WebSocket & { [kConnection]: Connection, _receiver?: { _maxPayload: number } }
 
@@ -19,13 +21,15 @@ export interface AcceptOptions {
   trackedClients: Set<WebSocket> | undefined
   /** The websocket server's maxPayload, when it differs from ours. */
   serverMaxPayload: number | undefined
+  /** Metrics and tracing per frame; null when both are off. */
+  instrument: FrameInstrument | null
 }
 
 /** The route's WebSocket handler. */
 export function createAccept (node: RoomsNode, options: AcceptOptions): (socket: WebSocket, request: FastifyRequest) => void {
   const { params, hub, shutdown, admission, connectionHost, log } = node
-  const { ownsWebsocket, trackedClients, serverMaxPayload } = options
-  const onFrame = createFrameHandler(node.commands, node.counters)
+  const { ownsWebsocket, trackedClients, serverMaxPayload, instrument } = options
+  const onFrame = createFrameHandler(node.commands, node.counters, instrument)
 
   function onMessage (this: RoomsSocket, data: WebSocket.RawData, isBinary: boolean): void {
     onFrame(this[kConnection], data, isBinary)
@@ -40,6 +44,8 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
   }
   function onClose (this: RoomsSocket, code: number): void {
     const conn = this[kConnection]
+    // The code that closed it first: ours (ws may not have read the client's echo), else the client's.
+    tally(node.counters.closes, conn.closeCode !== 0 ? conn.closeCode : code)
     shutdown.untrack(conn)
     hub.remove(conn, code)
   }

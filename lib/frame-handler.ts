@@ -5,14 +5,16 @@
 import type { RawData } from 'ws'
 import { type CommandContext, dispatch } from './commands/index.js'
 import type { Connection } from './connection.js'
-import { idOf, parseFrame } from './protocol/client-frames.js'
+import type { FrameInstrument } from './frame-instrument.js'
+import { idOf, type ParsedFrame, parseFrame } from './protocol/client-frames.js'
 import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limiter.js'
 import type { Counters } from './stats.js'
 
 /** How many frames may wait behind a slow one before the connection is closed (1008); bytes are bounded by maxBacklogBytes. */
 const MAX_BACKLOG = 1024
 
-export function createFrameHandler (ctx: CommandContext, counters: Counters): (conn: Connection, data: RawData, isBinary: boolean) => void {
+/** `instrument`: metrics and tracing per frame (frame-instrument.ts); null when both are off. */
+export function createFrameHandler (ctx: CommandContext, counters: Counters, instrument: FrameInstrument | null = null): (conn: Connection, data: RawData, isBinary: boolean) => void {
   const { rateLimitMax, rateLimitWindowMs, maxPayload, maxBacklogBytes } = ctx.params
   const replies = ctx.replies
 
@@ -23,6 +25,11 @@ export function createFrameHandler (ctx: CommandContext, counters: Counters): (c
       return
     }
     const parsed = parseFrame(text)
+    if (instrument !== null) return instrument.handle(conn, parsed, verdict, handleParsed)
+    return handleParsed(conn, parsed, verdict)
+  }
+
+  function handleParsed (conn: Connection, parsed: ParsedFrame, verdict: RateVerdict): void | Promise<void> {
     if (verdict === REFUSE) replies.refuse(conn, 'rate_limited', parsed.ok ? idOf(parsed.message) : parsed.id)
     else if (!parsed.ok) replies.malformed(conn, parsed.text, parsed.id)
     else return dispatch(ctx, conn, parsed.message)
@@ -53,12 +60,14 @@ export function createFrameHandler (ctx: CommandContext, counters: Counters): (c
     conn.spoke = true
     counters.messagesIn++
     if (isBinary) {
+      instrument?.unparsed()
       conn.close(1003, 'Binary frames are not accepted')
       return
     }
     // ws already enforces maxPayload; this guards a @fastify/websocket the user set up with a larger limit.
     const text = (data as Buffer).length > maxPayload ? null : data.toString()
     if (text === null) {
+      instrument?.unparsed()
       conn.close(1009, 'Frame too large')
       return
     }

@@ -52,7 +52,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
   const publisher = new Publisher(hub, link)
   const members = new MembersQuery(hub, link, params)
   const handlers = new HandlerRegistry((err) => { log.error({ err }, err.message) })
-  const commands: CommandContext = { params, log, hub, publisher, members, handlers, replies: new Replies(params, log) }
+  const commands: CommandContext = { params, log, hub, publisher, members, handlers, replies: new Replies(params, log, counters), counters }
   const admission = new Admission()
   const shutdown = new Shutdown(params.closeTimeout, admission, () => hub.connections())
   const connectionHost: ConnectionHost = {

@@ -3,6 +3,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { OriginCheck, PresenceMode, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
 import { InvalidOptionError } from './errors.js'
+import { metricsOption, type MetricsParams } from './metrics-option.js'
 
 export interface RoomsParams {
   path: string
@@ -38,13 +39,16 @@ export interface RoomsParams {
   presenceEachMax: number
   presenceInterval: number
   membersLimit: number
+  /** undefined when metrics are off (metrics-option.ts). */
+  metrics: MetricsParams | undefined
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxBacklogBytes',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
   'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'authenticateTimeout', 'firstFrameTimeout',
-  'closeTimeout', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
+  'closeTimeout', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit',
+  'metrics'
 ])
 const PRESENCE_MODES = new Set<unknown>(['auto', 'each', 'batched', 'none'])
 // Options Fastify itself passes to every plugin.
@@ -217,6 +221,7 @@ export function normaliseOptions (input: unknown): RoomsParams {
     presenceEvents: presenceOption(options.presenceEvents),
     presenceEachMax: integer(options, 'presenceEachMax', 100, 0),
     presenceInterval: integer(options, 'presenceInterval', 250, 1),
-    membersLimit: integer(options, 'membersLimit', 1000, 1)
+    membersLimit: integer(options, 'membersLimit', 1000, 1),
+    metrics: metricsOption(options.metrics)
   }
 }

@@ -287,6 +287,32 @@ export interface WsRoomsOptions {
   presenceInterval?: number
   /** At most this many members in the answer to a `members` request. Default 1000. */
   membersLimit?: number
+  /**
+   * Prometheus metrics through prom-client (an optional peer dependency): `true` registers them in
+   * prom-client's default registry. Default `false`.
+   */
+  metrics?: boolean | MetricsOptions
+}
+
+/** The part of a prom-client `Registry` the plugin uses (any prom-client 15 `Registry` fits). */
+export interface MetricsRegistry {
+  registerMetric (metric: any): void
+  getSingleMetric (name: string): any
+  removeSingleMetric (name: string): void
+}
+
+/** The `metrics` option. */
+export interface MetricsOptions {
+  /** Where the series are registered. Default: prom-client's default registry. */
+  registry?: MetricsRegistry
+  /** Put before every series name. Default `'ws_rooms_'`. */
+  prefix?: string
+  /**
+   * Adds a `room` label to the series that concern a room, filled with what this returns for the
+   * room's name: return a small set of values (a room's kind, not its name), or Prometheus will
+   * drown in series.
+   */
+  roomLabel?: (room: string) => string
 }
 
 // ---- fastify.rooms ----

@@ -1,0 +1,103 @@
+// OpenTelemetry spans for client frames, through @opentelemetry/api (an optional peer dependency,
+// imported once at register; without it nothing here runs). Like @fastify/otel's `request` span
+// for an HTTP request, each handled frame is a SERVER span, named `ws_rooms <type>`; the frame's
+// handling (an application handler included) runs in that span's context, so the spans the
+// handler makes are its children. A frame starts a trace of its own (a connection lives for
+// hours: one trace per connection would grow without end) unless it carries a W3C `traceparent`,
+// which it then continues.
+import type * as Otel from '@opentelemetry/api'
+import type { Connection } from './connection.js'
+
+type OtelApi = typeof Otel
+
+let loaded: Promise<OtelApi | null> | undefined
+
+/** @opentelemetry/api when it is installed, else null; imported once per process. */
+export function loadOtelApi (): Promise<OtelApi | null> {
+  loaded ??= import('@opentelemetry/api').then(
+    (module) => ((module as unknown as { default?: OtelApi }).default ?? module) as OtelApi,
+    () => null
+  )
+  return loaded
+}
+
+export const ATTR_CONNECTION_ID = 'ws_rooms.connection_id'
+export const ATTR_ROOM = 'ws_rooms.room'
+export const ATTR_ERROR_CODE = 'ws_rooms.error_code'
+
+export class FrameTracing {
+  private readonly api: OtelApi
+  private readonly tracer: Otel.Tracer
+  /** The delegate of a tracer provider nobody registered: while it is the global one, no span is made. */
+  private readonly noop: Otel.TracerProvider
+  /** The span of the frame each connection is handling (one at a time per connection). */
+  private readonly current = new Map<Connection, Otel.Span>()
+
+  constructor (api: OtelApi) {
+    this.api = api
+    this.tracer = api.trace.getTracer('fastify-ws-rooms')
+    this.noop = new api.ProxyTracerProvider().getDelegate()
+  }
+
+  /** A tracer provider is registered globally (checked per frame: it may be registered after the plugin). */
+  enabled (): boolean {
+    const provider = this.api.trace.getTracerProvider() as Otel.ProxyTracerProvider
+    return typeof provider.getDelegate !== 'function' || provider.getDelegate() !== this.noop
+  }
+
+  run (conn: Connection, type: string, frame: Record<string, unknown>, handle: () => void | Promise<void>): void | Promise<void> {
+    const { api } = this
+    let parent = api.ROOT_CONTEXT
+    if (typeof frame.traceparent === 'string') {
+      const carrier: Record<string, string> = { traceparent: frame.traceparent }
+      if (typeof frame.tracestate === 'string') carrier.tracestate = frame.tracestate
+      parent = api.propagation.extract(parent, carrier)
+    }
+    const attributes: Otel.Attributes = { [ATTR_CONNECTION_ID]: conn.id }
+    if (typeof frame.room === 'string') attributes[ATTR_ROOM] = frame.room
+    const span = this.tracer.startSpan(`ws_rooms ${type}`, { kind: api.SpanKind.SERVER, attributes }, parent)
+    this.current.set(conn, span)
+    const end = (): void => {
+      if (this.current.get(conn) === span) this.current.delete(conn)
+      span.end()
+    }
+    let pending: void | Promise<void>
+    try {
+      pending = api.context.with(api.trace.setSpan(parent, span), handle)
+    } catch (err) {
+      this.failed(span, err)
+      end()
+      throw err
+    }
+    if (pending === undefined) {
+      end()
+      return
+    }
+    return pending.then(end, (err: unknown) => {
+      this.failed(span, err)
+      end()
+      throw err
+    })
+  }
+
+  /** The frame `conn` is handling was refused with `code` (an error frame); `err` when a handler threw. */
+  refused (conn: Connection, code: string, err?: unknown): void {
+    const span = this.current.get(conn)
+    if (span === undefined) return
+    span.setAttribute(ATTR_ERROR_CODE, code)
+    span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: code })
+    if (err instanceof Error) span.recordException(err)
+  }
+
+  private failed (span: Otel.Span, err: unknown): void {
+    span.setStatus({ code: this.api.SpanStatusCode.ERROR, message: (err as Error)?.message })
+    if (err instanceof Error) span.recordException(err)
+  }
+
+  /** The active trace context as a W3C traceparent (for carrying across nodes); undefined outside a span. */
+  traceparent (): string | undefined {
+    const carrier: Record<string, string> = {}
+    this.api.propagation.inject(this.api.context.active(), carrier)
+    return carrier.traceparent
+  }
+}
