@@ -131,7 +131,7 @@ test('two instances on one registry share the series: a scrape sums them; each l
   const labelled = await serve(t, { metrics: { registry, roomLabel: () => 'x' } })
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(wsRooms, { metrics: { registry } }).ready(), /invalid option "metrics.roomLabel"/,
+  await t.rejects(async () => { await app.register(wsRooms, { metrics: { registry } }).ready() }, /invalid option "metrics.roomLabel"/,
     'the same series with and without roomLabel: refused, naming the option')
   await labelled.app.close()
 })
@@ -150,7 +150,7 @@ test('metrics: true uses prom-client\'s default registry; a name already taken i
   new Gauge({ name: 'ws_rooms_rooms', help: 'the application\'s own', registers: [registry] })
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(wsRooms, { metrics: { registry } }).ready(), /invalid option "metrics.prefix": a metric named ws_rooms_rooms is already registered/)
+  await t.rejects(async () => { await app.register(wsRooms, { metrics: { registry } }).ready() }, /invalid option "metrics.prefix": a metric named ws_rooms_rooms is already registered/)
   t.equal(registry.getSingleMetric('ws_rooms_connections'), undefined, 'nothing of ours is left behind')
   t.ok(registry.getSingleMetric('ws_rooms_rooms'), 'the application\'s metric is untouched')
 })
@@ -166,7 +166,7 @@ test('bad metrics options fail register naming the option', async (t) => {
   ]
   for (const [metrics, error] of cases) {
     const app = Fastify()
-    await t.rejects(app.register(wsRooms, { metrics } as never).ready(), error, JSON.stringify(metrics) ?? String(metrics))
+    await t.rejects(async () => { await app.register(wsRooms, { metrics } as never).ready() }, error, JSON.stringify(metrics) ?? String(metrics))
     await app.close()
   }
 })
