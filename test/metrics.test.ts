@@ -170,3 +170,11 @@ test('bad metrics options fail register naming the option', async (t) => {
     await app.close()
   }
 })
+
+test('metrics on without prom-client installed: register fails naming the option and the package', async (t) => {
+  const { execFileSync } = await import('node:child_process')
+  const { fileURLToPath } = await import('node:url')
+  const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+  const output = execFileSync(process.execPath, ['--import', 'tsx', '--import', fixture('hide-prom-client.mjs'), fixture('metrics-without-prom-client.ts')], { encoding: 'utf8' })
+  t.match(output.trim(), /^fastify-ws-rooms: invalid option "metrics": it needs the prom-client package, which is not installed: npm install prom-client$/)
+})
