@@ -58,7 +58,7 @@ let loaded: Promise<PromClient> | undefined
 /** prom-client, imported once per process; a clear error when it is not installed. */
 function loadPromClient (): Promise<PromClient> {
   loaded ??= import('prom-client').then(
-    (module) => ((module as unknown as { default?: PromClient }).default ?? module) as unknown as PromClient,
+    (module) => (typeof (module as { Registry?: unknown }).Registry === 'function' ? module : (module as unknown as { default: PromClient }).default) as unknown as PromClient,
     (err: unknown) => {
       loaded = undefined
       const code = (err as { code?: unknown } | null)?.code

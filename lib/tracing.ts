@@ -15,7 +15,8 @@ let loaded: Promise<OtelApi | null> | undefined
 /** @opentelemetry/api when it is installed, else null; imported once per process. */
 export function loadOtelApi (): Promise<OtelApi | null> {
   loaded ??= import('@opentelemetry/api').then(
-    (module) => ((module as unknown as { default?: OtelApi }).default ?? module) as OtelApi,
+    // The module itself, whatever the build: its `default` export is a smaller object without the classes.
+    (module) => (typeof (module as Partial<OtelApi>).ProxyTracerProvider === 'function' ? module : (module as unknown as { default: OtelApi }).default) as OtelApi,
     () => null
   )
   return loaded
