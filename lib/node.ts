@@ -31,6 +31,8 @@ export interface RoomsNode {
   /** What client frames are handled with (commands/). */
   readonly commands: CommandContext
   readonly counters: Counters
+  /** The adapter boundary (observability.ts hands it the tracing). */
+  readonly link: ClusterLink
   readonly admission: Admission
   readonly shutdown: Shutdown
   /** What every Connection of this node shares (limits, counters, slow receivers, closes). */
@@ -73,6 +75,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
     handlers,
     commands,
     counters,
+    link,
     admission,
     shutdown,
     connectionHost,

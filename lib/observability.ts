@@ -32,7 +32,10 @@ export async function startObservability (node: RoomsNode): Promise<Observabilit
   }
   const api = await loadOtelApi()
   const tracing = api === null ? null : new FrameTracing(api)
-  if (tracing !== null) node.commands.replies.onRefused = (conn, code, err) => { tracing.refused(conn, code, err) }
+  if (tracing !== null) {
+    node.commands.replies.onRefused = (conn, code, err) => { tracing.refused(conn, code, err) }
+    node.link.useTracing(tracing)
+  }
   const instrument = metrics === null && tracing === null ? null : new FrameInstrument(handlers, metrics, tracing)
   return { instrument, tracing, close: closeMetrics }
 }

@@ -22,6 +22,8 @@ export function loadOtelApi (): Promise<OtelApi | null> {
   return loaded
 }
 
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+
 export const ATTR_CONNECTION_ID = 'ws_rooms.connection_id'
 export const ATTR_ROOM = 'ws_rooms.room'
 export const ATTR_ERROR_CODE = 'ws_rooms.error_code'
@@ -95,10 +97,41 @@ export class FrameTracing {
     if (err instanceof Error) span.recordException(err)
   }
 
-  /** The active trace context as a W3C traceparent (for carrying across nodes); undefined outside a span. */
+  /** The active span's context as a W3C traceparent, to carry a publication to the other nodes; undefined outside a span. */
   traceparent (): string | undefined {
-    const carrier: Record<string, string> = {}
-    this.api.propagation.inject(this.api.context.active(), carrier)
-    return carrier.traceparent
+    if (!this.enabled()) return undefined
+    const span = this.api.trace.getActiveSpan()
+    if (span === undefined) return undefined
+    const spanContext = span.spanContext()
+    if (!this.api.isSpanContextValid(spanContext)) return undefined
+    // Written and read here, whatever propagator the application registered: both ends are this package.
+    return `00-${spanContext.traceId}-${spanContext.spanId}-${(spanContext.traceFlags & 0xff).toString(16).padStart(2, '0')}`
+  }
+
+  /**
+   * A message another node published inside a span, delivered here: a CONSUMER span `ws_rooms
+   * deliver` with a link to the publisher's span. A link, not a child: the publishing span is over
+   * by the time the message arrives, and one publication is delivered on every node of the room.
+   */
+  delivery (room: string, traceparent: string, deliver: () => void): void {
+    if (!this.enabled()) {
+      deliver()
+      return
+    }
+    const { api } = this
+    const parts = TRACEPARENT.exec(traceparent)
+    const remote: Otel.SpanContext | undefined = parts === null
+      ? undefined
+      : { traceId: parts[1], spanId: parts[2], traceFlags: parseInt(parts[3], 16), isRemote: true }
+    const span = this.tracer.startSpan('ws_rooms deliver', {
+      kind: api.SpanKind.CONSUMER,
+      attributes: { [ATTR_ROOM]: room },
+      links: remote !== undefined && api.isSpanContextValid(remote) ? [{ context: remote }] : []
+    }, api.ROOT_CONTEXT)
+    try {
+      api.context.with(api.trace.setSpan(api.ROOT_CONTEXT, span), deliver)
+    } finally {
+      span.end()
+    }
   }
 }

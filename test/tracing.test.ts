@@ -111,3 +111,38 @@ test('rate-limited frames are refused spans too', async (t) => {
   t.equal(limited.status.code, SpanStatusCode.ERROR)
   t.equal(limited.attributes['ws_rooms.error_code'], 'rate_limited')
 })
+
+test('a handler\'s broadcast carries its trace over Redis: the delivery on the other node links to it', async (t) => {
+  const { redisAdapter } = await import('../lib/adapters/redis.js')
+  const { SHARED_REDIS, deleteKeys, uniquePrefix } = await import('./fixtures/redis-helpers.js')
+  const prefix = uniquePrefix('tracing')
+  t.teardown(() => deleteKeys(SHARED_REDIS, prefix))
+  const setup = (app: import('fastify').FastifyInstance): void => {
+    app.rooms.handle('shout', schema, async (_conn, frame) => {
+      await app.rooms.broadcast((frame as { room: string }).room, { type: 'shouted' })
+    })
+  }
+  const one = await serve(t, { adapter: redisAdapter({ url: SHARED_REDIS, prefix }) }, setup)
+  const two = await serve(t, { adapter: redisAdapter({ url: SHARED_REDIS, prefix }) }, setup)
+  const a = await one.open()
+  const b = await two.open()
+  t.equal((await a.request({ type: 'join', room: 'lobby' })).type, 'ack')
+  t.equal((await b.request({ type: 'join', room: 'lobby' })).type, 'ack')
+  exporter.reset()
+
+  t.equal((await a.request({ type: 'shout', room: 'lobby' })).type, 'ack')
+  await b.next({ type: 'shouted' })
+  const shout = await spanNamed('ws_rooms shout')
+  const delivered = await spanNamed('ws_rooms deliver')
+  t.equal(delivered.kind, SpanKind.CONSUMER)
+  t.equal(delivered.attributes['ws_rooms.room'], 'lobby')
+  t.same(delivered.links.map((l) => [l.context.traceId, l.context.spanId]), [[shout.spanContext().traceId, shout.spanContext().spanId]],
+    'linked to the handler\'s span on the publishing node')
+  t.equal(exporter.getFinishedSpans().filter((s) => s.name === 'ws_rooms deliver').length, 1, 'only the other node delivers from Redis')
+
+  // Outside any span (a REST route's broadcast with no tracing of its own) nothing is carried.
+  exporter.reset()
+  await one.app.rooms.broadcast('lobby', { type: 'plain' })
+  await b.next({ type: 'plain' })
+  t.equal(exporter.getFinishedSpans().length, 0, 'no delivery span without a trace to link to')
+})

@@ -116,7 +116,8 @@ export type UserCommand =
 export interface AdapterNode {
   /** Unique id of this node (process), used to ignore one's own publications. */
   readonly nodeId: string
-  deliverToRoom (room: string, payload: string, except?: string): void
+  /** `traceparent`: the W3C trace context the publishing node sent along, when it traces (the node links its delivery to it). */
+  deliverToRoom (room: string, payload: string, except?: string, traceparent?: string): void
   deliverToUser (userId: string, payload: string): void
   deliverToAll (payload: string): void
   /** Local members of a room, for adapters that answer `members()` from memory. */
@@ -151,7 +152,12 @@ export interface AdapterNode {
 export interface RoomsAdapter {
   /** Called once when the plugin starts. */
   init (node: AdapterNode): void | Promise<void>
-  publishToRoom (room: string, payload: string, except?: string): void | Promise<void>
+  /**
+   * `traceparent` (W3C Trace Context) is given when the publication happened inside a traced span
+   * and the adapter is not the in-memory one: an adapter that can, carries it to the other nodes'
+   * `deliverToRoom`; one that cannot ignores it.
+   */
+  publishToRoom (room: string, payload: string, except?: string, traceparent?: string): void | Promise<void>
   publishToUser (userId: string, payload: string): void | Promise<void>
   publishToAll (payload: string): void | Promise<void>
   /** The first local member joined `room`: start receiving it. Resolves once subscribed. */
