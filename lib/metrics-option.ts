@@ -1,7 +1,7 @@
 // The `metrics` option, checked at register: false (off), true (prom-client's default registry),
 // or { registry?, prefix?, roomLabel? }. prom-client itself is loaded later, only when it is on.
 import { InvalidOptionError } from './errors.js'
-import { describe } from './options.js'
+import { describe } from './describe.js'
 
 export interface MetricsParams {
   /** A prom-client Registry; undefined: prom-client's default registry. */

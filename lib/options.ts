@@ -2,6 +2,7 @@
 // every default filled in, so the per-frame path reads plain fields and never re-checks them.
 import type { FastifyRequest } from 'fastify'
 import type { OriginCheck, PresenceMode, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
+import { describe } from './describe.js'
 import { InvalidOptionError } from './errors.js'
 import { metricsOption, type MetricsParams } from './metrics-option.js'
 
@@ -69,12 +70,7 @@ function integer (options: WsRoomsOptions, name: keyof WsRoomsOptions, fallback:
   return value
 }
 
-/** A short, log-safe description of a bad option value for error messages. */
-export function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`
-}
+export { describe }
 
 function originList (value: unknown[]): Set<string> {
   for (const origin of value) {
