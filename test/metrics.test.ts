@@ -178,3 +178,21 @@ test('metrics on without prom-client installed: register fails naming the option
   const output = execFileSync(process.execPath, ['--import', 'tsx', '--import', fixture('hide-prom-client.mjs'), fixture('metrics-without-prom-client.ts')], { encoding: 'utf8' })
   t.match(output.trim(), /^fastify-ws-rooms: invalid option "metrics": it needs the prom-client package, which is not installed: npm install prom-client$/)
 })
+
+test('the Grafana dashboard in docs/ queries only series the plugin exports', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const dashboard = JSON.parse(readFileSync(new URL('../docs/grafana-dashboard.json', import.meta.url), 'utf8'))
+  const registry = new Registry()
+  const server = await serve(t, { metrics: { registry } })
+  await server.open()
+  const exported = new Set((await registry.getMetricsAsJSON()).map((m) => m.name))
+  const panels: Array<{ title: string, targets: Array<{ expr: string }> }> = dashboard.panels
+  t.ok(panels.length >= 10)
+  for (const panel of panels) {
+    for (const { expr } of panel.targets) {
+      for (const [name] of expr.matchAll(/ws_rooms_[a-z_]+/g)) {
+        t.ok(exported.has(name.replace(/_bucket$/, '')), `${panel.title}: ${name} is exported`)
+      }
+    }
+  }
+})
