@@ -4,6 +4,7 @@
 import type { HandlerRegistry } from './commands/registry.js'
 import type { Connection } from './connection.js'
 import { isClientFrameType, type ParsedFrame } from './protocol/client-frames.js'
+import { roomLabelOf } from './metrics-option.js'
 import type { HistogramMetric } from './metrics.js'
 import type { RateVerdict } from './rate-limiter.js'
 import type { FrameTracing } from './tracing.js'
@@ -25,8 +26,6 @@ export class FrameInstrument {
   private readonly handlers: HandlerRegistry
   private readonly metrics: FrameMetrics | null
   private readonly tracing: FrameTracing | null
-  /** Label objects per type, made once (the histogram is observed per frame). */
-  private readonly typeLabels = new Map<string, { type: string }>()
 
   constructor (handlers: HandlerRegistry, metrics: FrameMetrics | null, tracing: FrameTracing | null) {
     this.handlers = handlers
@@ -47,14 +46,17 @@ export class FrameInstrument {
   }
 
   handle (conn: Connection, parsed: ParsedFrame, verdict: RateVerdict, next: HandleParsed): void | Promise<void> {
-    const type = this.typeOf(parsed)
     const metrics = this.metrics
+    const traced = this.tracing !== null && parsed.ok && this.tracing.enabled()
+    // @opentelemetry/api installed but no provider registered, and no metrics: nothing to record.
+    if (metrics === null && !traced) return next(conn, parsed, verdict)
+    const type = this.typeOf(parsed)
     if (metrics !== null) {
       const room = parsed.ok ? parsed.message.room : undefined
-      this.count(type, metrics.roomLabel !== undefined && typeof room === 'string' ? metrics.roomLabel(room) : '')
+      this.count(type, metrics.roomLabel !== undefined && typeof room === 'string' ? roomLabelOf(metrics.roomLabel, room) : '')
     }
     if (!parsed.ok) return next(conn, parsed, verdict)
-    if (this.tracing !== null && this.tracing.enabled()) return this.tracing.run(conn, type, parsed.message, () => this.timed(conn, parsed, verdict, next, type))
+    if (traced) return this.tracing!.run(conn, type, parsed.message, () => this.timed(conn, parsed, verdict, next, type))
     return this.timed(conn, parsed, verdict, next, type)
   }
 
@@ -62,7 +64,7 @@ export class FrameInstrument {
     const metrics = this.metrics
     if (metrics === null) return next(conn, parsed, verdict)
     const start = performance.now()
-    const done = (): void => { metrics.handlerDuration.observe(this.labelsOf(type), (performance.now() - start) / 1000) }
+    const done = (): void => { metrics.handlerDuration.observe(type, (performance.now() - start) / 1000) }
     let pending: void | Promise<void>
     try {
       pending = next(conn, parsed, verdict)
@@ -85,14 +87,5 @@ export class FrameInstrument {
       frames.set(type, byRoom)
     }
     byRoom.set(room, (byRoom.get(room) ?? 0) + 1)
-  }
-
-  private labelsOf (type: string): { type: string } {
-    let labels = this.typeLabels.get(type)
-    if (labels === undefined) {
-      labels = { type }
-      this.typeLabels.set(type, labels)
-    }
-    return labels
   }
 }

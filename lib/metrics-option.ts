@@ -43,3 +43,13 @@ export function metricsOption (value: unknown): MetricsParams | undefined {
   }
   return { registry: registry as MetricsRegistry | undefined, prefix, roomLabel: roomLabel as MetricsParams['roomLabel'] }
 }
+
+/** The application's roomLabel for `room`: a throw or a non-string must not break a frame or a scrape. */
+export function roomLabelOf (roomLabel: (room: string) => string, room: string): string {
+  try {
+    const label = roomLabel(room)
+    return typeof label === 'string' ? label : String(label)
+  } catch {
+    return ''
+  }
+}

@@ -115,6 +115,16 @@ test('roomLabel adds a room label filled with its value, never the name', async 
   t.notOk((await registry.metrics()).includes('alice-bob'))
 })
 
+test('a roomLabel that throws breaks neither the frame nor the scrape', async (t) => {
+  const registry = new Registry()
+  const server = await serve(t, { metrics: { registry, roomLabel: (room) => { if (room === 'bad') throw new Error('no label'); return 'ok' } } })
+  const a = await server.open()
+  t.equal((await a.request({ type: 'join', room: 'bad' })).type, 'ack', 'the frame is handled')
+  const s = await scrape(registry)
+  t.equal(valueOf(s, 'ws_rooms_rooms', { room: '' }), 1, 'counted under an empty label')
+  t.equal(valueOf(s, 'ws_rooms_frames_received_total', { type: 'join', room: '' }), 1)
+})
+
 test('two instances on one registry share the series: a scrape sums them; each leaves on close', async (t) => {
   const registry = new Registry()
   const one = await serve(t, { metrics: { registry } })
