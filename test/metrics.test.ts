@@ -206,3 +206,17 @@ test('the Grafana dashboard in docs/ queries only series the plugin exports', as
     }
   }
 })
+
+test('dropped_total counts what could not reach the other nodes', async (t) => {
+  const { memoryAdapter } = await import('../lib/index.js')
+  const registry = new Registry()
+  const adapter = { ...memoryAdapter(), publishToRoom: () => { throw new Error('the bus is down') } }
+  const server = await serve(t, { metrics: { registry }, adapter })
+  const a = await server.open()
+  t.equal((await a.request({ type: 'join', room: 'r' })).type, 'ack')
+  t.equal((await a.request({ type: 'message', room: 'r', text: 'lost elsewhere' })).type, 'ack', 'local delivery goes on')
+  await server.app.rooms.broadcast('r', { type: 'x' })
+  // The join's system event, the message and the broadcast.
+  t.equal(valueOf(await scrape(registry), 'ws_rooms_dropped_total'), 3)
+  t.equal(server.app.rooms.stats().dropped, 3, 'the same number as stats()')
+})
