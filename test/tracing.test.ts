@@ -94,6 +94,11 @@ test('each handled frame is a span: names, attributes, refusals, traceparent, ha
   const query = await spanNamed('db query')
   t.equal(query.parentSpanContext?.spanId, lookup.spanContext().spanId, 'a span the handler starts is its child')
 
+  // A built-in frame continues a trace the same way (and is otherwise handled as without it).
+  const otherTrace = '0af7651916cd43dd8448eb211c80319c'
+  t.equal((await a.request({ type: 'join', room: 'traced', traceparent: `00-${otherTrace}-b7ad6b7169203331-01` })).type, 'ack')
+  t.equal((await spanNamed('ws_rooms join', (s) => s.attributes['ws_rooms.room'] === 'traced')).spanContext().traceId, otherTrace)
+
   // Without a traceparent each frame starts its own trace.
   t.equal((await a.request({ type: 'lookup', room: 'x' })).data, 'x')
   const fresh = await spanNamed('ws_rooms lookup', (s) => s.attributes['ws_rooms.room'] === 'x')
