@@ -9,10 +9,12 @@ import { refreshRequest, type RefreshRequestShared } from './authenticate.js'
 import { Connection, kConnection } from './connection.js'
 import { DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON } from './drain.js'
 import { createFrameHandler, hold } from './frame-handler.js'
+import type { FrameInstrument } from './frame-instrument.js'
 import type { Grants } from './grants.js'
 import { kRoomsExpiresAt, kRoomsGrants, kRoomsUser } from './handshake.js'
 import type { RoomsNode } from './node.js'
 import { welcomeFrame } from './protocol/server-frames.js'
+import { tally } from './stats.js'
 
 type RoomsSocket = WebSocket & { [kConnection]: Connection, _receiver?: { _maxPayload: number } }
 
@@ -23,13 +25,15 @@ export interface AcceptOptions {
   trackedClients: Set<WebSocket> | undefined
   /** The websocket server's maxPayload, when it differs from ours. */
   serverMaxPayload: number | undefined
+  /** Metrics and tracing per frame; null when both are off. */
+  instrument: FrameInstrument | null
 }
 
 /** The route's WebSocket handler. */
 export function createAccept (node: RoomsNode, options: AcceptOptions): (socket: WebSocket, request: FastifyRequest) => void {
   const { params, hub, shutdown, admission, connectionHost, log } = node
-  const { ownsWebsocket, trackedClients, serverMaxPayload } = options
-  const { onFrame, resume } = createFrameHandler(node.commands, node.counters)
+  const { ownsWebsocket, trackedClients, serverMaxPayload, instrument } = options
+  const { onFrame, resume } = createFrameHandler(node.commands, node.counters, instrument)
   /** What every connection's refresh request shares (see refreshRequest); made at the first connection. */
   let refreshShared: RefreshRequestShared | undefined
 
@@ -46,6 +50,8 @@ export function createAccept (node: RoomsNode, options: AcceptOptions): (socket:
   }
   function onClose (this: RoomsSocket, code: number): void {
     const conn = this[kConnection]
+    // The code that closed it first: ours (ws may not have read the client's echo), else the client's.
+    tally(node.counters.closes, conn.closeCode !== 0 ? conn.closeCode : code)
     shutdown.untrack(conn)
     hub.remove(conn, code)
   }

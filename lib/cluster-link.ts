@@ -61,6 +61,14 @@ export interface LocalNode extends HistorySink {
   resyncHistory (): void
 }
 
+/** Trace context across nodes (tracing.ts), when @opentelemetry/api is there. */
+export interface LinkTracing {
+  /** The active span's W3C traceparent when a provider is registered and a span is active. */
+  traceparent (): string | undefined
+  /** Run a delivery that arrived with `traceparent` in a span linked to it. */
+  delivery (room: string, traceparent: string, deliver: () => void): void
+}
+
 export interface ClusterLinkDeps {
   nodeId: string
   log: FastifyBaseLogger
@@ -68,6 +76,8 @@ export interface ClusterLinkDeps {
   historyRooms: HistoryRooms
   /** The application chose the adapter (the memory one is the default). */
   explicitAdapter: boolean
+  /** Set once at register (observability.ts) when tracing is possible; only with an explicit adapter. */
+  tracing?: LinkTracing
 }
 
 export class ClusterLink {
@@ -110,9 +120,17 @@ export class ClusterLink {
 
   // ---- outbound: each call with its policy; undefined when the adapter answered synchronously ----
 
+  /** Carry trace context to the other nodes' deliveries (only an adapter the application chose has other nodes). */
+  useTracing (tracing: LinkTracing): void {
+    if (this.deps.explicitAdapter) this.deps.tracing = tracing
+  }
+
   publishToRoom (room: string, payload: string, except?: string): Promise<void> | undefined {
     try {
-      return this.settle('publishToRoom', this.adapter.publishToRoom(room, payload, except))
+      const traceparent = this.deps.tracing?.traceparent()
+      return this.settle('publishToRoom', traceparent === undefined
+        ? this.adapter.publishToRoom(room, payload, except)
+        : this.adapter.publishToRoom(room, payload, except, traceparent))
     } catch (err) {
       return this.failed('publishToRoom', err)
     }
@@ -241,17 +259,21 @@ class AdapterNodeView implements AdapterNode {
   readonly historyLimits: HistoryLimits | undefined
   private readonly node: LocalNode
   private readonly counters: Counters
+  private readonly deps: ClusterLinkDeps
 
   constructor (node: LocalNode, deps: ClusterLinkDeps) {
     this.node = node
+    this.deps = deps
     this.nodeId = deps.nodeId
     this.log = deps.log
     this.historyLimits = deps.historyRooms.limits
     this.counters = deps.counters
   }
 
-  deliverToRoom (room: string, payload: string, except?: string): void {
-    this.node.deliverToRoom(room, payload, except)
+  deliverToRoom (room: string, payload: string, except?: string, traceparent?: string): void {
+    const tracing = this.deps.tracing
+    if (traceparent === undefined || tracing === undefined) this.node.deliverToRoom(room, payload, except)
+    else tracing.delivery(room, traceparent, () => { this.node.deliverToRoom(room, payload, except) })
   }
 
   deliverToUser (userId: string, payload: string): void {

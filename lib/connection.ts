@@ -52,6 +52,8 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
   expiryIndex = -1
   /** When the server started closing it (see ClosingSockets); 0 while open. */
   closeStartedAt = 0
+  /** The first close code given to the socket (ours, ws's own like 1009, or the echo of the client's); 0 before. */
+  closeCode = 0
   /** Has the client sent a data frame yet (first-frame timeout). */
   spoke = false
   /** False from the moment the server starts closing it: nothing more is written. */
@@ -88,9 +90,10 @@ export class Connection implements RoomConnection, RateLimitState, TickWriter {
     // With compression each receiver needs its own deflate; only then do frames go through ws.send.
     this.socket = ws.extensions.includes('permessage-deflate') ? null : (ws as unknown as { _socket: Socket })._socket
     // ws writes its close frames itself (ours, the echo of the client's, 1009 and the like from
-    // its receiver): what this tick queued before must go out ahead of them.
+    // its receiver): what this tick queued before must go out ahead of them, and the code is kept
+    // (the metrics count closes by the code that closed first).
     ;(ws as ConnectionSocket)[kConnection] = this
-    if (this.socket !== null) ws.close = closeAfterQueuedFrames
+    ws.close = closeAfterQueuedFrames
   }
 
   /** Queue frame `index` of this tick's batch of a room (`payload` framed once for every receiver). */
@@ -246,10 +249,11 @@ const OPEN = 1
 export const kConnection = Symbol('fastify-ws-rooms.connection')
 type ConnectionSocket = WebSocket & { [kConnection]?: Connection }
 
-/** ws.close, on sockets whose frames go out at the tick's end: those queued go first. */
+/** ws.close: the first code is kept; on sockets whose frames go out at the tick's end, those queued go first. */
 function closeAfterQueuedFrames (this: ConnectionSocket, code?: number, data?: string | Buffer): void {
   const conn = this[kConnection]
-  if (conn !== undefined) {
+  if (conn !== undefined && conn.closeCode === 0 && typeof code === 'number') conn.closeCode = code
+  if (conn !== undefined && conn.socket !== null) {
     flushNow(conn)
     conn.flushedAhead()
   }

@@ -5,7 +5,8 @@
 import type { RawData } from 'ws'
 import { type CommandContext, dispatch } from './commands/index.js'
 import type { Connection } from './connection.js'
-import { idOf, parseFrame } from './protocol/client-frames.js'
+import type { FrameInstrument } from './frame-instrument.js'
+import { idOf, type ParsedFrame, parseFrame } from './protocol/client-frames.js'
 import { ALLOW, CLOSE, countFrame, REFUSE, type RateVerdict } from './rate-limiter.js'
 import type { Counters } from './stats.js'
 
@@ -23,7 +24,8 @@ export function hold (conn: Connection): void {
   conn.backlog ??= []
 }
 
-export function createFrameHandler (ctx: CommandContext, counters: Counters): FrameHandler {
+/** `instrument`: metrics and tracing per frame (frame-instrument.ts); null when both are off. */
+export function createFrameHandler (ctx: CommandContext, counters: Counters, instrument: FrameInstrument | null = null): FrameHandler {
   const { rateLimitMax, rateLimitWindowMs, maxPayload, maxBacklogBytes } = ctx.params
   const replies = ctx.replies
 
@@ -34,6 +36,11 @@ export function createFrameHandler (ctx: CommandContext, counters: Counters): Fr
       return
     }
     const parsed = parseFrame(text)
+    if (instrument !== null) return instrument.handle(conn, parsed, verdict, handleParsed)
+    return handleParsed(conn, parsed, verdict)
+  }
+
+  function handleParsed (conn: Connection, parsed: ParsedFrame, verdict: RateVerdict): void | Promise<void> {
     if (verdict === REFUSE) replies.refuse(conn, 'rate_limited', parsed.ok ? idOf(parsed.message) : parsed.id)
     else if (!parsed.ok) replies.malformed(conn, parsed.text, parsed.id)
     else return dispatch(ctx, conn, parsed.message)
@@ -64,12 +71,14 @@ export function createFrameHandler (ctx: CommandContext, counters: Counters): Fr
     conn.spoke = true
     counters.messagesIn++
     if (isBinary) {
+      instrument?.unparsed()
       conn.close(1003, 'Binary frames are not accepted')
       return
     }
     // ws already enforces maxPayload; this guards a @fastify/websocket the user set up with a larger limit.
     const text = (data as Buffer).length > maxPayload ? null : data.toString()
     if (text === null) {
+      instrument?.unparsed()
       conn.close(1009, 'Frame too large')
       return
     }

@@ -7,7 +7,7 @@ import { isPromise } from './async.js'
 import { type AuthenticateResult, normaliseSession, redact, type Session } from './authenticate.js'
 import { corkUntilFlush } from './frame-writer.js'
 import type { RoomsParams } from './options.js'
-import type { Counters } from './stats.js'
+import { type Counters, tally } from './stats.js'
 import { originHost, ProxyHints } from './proxy-hints.js'
 import {
   AuthenticationBusyError, AuthenticationTimeoutError, DrainingError, OriginRefusedError, TokenExpiredError, SubprotocolRequiredError, ServerFullError, TokenMissingError, TokenRefusedError,
@@ -120,6 +120,7 @@ export function createHandshake ({ params, admission, counters }: HandshakeDeps)
   return function roomsHandshake (request, reply, done) {
     function refuse (err: unknown): void {
       counters.rejectedUpgrades++
+      tally(counters.upgradesRefused, statusOf(err))
       done(err as Error)
     }
 
@@ -224,6 +225,12 @@ export function createHandshake ({ params, admission, counters }: HandshakeDeps)
     if (isPromise(allowed)) allowed.then(afterOrigin, refuse)
     else afterOrigin(allowed)
   }
+}
+
+/** The HTTP status Fastify answers a refusal with: the error's own, else 500. */
+function statusOf (err: unknown): number {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode
+  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500
 }
 
 type HandleProtocols = (protocols: Set<string>, request: unknown) => string | false

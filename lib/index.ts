@@ -13,12 +13,19 @@ import { closeRefusedUpgrade, createHandshake, kRoomsExpiresAt, kRoomsUser, reda
 import { startKeepalive } from './keepalive.js'
 import { createNode } from './node.js'
 import { answerUpgradesWhileClosing } from './drain.js'
+import { startObservability } from './observability.js'
 import { normaliseOptions } from './options.js'
 
 const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms (fastify: FastifyInstance, options) {
   const params = normaliseOptions(options)
   const node = createNode(params, fastify.log)
-  await node.start()
+  const observability = await startObservability(node)
+  try {
+    await node.start()
+  } catch (err) {
+    observability.close()
+    throw err
+  }
   const stopWriteDelay = useWriteDelay(params.writeDelay)
 
   // Added before @fastify/websocket's own preClose, so our clients get 1001 before its server closes.
@@ -34,6 +41,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
     await node.shutdown.closeAll(1001, 'Server shutting down', params.closeTimeout)
   })
   fastify.addHook('onClose', async () => {
+    observability.close()
     stopWriteDelay()
     await node.stop()
   })
@@ -71,7 +79,7 @@ const plugin: FastifyPluginAsync<WsRoomsOptions> = async function fastifyWsRooms
         remotePort: request.socket?.remotePort
       })
     }
-  }, createAccept(node, { ownsWebsocket, trackedClients, serverMaxPayload: wssOptions.maxPayload }))
+  }, createAccept(node, { ownsWebsocket, trackedClients, serverMaxPayload: wssOptions.maxPayload, instrument: observability.instrument }))
 }
 
 export const fastifyWsRooms = fp(plugin, { fastify: '5.x', name: 'fastify-ws-rooms' })

@@ -32,6 +32,8 @@ export interface RoomsNode {
   /** What client frames are handled with (commands/). */
   readonly commands: CommandContext
   readonly counters: Counters
+  /** The adapter boundary (observability.ts hands it the tracing). */
+  readonly link: ClusterLink
   readonly admission: Admission
   readonly shutdown: Shutdown
   /** Closing the connections over a window before a restart (fastify.rooms.drain, drainOnClose). */
@@ -55,7 +57,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
   const publisher = new Publisher(hub, link)
   const members = new MembersQuery(hub, link, params)
   const handlers = new HandlerRegistry((err) => { log.error({ err }, err.message) })
-  const commands: CommandContext = { params, log, hub, publisher, members, handlers, replies: new Replies(params, log) }
+  const commands: CommandContext = { params, log, hub, publisher, members, handlers, replies: new Replies(params, log, counters), counters }
   const admission = new Admission()
   const shutdown = new Shutdown(params.closeTimeout, admission, () => hub.connections())
   const drain = new Drain(admission, () => hub.connections())
@@ -77,6 +79,7 @@ export function createNode (params: RoomsParams, log: FastifyBaseLogger): RoomsN
     handlers,
     commands,
     counters,
+    link,
     admission,
     shutdown,
     drain,

@@ -2,7 +2,9 @@
 // every default filled in, so the per-frame path reads plain fields and never re-checks them.
 import type { FastifyRequest } from 'fastify'
 import type { ChatMessageIn, OriginCheck, PresenceMode, RoomsAdapter, RoomUser, WsRoomsOptions } from '../types/index.js'
+import { describe } from './describe.js'
 import { InvalidOptionError } from './errors.js'
+import { metricsOption, type MetricsParams } from './metrics-option.js'
 
 export interface RoomsParams {
   path: string
@@ -42,13 +44,16 @@ export interface RoomsParams {
   presenceEachMax: number
   presenceInterval: number
   membersLimit: number
+  /** undefined when metrics are off (metrics-option.ts). */
+  metrics: MetricsParams | undefined
 }
 
 const KNOWN_OPTIONS = new Set<string>([
   'path', 'allowedOrigins', 'allowMissingOrigin', 'authenticate', 'authorizeJoin', 'authorizePublish', 'maxPayload', 'maxBacklogBytes',
   'rateLimit', 'idleTimeout', 'maxRoomsPerConnection', 'maxRoomNameLength', 'maxBufferedBytes', 'adapter',
   'maxConnectionsPerIp', 'maxConnections', 'maxPendingAuthentications', 'authenticateTimeout', 'firstFrameTimeout',
-  'closeTimeout', 'drainOnClose', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit'
+  'closeTimeout', 'drainOnClose', 'writeDelay', 'retainRequest', 'history', 'presenceEvents', 'presenceEachMax', 'presenceInterval', 'membersLimit',
+  'metrics'
 ])
 const PRESENCE_MODES = new Set<unknown>(['auto', 'each', 'batched', 'none'])
 // Options Fastify itself passes to every plugin.
@@ -69,12 +74,7 @@ function integer (options: WsRoomsOptions, name: keyof WsRoomsOptions, fallback:
   return value
 }
 
-/** A short, log-safe description of a bad option value for error messages. */
-export function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value)
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`
-}
+export { describe }
 
 function originList (value: unknown[]): Set<string> {
   for (const origin of value) {
@@ -224,6 +224,7 @@ export function normaliseOptions (input: unknown): RoomsParams {
     presenceEvents: presenceOption(options.presenceEvents),
     presenceEachMax: integer(options, 'presenceEachMax', 100, 0),
     presenceInterval: integer(options, 'presenceInterval', 250, 1),
-    membersLimit: integer(options, 'membersLimit', 1000, 1)
+    membersLimit: integer(options, 'membersLimit', 1000, 1),
+    metrics: metricsOption(options.metrics)
   }
 }

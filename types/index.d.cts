@@ -55,6 +55,8 @@ declare namespace fastifyWsRooms {
   export type OriginCheck = esm.OriginCheck
   export type RateLimitOptions = esm.RateLimitOptions
   export type HistoryOptions = esm.HistoryOptions
+  export type MetricsOptions = esm.MetricsOptions
+  export type MetricsRegistry = esm.MetricsRegistry
   export type PresenceMode = esm.PresenceMode
   export type AuthenticatedSession = esm.AuthenticatedSession
   export type RoomGrants = esm.RoomGrants

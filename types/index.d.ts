@@ -116,7 +116,8 @@ export type UserCommand =
 export interface AdapterNode {
   /** Unique id of this node (process), used to ignore one's own publications. */
   readonly nodeId: string
-  deliverToRoom (room: string, payload: string, except?: string): void
+  /** `traceparent`: the W3C trace context the publishing node sent along, when it traces (the node links its delivery to it). */
+  deliverToRoom (room: string, payload: string, except?: string, traceparent?: string): void
   deliverToUser (userId: string, payload: string): void
   deliverToAll (payload: string): void
   /** Local members of a room, for adapters that answer `members()` from memory. */
@@ -157,7 +158,12 @@ export interface AdapterNode {
 export interface RoomsAdapter {
   /** Called once when the plugin starts. */
   init (node: AdapterNode): void | Promise<void>
-  publishToRoom (room: string, payload: string, except?: string): void | Promise<void>
+  /**
+   * `traceparent` (W3C Trace Context) is given when the publication happened inside a traced span
+   * and the adapter is not the in-memory one: an adapter that can, carries it to the other nodes'
+   * `deliverToRoom`; one that cannot ignores it.
+   */
+  publishToRoom (room: string, payload: string, except?: string, traceparent?: string): void | Promise<void>
   publishToUser (userId: string, payload: string): void | Promise<void>
   publishToAll (payload: string): void | Promise<void>
   /** The first local member joined `room`: start receiving it. Resolves once subscribed. */
@@ -318,6 +324,32 @@ export interface WsRoomsOptions {
   presenceInterval?: number
   /** At most this many members in the answer to a `members` request. Default 1000. */
   membersLimit?: number
+  /**
+   * Prometheus metrics through prom-client (an optional peer dependency): `true` registers them in
+   * prom-client's default registry. Default `false`.
+   */
+  metrics?: boolean | MetricsOptions
+}
+
+/** The part of a prom-client `Registry` the plugin uses (any prom-client 15 `Registry` fits). */
+export interface MetricsRegistry {
+  registerMetric (metric: any): void
+  getSingleMetric (name: string): any
+  removeSingleMetric (name: string): void
+}
+
+/** The `metrics` option. */
+export interface MetricsOptions {
+  /** Where the series are registered. Default: prom-client's default registry. */
+  registry?: MetricsRegistry
+  /** Put before every series name. Default `'ws_rooms_'`. */
+  prefix?: string
+  /**
+   * Adds a `room` label to the series that concern a room, filled with what this returns for the
+   * room's name: return a small set of values (a room's kind, not its name), or Prometheus will
+   * drown in series.
+   */
+  roomLabel?: (room: string) => string
 }
 
 // ---- fastify.rooms ----

@@ -8,8 +8,37 @@
 // BENCH_WRITE_DELAY sets writeDelay (to try other values than the default), BENCH_GRANTS gives
 // every session grants (a few exact rooms and prefixes, the bench's rooms matched by the last
 // prefix, so each check walks the list), for the grants scenarios.
+// Metrics and tracing (scenarios 72-74): BENCH_METRICS=1 turns `metrics` on (its own registry,
+// scraped every second, more often than Prometheus would); BENCH_TRACING=1 registers an
+// OpenTelemetry tracer provider (every span sampled, batched to an exporter that drops them);
+// BENCH_HIDE_OTEL=1 makes @opentelemetry/api impossible to import, as when it is not installed.
+import { register } from 'node:module'
 import Fastify from 'fastify'
 import { serveControl } from './control.mjs'
+
+if (process.env.BENCH_HIDE_OTEL === '1') {
+  register('data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
+    if (specifier === '@opentelemetry/api') throw Object.assign(new Error('hidden'), { code: 'ERR_MODULE_NOT_FOUND' })
+    return next(specifier, context)
+  }`))
+}
+if (process.env.BENCH_TRACING === '1') {
+  const { context, propagation, trace } = await import('@opentelemetry/api')
+  const { AsyncHooksContextManager } = await import('@opentelemetry/context-async-hooks')
+  const { W3CTraceContextPropagator } = await import('@opentelemetry/core')
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
+  const dropped = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} }
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropped)] }))
+  context.setGlobalContextManager(new AsyncHooksContextManager().enable())
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+}
+let metrics
+if (process.env.BENCH_METRICS === '1') {
+  const { Registry } = await import('prom-client')
+  const registry = new Registry()
+  metrics = { registry }
+  setInterval(() => { registry.metrics().catch(() => {}) }, 1000).unref()
+}
 
 const entry = process.env.BENCH_PLUGIN_ENTRY ?? '../../dist/esm/index.js'
 const { default: wsRooms } = await import(new URL(entry, import.meta.url).href)
@@ -34,7 +63,8 @@ await app.register(wsRooms, {
   ...(adapter ? { adapter } : {}),
   ...(process.env.BENCH_PRESENCE ? { presenceEvents: process.env.BENCH_PRESENCE } : {}),
   ...(process.env.BENCH_HISTORY_SIZE ? { history: { size: Number(process.env.BENCH_HISTORY_SIZE) } } : {}),
-  ...(process.env.BENCH_WRITE_DELAY ? { writeDelay: Number(process.env.BENCH_WRITE_DELAY) } : {})
+  ...(process.env.BENCH_WRITE_DELAY ? { writeDelay: Number(process.env.BENCH_WRITE_DELAY) } : {}),
+  ...(metrics ? { metrics } : {})
 })
 
 await app.listen({ port: Number(process.env.BENCH_PORT ?? 0), host: '127.0.0.1', backlog: 4096 })

@@ -19,6 +19,7 @@
 //   WS   /ws  {"type":"post","room","text"} → the same as the POST, as the connection's user; acked
 //                                             with the saved row. The built-in {"type":"message"}
 //                                             frame stays ephemeral (not stored).
+//   GET  /metrics                          → Prometheus metrics, with `metrics: true` or CHAT_METRICS=1
 //   Pushes carry the room's `offset` (the plugin's history); the page lists the room's members
 //   from the client's presence view.
 //
@@ -49,6 +50,8 @@ export interface ChatOptions {
   publicDir?: string
   /** The built browser client, served at `/client/`. Default dist/esm/client (`npm run build`). */
   clientDir?: string
+  /** Prometheus metrics (prom-client) at `GET /metrics`. Default: on when $CHAT_METRICS is `1`. */
+  metrics?: boolean
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -133,6 +136,10 @@ export async function build (options: ChatOptions = {}): Promise<FastifyInstance
   const clientDir = resolve(options.clientDir ?? DEFAULT_CLIENT)
   const dbPath = options.dbPath ?? process.env.CHAT_DB ?? DEFAULT_DB
 
+  // The plugin's series go into a registry of this app's own, served at /metrics for Prometheus.
+  const registry = (options.metrics ?? process.env.CHAT_METRICS === '1') ? new (await import('prom-client')).Registry() : undefined
+  if (registry !== undefined) roomsOptions.metrics = { registry }
+
   const store = openChatStore(dbPath)
   app.addHook('onClose', async () => { store.close() })
   try {
@@ -176,6 +183,10 @@ export async function build (options: ChatOptions = {}): Promise<FastifyInstance
     await app.rooms.broadcast(saved.room, chatFrame(saved))
     return saved
   })
+
+  if (registry !== undefined) {
+    app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()))
+  }
 
   // ---- The page and the browser client ----
 

@@ -26,8 +26,8 @@ export class RedisBus implements LinkChannels {
     this.seq = seq
   }
 
-  publishToRoom (room: string, payload: string, except?: string): void {
-    this.publish('m', this.link.keys.roomChannel(room), payload, except)
+  publishToRoom (room: string, payload: string, except?: string, traceparent?: string): void {
+    this.publish('m', this.link.keys.roomChannel(room), payload, except, traceparent)
   }
 
   publishToUser (userId: string, payload: string): void {
@@ -54,12 +54,12 @@ export class RedisBus implements LinkChannels {
   }
 
   /** Never queued: what cannot go out now, or fails on the way, is counted as dropped. */
-  private publish (kind: 'm' | 'c', channel: string, payload: string, except: string | undefined): Promise<unknown> | undefined {
+  private publish (kind: 'm' | 'c', channel: string, payload: string, except: string | undefined, traceparent?: string): Promise<unknown> | undefined {
     if (this.link.writable() === undefined) {
       this.link.drop()
       return undefined
     }
-    const published = this.link.publish(channel, this.seq.envelope(kind, channel, except, payload))
+    const published = this.link.publish(channel, this.seq.envelope(kind, channel, except, payload, traceparent))
     published?.catch((err: Error) => {
       this.link.drop()
       this.link.down('a publish failed', err)
@@ -163,7 +163,8 @@ export class RedisBus implements LinkChannels {
       } else if (envelope.kind === 'c') {
         if (userId !== undefined) node.deliverUserCommand(userId, JSON.parse(envelope.body) as UserCommand)
       } else if (room !== undefined) {
-        node.deliverToRoom(room, envelope.body, envelope.except)
+        if (envelope.traceparent === undefined) node.deliverToRoom(room, envelope.body, envelope.except)
+        else node.deliverToRoom(room, envelope.body, envelope.except, envelope.traceparent)
       } else if (userId !== undefined) {
         node.deliverToUser(userId, envelope.body)
       } else {

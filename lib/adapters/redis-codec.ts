@@ -16,6 +16,10 @@
 //                                             holds a NUL: payloads are JSON text (control characters
 //                                             escaped), and the API drops an except that holds one
 //
+// An 'm' publication made inside a traced span carries its W3C traceparent after the seq, as
+// `seq;traceparent`, so the receiving node can link its delivery to it (docs/metrics.md). A node
+// of an earlier version reads the seq with parseInt, which stops at the `;`: it ignores the trace.
+//
 // `seq` counts one node's publications per channel. A receiver that sees a publisher's seq jump
 // (it was resubscribing while that publisher was already back) counts the gap as dropped; history
 // messages are accounted for by their offsets instead (the room's stream repairs them), and a dead
@@ -40,6 +44,8 @@ export interface Envelope {
   seq: number
   except: string | undefined
   body: string
+  /** The publisher's trace context ('m' only), when it sent one. */
+  traceparent?: string
 }
 
 export function decode (message: string): Envelope | undefined {
@@ -49,15 +55,19 @@ export function decode (message: string): Envelope | undefined {
   const b = message.indexOf(SEP, a + 1)
   const c = message.indexOf(SEP, b + 1)
   if (a <= 1 || b < 0 || c < 0) return undefined
-  const seq = kind === 'h' || kind === 'b' ? Number(message.slice(a + 1, b)) : parseInt(message.slice(a + 1, b), 36)
+  const seqField = message.slice(a + 1, b)
+  const seq = kind === 'h' || kind === 'b' ? Number(seqField) : parseInt(seqField, 36)
   if (!Number.isSafeInteger(seq)) return undefined
-  return {
+  const envelope: Envelope = {
     kind,
     from: message.slice(1, a),
     seq,
     except: c > b + 1 ? message.slice(b + 1, c) : undefined,
     body: message.slice(c + 1)
   }
+  const trace = kind === 'm' ? seqField.indexOf(';') : -1
+  if (trace !== -1) envelope.traceparent = seqField.slice(trace + 1)
+  return envelope
 }
 
 /** The (except, payload) pairs of a `b` body, in offset order; undefined when it is not one. */
@@ -97,12 +107,13 @@ export class SeqCounter {
   }
 
   /** The message to publish on `channel`, with this node's next seq for it. */
-  envelope (kind: 'm' | 'p' | 'c', channel: string, except: string | undefined, body: string): string {
+  envelope (kind: 'm' | 'p' | 'c', channel: string, except: string | undefined, body: string, traceparent?: string): string {
     let seq = (this.sent.get(channel) ?? 0) + 1
     if (seq === 1 && this.sent.size >= MAX_SEQ_STREAMS) this.sent.clear()
     else if (seq > Number.MAX_SAFE_INTEGER - 1) seq = 1
     this.sent.set(channel, seq)
-    return kind + this.nodeId + SEP + seq.toString(36) + SEP + (except ?? '') + SEP + body
+    const seqField = traceparent === undefined ? seq.toString(36) : seq.toString(36) + ';' + traceparent
+    return kind + this.nodeId + SEP + seqField + SEP + (except ?? '') + SEP + body
   }
 
   /**

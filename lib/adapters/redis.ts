@@ -76,7 +76,7 @@ class RedisAdapter implements RoomsAdapter {
 
   async close (): Promise<void> { await this.parts?.link.close() }
 
-  publishToRoom (room: string, payload: string, except?: string): void { this.my.bus.publishToRoom(room, payload, except) }
+  publishToRoom (room: string, payload: string, except?: string, traceparent?: string): void { this.my.bus.publishToRoom(room, payload, except, traceparent) }
   publishToUser (userId: string, payload: string): void { this.my.bus.publishToUser(userId, payload) }
   publishToAll (payload: string): void { this.my.bus.publishToAll(payload) }
   async publishUserCommand (userId: string, command: UserCommand): Promise<void> { await this.my.bus.publishUserCommand(userId, command) }

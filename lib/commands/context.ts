@@ -5,6 +5,7 @@ import type { Hub } from '../hub.js'
 import type { MembersQuery } from '../members-query.js'
 import type { RoomsParams } from '../options.js'
 import type { Publisher } from '../publish.js'
+import type { Counters } from '../stats.js'
 import type { HandlerRegistry } from './registry.js'
 import type { Replies } from './replies.js'
 
@@ -16,6 +17,7 @@ export interface CommandContext {
   readonly members: MembersQuery
   readonly handlers: HandlerRegistry
   readonly replies: Replies
+  readonly counters: Counters
 }
 
 /**

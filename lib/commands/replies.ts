@@ -3,20 +3,25 @@
 import type { TSchema } from '@sinclair/typebox'
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import type { FastifyBaseLogger } from 'fastify'
-import type { MessageId } from '../../types/index.js'
+import type { ErrorCode, MessageId } from '../../types/index.js'
 import type { Connection } from '../connection.js'
 import { RoomsError } from '../errors.js'
 import type { RoomsParams } from '../options.js'
 import { idOf, schemaErrorText } from '../protocol/client-frames.js'
 import { ackFrame, errorFrame } from '../protocol/server-frames.js'
+import { type Counters, tally } from '../stats.js'
 import { refusalCode, type RefusalContext, refusalText, type RefusalCause } from '../refusals.js'
 
 export class Replies {
   private readonly log: FastifyBaseLogger
   private readonly limits: RefusalContext
+  private readonly refusals: Map<string, number>
+  /** Told of every error frame, when tracing is on (the frame's span gets the code). */
+  onRefused: ((conn: Connection, code: string, err?: unknown) => void) | null = null
 
-  constructor (params: RoomsParams, log: FastifyBaseLogger) {
+  constructor (params: RoomsParams, log: FastifyBaseLogger, counters: Counters) {
     this.log = log
+    this.refusals = counters.refusals
     this.limits = { maxRoomNameLength: params.maxRoomNameLength, maxRoomsPerConnection: params.maxRoomsPerConnection }
   }
 
@@ -27,12 +32,19 @@ export class Replies {
 
   refuse (conn: Connection, cause: RefusalCause, id: MessageId | undefined, room?: string): void {
     const ctx = room === undefined ? this.limits : { ...this.limits, room }
-    conn.sendPayload(errorFrame(refusalCode(cause), refusalText(cause, ctx), id))
+    this.error(conn, refusalCode(cause), refusalText(cause, ctx), id)
+  }
+
+  /** Every error frame goes out here: counted by code. */
+  private error (conn: Connection, code: ErrorCode, text: string, id: MessageId | undefined, err?: unknown): void {
+    tally(this.refusals, code)
+    if (this.onRefused !== null) this.onRefused(conn, code, err)
+    conn.sendPayload(errorFrame(code, text, id))
   }
 
   /** A frame that is not a message of this protocol: `text` says what is wrong with it. */
   malformed (conn: Connection, text: string, id: MessageId | undefined): void {
-    conn.sendPayload(errorFrame('invalid_message', text, id))
+    this.error(conn, 'invalid_message', text, id)
   }
 
   /** A frame its schema refused: the first schema error. */
@@ -43,10 +55,10 @@ export class Replies {
   /** A handler (or a members lookup) failed: a RoomsError is the client's answer; anything else is logged and internal_error. */
   failed (conn: Connection, err: unknown, type: string, id: MessageId | undefined): void {
     if (err instanceof RoomsError) {
-      conn.sendPayload(errorFrame(err.code, err.message, id))
+      this.error(conn, err.code, err.message, id)
       return
     }
     this.log.error({ err, connectionId: conn.id, type }, 'a fastify.rooms handler threw')
-    this.refuse(conn, 'internal_error', id)
+    this.error(conn, 'internal_error', refusalText('internal_error', this.limits), id, err)
   }
 }
