@@ -12,9 +12,12 @@ import type {
   SystemEvent
 } from './protocol.js'
 import type { ObjectSchema, StaticOf } from './schema.js'
+import type { AppOf, MessageDefinitions } from './messages.js'
 
 export type * from './protocol.js'
 export type { ObjectSchema, StaticOf, TObject034, TObjectNext } from './schema.js'
+export type * from './messages.js'
+export { defineMessages } from './messages.js'
 
 // ---- The socket the client drives (browser WebSocket, `ws`, undici, ...) ----
 
@@ -95,6 +98,11 @@ export interface ConnectOptions {
    * `false`: only rooms whose members were asked for with `client.members(room)`. Default `true`.
    */
   presence?: boolean | ((room: string) => boolean)
+  /**
+   * The application's messages (`defineMessages`): types `request` and `on`, and an event frame of
+   * a defined type that fails its schema is not given to listeners (`error` with `invalid_event`).
+   */
+  messages?: MessageDefinitions
 }
 
 export interface RequestOptions {
@@ -126,6 +134,8 @@ export type ClientErrorCode =
   | 'reconnect_failed'
   /** The server closed the connection with a code that means "do not come back" (1000, 1003, 1007, 1008, 3xxx, 4xxx but 4001). */
   | 'connection_refused'
+  /** An event frame of a type in `messages` failed its schema; it was not given to listeners. */
+  | 'invalid_event'
 
 export declare class RoomsClientError extends Error {
   constructor (code: ErrorCode | ClientErrorCode, message: string, details?: { status?: number, room?: string, frame?: ErrorMessage, cause?: unknown })
@@ -305,8 +315,10 @@ export interface UntypedApp {
   events: Record<string, AppFrame>
 }
 
-type RequestsOf<App> = App extends { requests: infer R } ? R : {}
-type EventsOf<App> = App extends { events: infer E } ? E : {}
+type IsAny<T> = 0 extends 1 & T ? true : false
+// `any` (what TypeScript puts for App when it compares generic signatures) reads as UntypedApp.
+type RequestsOf<App> = IsAny<App> extends true ? UntypedApp['requests'] : App extends { requests: infer R } ? R : {}
+type EventsOf<App> = IsAny<App> extends true ? UntypedApp['events'] : App extends { events: infer E } ? E : {}
 
 /** Request type names of an application. */
 export type RequestName<App> = Exclude<keyof RequestsOf<App> & string, 'join' | 'leave' | 'message'>
@@ -393,6 +405,8 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
  * `ws(s):`); in Node it must be absolute (`ws://localhost:3000/ws`), or this throws a TypeError
  * saying so.
  */
+/** Typed by a `defineMessages` definition; incoming events failing their schema are dropped and reported as `invalid_event`. */
+export declare function connect<M extends MessageDefinitions> (url: string | URL, options: ConnectOptions & { messages: M }): RoomsClient<AppOf<M>>
 export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App>
 
 /** The subprotocol the client always offers first. */

@@ -68,6 +68,20 @@ export class HandlerRegistry {
     this.handlers[type] = entry
   }
 
+  /**
+   * Another schema of `type` being compiled (an `implement`ed request's result): the server is not
+   * ready before it compiled, and fails to start when it cannot be.
+   */
+  track (type: string, compiling: Promise<unknown>): void {
+    const settled = compiling.then(() => {}, (err: unknown) => {
+      const error = new InvalidHandlerError(type, `the result schema could not be compiled: ${(err as Error)?.message ?? String(err)}`)
+      if (this.schemasChecked) this.logError(error)
+      else this.schemaError ??= error
+    })
+    this.compiling.add(settled)
+    settled.then(() => { this.compiling.delete(settled) }, () => {})
+  }
+
   get (type: string): RegisteredHandler | undefined {
     return this.handlers[type]
   }
