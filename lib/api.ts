@@ -7,6 +7,7 @@ import type {
 } from '../types/index.js'
 import { checkDisconnect, checkHistoryOptions, checkMembersLimit, checkRoomArgument, checkUserId } from './api-arguments.js'
 import type { ClusterLink } from './cluster-link.js'
+import { asyncApiDocument, type AsyncApiInfo } from './asyncapi.js'
 import { implementMessages } from './commands/implement.js'
 import type { HandlerRegistry } from './commands/registry.js'
 import type { Connection } from './connection.js'
@@ -157,6 +158,10 @@ export class RoomsFacade implements RoomsApi {
 
   implement<M extends MessageDefinitions> (messages: M, handlers: MessageHandlers<M>): ImplementedApi<M> {
     return implementMessages(this.#handlers, this, messages, handlers)
+  }
+
+  asyncapi (info?: AsyncApiInfo): Record<string, unknown> {
+    return asyncApiDocument(this.#params.path, this.#handlers, info)
   }
 
   on<E extends RoomsEventName> (event: E, listener: Listeners[E]): this {

@@ -405,9 +405,17 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
  * `ws(s):`); in Node it must be absolute (`ws://localhost:3000/ws`), or this throws a TypeError
  * saying so.
  */
-/** Typed by a `defineMessages` definition; incoming events failing their schema are dropped and reported as `invalid_event`. */
-export declare function connect<M extends MessageDefinitions> (url: string | URL, options: ConnectOptions & { messages: M }): RoomsClient<AppOf<M>>
-export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App>
+/**
+ * The client's spec: a `defineMessages` definition's (`AppOf`), or a hand-written one as it is
+ * (`connect<App>(url)`, the v2 form).
+ */
+export type ClientAppOf<App> = App extends MessageDefinitions ? AppOf<App> : App
+
+/**
+ * Open a client. With `messages` (a `defineMessages` definition) `request` and `on` are typed by
+ * it, and incoming events failing their schema are dropped and reported as `invalid_event`.
+ */
+export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions & { messages?: App & MessageDefinitions }): RoomsClient<ClientAppOf<App>>
 
 /** The subprotocol the client always offers first. */
 export declare const PROTOCOL: 'rooms.v1'

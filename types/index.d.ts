@@ -424,6 +424,11 @@ export interface RoomsApi {
    * Throws a TypeError naming a request type without a handler.
    */
   implement<M extends MessageDefinitions> (messages: M, handlers: MessageHandlers<M>): ImplementedApi<M>
+  /**
+   * An AsyncAPI 3.0.0 document (a plain object) of the endpoint at `path`: the protocol's frames and
+   * every type registered with `handle` or `implement`, payloads and results as JSON Schema.
+   */
+  asyncapi (info?: { title?: string, version?: string }): Record<string, unknown>
   on<E extends RoomsEventName> (event: E, listener: RoomsEvents[E]): this
   off<E extends RoomsEventName> (event: E, listener: RoomsEvents[E]): this
 }

@@ -79,7 +79,7 @@ describe('rooms.implement', () => {
       "Property 'id' is missing in type '{ room: string; text: string; }' but required in type"
     )
     expect(api.broadcast('lobby', 'psoted', { room: 'lobby', id: 1, text: 'hi' })).type.toRaiseError(
-      `Argument of type '"psoted"' is not assignable to parameter of type '"posted"'`
+      'Argument of type \'"psoted"\' is not assignable to parameter of type \'"posted"\''
     )
   })
 })
@@ -102,7 +102,7 @@ describe('connect(url, { messages })', () => {
   test('an unknown request type fails to compile', () => {
     const client = connect('ws://localhost/ws', { messages })
     expect(client.request('pots', { room: 'r', text: 'hi' })).type.toRaiseError(
-      `Argument of type '"pots"' is not assignable to parameter of type '"post" | "typing"'`
+      'Argument of type \'"pots"\' is not assignable to parameter of type \'"post" | "typing"\''
     )
   })
 

@@ -5,7 +5,7 @@ import type { BroadcastOptions, ImplementedApi, MessageDefinitions, ObjectSchema
 import { isPromise } from '../async.js'
 import { defineMessages } from '../client/messages.js'
 import { compileResultSchema, type ResultValidator } from '../protocol/result-schema.js'
-import type { HandlerRegistry } from './registry.js'
+import type { HandlerRegistry, RegisteredHandler } from './registry.js'
 
 /** The facade's senders the typed ones go through (so §6's and history's rules hold unchanged). */
 export interface Senders {
@@ -28,6 +28,7 @@ export function implementMessages<M extends MessageDefinitions> (registry: Handl
     const { payload, result } = requests[type]
     const handler = handlers[type] as Handler
     registry.register(type, payload, result === undefined ? handler : checkedHandler(registry, type, result, handler))
+    if (result !== undefined) (registry.get(type) as RegisteredHandler).result = result
   }
   const frame = (type: string, payload: object): object => ({ ...payload, type })
   return {
