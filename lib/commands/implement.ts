@@ -27,7 +27,7 @@ export function implementMessages<M extends MessageDefinitions> (registry: Handl
   for (const type of Object.keys(requests)) {
     const { payload, result } = requests[type]
     const handler = handlers[type] as Handler
-    registry.register(type, payload, result === undefined ? handler : checkedHandler(registry, type, result, handler))
+    registry.register(type, payload, result === undefined ? withoutData(handler) : checkedHandler(registry, type, result, handler))
     if (result !== undefined) (registry.get(type) as RegisteredHandler).result = result
   }
   const frame = (type: string, payload: object): object => ({ ...payload, type })
@@ -35,6 +35,14 @@ export function implementMessages<M extends MessageDefinitions> (registry: Handl
     broadcast: async (room, type, payload, options) => { await senders.broadcast(room, frame(type, payload), options) },
     sendToUser: async (userId, type, payload) => { await senders.sendToUser(userId, frame(type, payload)) },
     broadcastAll: async (type, payload) => { await senders.broadcastAll(frame(type, payload)) }
+  }
+}
+
+/** A request without a `result` is acked without data, whatever its handler returns (TypeScript lets a void function return a value). */
+function withoutData (handler: Handler): Handler {
+  return (conn, message) => {
+    const value = handler(conn, message)
+    return isPromise(value) ? value.then(() => undefined) : undefined
   }
 }
 
