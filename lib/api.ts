@@ -2,11 +2,13 @@
 // facade holds them in #private fields and has no other member, so from JavaScript nothing but the
 // documented API is reachable through it (no delivery internals, no adapter, no EventEmitter).
 import type {
-  BroadcastOptions, DisconnectOptions, DrainOptions, HandledMessage, ObjectSchema, RoomConnection, RoomHistory, RoomMember, RoomsApi, RoomsEventName,
+  BroadcastOptions, DisconnectOptions, DrainOptions, HandledMessage, ImplementedApi, MessageDefinitions, MessageHandlers, ObjectSchema, RoomConnection, RoomHistory, RoomMember, RoomsApi, RoomsEventName,
   RoomsEvents as Listeners, RoomsStats
 } from '../types/index.js'
 import { checkDisconnect, checkHistoryOptions, checkMembersLimit, checkRoomArgument, checkUserId } from './api-arguments.js'
 import type { ClusterLink } from './cluster-link.js'
+import { asyncApiDocument, type AsyncApiInfo } from './asyncapi.js'
+import { implementMessages } from './commands/implement.js'
 import type { HandlerRegistry } from './commands/registry.js'
 import type { Connection } from './connection.js'
 import { NoHistoryError, unavailableFrom, UnknownConnectionError } from './errors.js'
@@ -161,6 +163,14 @@ export class RoomsFacade implements RoomsApi {
 
   handle<S extends ObjectSchema> (type: string, schema: S, handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown): void {
     this.#handlers.register(type, schema, handler)
+  }
+
+  implement<M extends MessageDefinitions> (messages: M, handlers: MessageHandlers<M>): ImplementedApi<M> {
+    return implementMessages(this.#handlers, this, messages, handlers)
+  }
+
+  asyncapi (info?: AsyncApiInfo): Record<string, unknown> {
+    return asyncApiDocument(this.#params.path, this.#handlers, info)
   }
 
   on<E extends RoomsEventName> (event: E, listener: Listeners[E]): this {

@@ -86,4 +86,5 @@ export const fastifyWsRooms = fp(plugin, { fastify: '5.x', name: 'fastify-ws-roo
 export default fastifyWsRooms
 export { memoryAdapter }
 export { RoomsError } from './errors.js'
+export { defineMessages } from './client/messages.js'
 export type * from '../types/index.js'

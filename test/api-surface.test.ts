@@ -9,7 +9,7 @@ import ts from 'typescript'
 import { serve } from './helpers.js'
 
 const DOCUMENTED = [
-  'broadcast', 'broadcastAll', 'connection', 'disconnectUser', 'drain', 'handle', 'history', 'join', 'joinUser',
+  'asyncapi', 'broadcast', 'broadcastAll', 'connection', 'disconnectUser', 'drain', 'handle', 'history', 'implement', 'join', 'joinUser',
   'leave', 'leaveUser', 'members', 'nodeId', 'off', 'on', 'rooms', 'sendToUser', 'stats'
 ]
 

@@ -79,7 +79,13 @@ declare namespace connect {
   export type RoomsClientError = esm.RoomsClientError
   export const PROTOCOL: typeof esm.PROTOCOL
   export const shouldReconnect: typeof esm.shouldReconnect
+  // Typed messages (./messages.d.ts)
+  export type MessageDefinitions = esm.MessageDefinitions
+  export type RequestDefinition = esm.RequestDefinition
+  export type AppOf<M> = esm.AppOf<M>
+  export type StaticOfAny<S> = esm.StaticOfAny<S>
   export const connect: typeof esm.connect
+  export const defineMessages: typeof esm.defineMessages
   export { connect as default }
 }
 

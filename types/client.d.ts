@@ -12,9 +12,12 @@ import type {
   SystemEvent
 } from './protocol.js'
 import type { ObjectSchema, StaticOf } from './schema.js'
+import type { AppOf, MessageDefinitions } from './messages.js'
 
 export type * from './protocol.js'
 export type { ObjectSchema, StaticOf, TObject034, TObjectNext } from './schema.js'
+export type * from './messages.js'
+export { defineMessages } from './messages.js'
 
 // ---- The socket the client drives (browser WebSocket, `ws`, undici, ...) ----
 
@@ -111,6 +114,11 @@ export interface ConnectOptions {
    * `false`: never refresh in place.
    */
   refresh?: { marginMs?: number, jitterMs?: number } | false
+  /**
+   * The application's messages (`defineMessages`): types `request` and `on`, and an event frame of
+   * a defined type that fails its schema is not given to listeners (`error` with `invalid_event`).
+   */
+  messages?: MessageDefinitions
 }
 
 export interface RequestOptions {
@@ -144,6 +152,8 @@ export type ClientErrorCode =
   | 'refresh_failed'
   /** The server closed the connection with a code that means "do not come back" (1000, 1003, 1007, 1008, 3xxx, 4xxx but 4001). */
   | 'connection_refused'
+  /** An event frame of a type in `messages` failed its schema; it was not given to listeners. */
+  | 'invalid_event'
 
 export declare class RoomsClientError extends Error {
   constructor (code: ErrorCode | ClientErrorCode, message: string, details?: { status?: number, room?: string, frame?: ErrorMessage, cause?: unknown })
@@ -330,8 +340,10 @@ export interface UntypedApp {
   events: Record<string, AppFrame>
 }
 
-type RequestsOf<App> = App extends { requests: infer R } ? R : {}
-type EventsOf<App> = App extends { events: infer E } ? E : {}
+type IsAny<T> = 0 extends 1 & T ? true : false
+// `any` (what TypeScript puts for App when it compares generic signatures) reads as UntypedApp.
+type RequestsOf<App> = IsAny<App> extends true ? UntypedApp['requests'] : App extends { requests: infer R } ? R : {}
+type EventsOf<App> = IsAny<App> extends true ? UntypedApp['events'] : App extends { events: infer E } ? E : {}
 
 /** Request type names of an application. */
 export type RequestName<App> = Exclude<keyof RequestsOf<App> & string, 'join' | 'leave' | 'message'>
@@ -418,7 +430,17 @@ export declare class RoomsClient<App extends AppSpec = UntypedApp> {
  * `ws(s):`); in Node it must be absolute (`ws://localhost:3000/ws`), or this throws a TypeError
  * saying so.
  */
-export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions): RoomsClient<App>
+/**
+ * The client's spec: a `defineMessages` definition's (`AppOf`), or a hand-written one as it is
+ * (`connect<App>(url)`, the v2 form).
+ */
+export type ClientAppOf<App> = App extends MessageDefinitions ? AppOf<App> : App
+
+/**
+ * Open a client. With `messages` (a `defineMessages` definition) `request` and `on` are typed by
+ * it, and incoming events failing their schema are dropped and reported as `invalid_event`.
+ */
+export declare function connect<App extends AppSpec = UntypedApp> (url: string | URL, options?: ConnectOptions & { messages?: App & MessageDefinitions }): RoomsClient<ClientAppOf<App>>
 
 /** The subprotocol the client always offers first. */
 export declare const PROTOCOL: 'rooms.v1'

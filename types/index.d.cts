@@ -84,11 +84,19 @@ declare namespace fastifyWsRooms {
   export type RoomsStats = esm.RoomsStats
   export type BroadcastOptions = esm.BroadcastOptions
   export type RoomsApi = esm.RoomsApi
+  // Typed messages (./messages.d.ts)
+  export type MessageDefinitions = esm.MessageDefinitions
+  export type RequestDefinition = esm.RequestDefinition
+  export type AppOf<M> = esm.AppOf<M>
+  export type StaticOfAny<S> = esm.StaticOfAny<S>
+  export type MessageHandlers<M> = esm.MessageHandlers<M>
+  export type ImplementedApi<M> = esm.ImplementedApi<M>
   // Values
   export const fastifyWsRooms: Plugin
   export { fastifyWsRooms as default }
   export const memoryAdapter: typeof esm.memoryAdapter
   export const RoomsError: typeof esm.RoomsError
+  export const defineMessages: typeof esm.defineMessages
   export type RoomsError = esm.RoomsError
 }
 

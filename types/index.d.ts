@@ -4,12 +4,15 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { ChatMessageIn, ErrorCode, MessageId, RoomUser } from './protocol.js'
 import type { ObjectSchema, StaticOf } from './schema.js'
+import type { EventPayloadOf, EventTypeOf, MessageDefinitions, RequestMessageOf, RequestResultOf, RequestTypeOf } from './messages.js'
 
 // ---- Wire protocol: frames, error codes, close codes (docs/protocol.md) ----
 // Defined in ./protocol.d.ts (which imports nothing, so the client's types share it without
 // pulling in fastify), and re-exported here unchanged.
 export type * from './protocol.js'
 export type * from './schema.js'
+export type * from './messages.js'
+export { defineMessages } from './messages.js'
 
 // ---- The application's user type ----
 
@@ -425,6 +428,21 @@ export interface BroadcastOptions {
   except?: string
 }
 
+/** One handler per request type of a definition, returning (or resolving to) the ack's `result`. */
+export type MessageHandlers<M> = {
+  [K in RequestTypeOf<M>]: (conn: RoomConnection, message: RequestMessageOf<M, K>) => RequestResultOf<M, K> | Promise<RequestResultOf<M, K>>
+}
+
+/** What `rooms.implement` returns: senders of the definition's events, their payloads typed. */
+export interface ImplementedApi<M> {
+  /** `{"type":type, ...payload}` to every member of `room`, as `rooms.broadcast` sends. */
+  broadcast<K extends EventTypeOf<M>> (room: string, type: K, payload: EventPayloadOf<M, K>, options?: BroadcastOptions): Promise<void>
+  /** `{"type":type, ...payload}` to every connection of `userId`, as `rooms.sendToUser` sends. */
+  sendToUser<K extends EventTypeOf<M>> (userId: string, type: K, payload: EventPayloadOf<M, K>): Promise<void>
+  /** `{"type":type, ...payload}` to every connection, as `rooms.broadcastAll` sends. */
+  broadcastAll<K extends EventTypeOf<M>> (type: K, payload: EventPayloadOf<M, K>): Promise<void>
+}
+
 export interface RoomsApi {
   /** This node's id (a prefix of every connection id it hands out; how adapters tell nodes apart). */
   readonly nodeId: string
@@ -480,6 +498,18 @@ export interface RoomsApi {
     schema: S,
     handler: (conn: RoomConnection, message: HandledMessage<S>) => unknown
   ): void
+  /**
+   * Register every request type of a `defineMessages` definition as `handle` does, with one handler
+   * each; what a handler returns is checked against the request's `result` before the ack (a value
+   * that fails it: the client gets `internal_error`, the server logs the type and the first error).
+   * Throws a TypeError naming a request type without a handler.
+   */
+  implement<M extends MessageDefinitions> (messages: M, handlers: MessageHandlers<M>): ImplementedApi<M>
+  /**
+   * An AsyncAPI 3.0.0 document (a plain object) of the endpoint at `path`: the protocol's frames and
+   * every type registered with `handle` or `implement`, payloads and results as JSON Schema.
+   */
+  asyncapi (info?: { title?: string, version?: string }): Record<string, unknown>
   on<E extends RoomsEventName> (event: E, listener: RoomsEvents[E]): this
   off<E extends RoomsEventName> (event: E, listener: RoomsEvents[E]): this
 }

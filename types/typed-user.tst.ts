@@ -5,7 +5,7 @@ import { expect, test, describe } from 'tstyche'
 import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { Type as TypeNext } from 'typebox'
-import wsRooms, { type AppUser, type RoomConnection } from 'fastify-ws-rooms'
+import wsRooms, { defineMessages, type AppUser, type RoomConnection } from 'fastify-ws-rooms'
 
 declare module 'fastify-ws-rooms' {
   interface RoomsUserMap {
@@ -36,6 +36,24 @@ describe('a declared user type', () => {
       expect(conn.user.nmae).type.toRaiseError("Property 'nmae' does not exist on type '{ id: string; name: string; admin: boolean; }'")
     })
     expect(app.rooms.on('connect', (conn) => { conn.user.nmae.toUpperCase() })).type.toRaiseError("Property 'nmae' does not exist")
+  })
+
+  test('is the type of conn.user in the handlers of rooms.implement, for both TypeBox lines', () => {
+    const messages = defineMessages({
+      requests: {
+        promote: { payload: Type.Object({ to: Type.String() }), result: Type.Object({ by: Type.String() }) },
+        demote: { payload: TypeNext.Object({ to: TypeNext.String() }) }
+      }
+    })
+    app.rooms.implement(messages, {
+      promote: (conn) => {
+        expect(conn.user).type.toBe<User>()
+        return { by: conn.user.name }
+      },
+      demote: (conn) => {
+        expect(conn.user.nmae).type.toRaiseError("Property 'nmae' does not exist on type '{ id: string; name: string; admin: boolean; }'")
+      }
+    })
   })
 
   test('is the type of conn.user in fastify.rooms.on listeners', () => {

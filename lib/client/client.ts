@@ -16,6 +16,7 @@ import type {
 } from '../../types/client.js'
 import type { MembersAckData, RoomUser, WelcomeEvent } from '../../types/protocol.js'
 import { Emitter } from './emitter.js'
+import { eventChecker, type EventCheck } from './event-check.js'
 import { RoomsClientError, upgradeRefusedError } from './errors.js'
 import {
   backoffDelay,
@@ -150,6 +151,8 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
   #closedBy: RoomsClientError | undefined
   /** Renews the session ahead of expiresAt (session-refresh.ts); undefined without a token function. */
   readonly #sessionRefresh: SessionRefresh | undefined
+  /** `messages.events` checks (connect's `messages` option); undefined without it. */
+  readonly #eventCheck: EventCheck | undefined
 
   constructor (url: string | URL, options: ConnectOptions = {}) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -160,6 +163,7 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
       throw new TypeError('no WebSocket implementation: pass one as the WebSocket option (e.g. the `ws` package in Node 20)')
     }
     this.#WebSocket = Impl
+    this.#eventCheck = eventChecker(options.messages)
     const token = options.token
     if (token !== undefined && typeof token !== 'string' && typeof token !== 'function') throw new TypeError('token must be a string or a function')
     this.#tokenTransport = options.tokenTransport ?? 'protocol'
@@ -554,7 +558,15 @@ export class RoomsClient<App extends AppSpec = UntypedApp> {
         this.#events.emit('chat', frame)
         return
       default:
-        if (!RESERVED.has(frame.type)) this.#events.emit(frame.type, frame)
+        if (RESERVED.has(frame.type)) return
+        if (this.#eventCheck !== undefined) {
+          const invalid = this.#eventCheck(frame)
+          if (invalid !== undefined) {
+            this.#events.emit('error', invalid)
+            return
+          }
+        }
+        this.#events.emit(frame.type, frame)
     }
   }
 

@@ -14,6 +14,10 @@ export interface RegisteredHandler {
   /** While `check` is undefined: settles when it is set, or the handler was dropped (its schema failed). */
   compiled?: Promise<unknown>
   run: (conn: RoomConnection, message: any) => unknown
+  /** The schema as given (the AsyncAPI document describes it). */
+  schema: ObjectSchema
+  /** The ack's data, for a type registered by `implement` with a `result`. */
+  result?: object
 }
 
 export class HandlerRegistry {
@@ -50,10 +54,10 @@ export class HandlerRegistry {
       throw refused(err)
     }
     if (!isPromise(compiled)) {
-      this.handlers[type] = { check: compiled, run: handler }
+      this.handlers[type] = { check: compiled, run: handler, schema }
       return
     }
-    const entry: RegisteredHandler = { check: undefined, run: handler }
+    const entry: RegisteredHandler = { check: undefined, run: handler, schema }
     const settled = compiled.then((check) => {
       entry.check = check
     }, (err: unknown) => {
@@ -66,6 +70,25 @@ export class HandlerRegistry {
     this.compiling.add(settled)
     settled.then(() => { this.compiling.delete(settled) }, () => {})
     this.handlers[type] = entry
+  }
+
+  /**
+   * Another schema of `type` being compiled (an `implement`ed request's result): the server is not
+   * ready before it compiled, and fails to start when it cannot be.
+   */
+  track (type: string, compiling: Promise<unknown>): void {
+    const settled = compiling.then(() => {}, (err: unknown) => {
+      const error = new InvalidHandlerError(type, `the result schema could not be compiled: ${(err as Error)?.message ?? String(err)}`)
+      if (this.schemasChecked) this.logError(error)
+      else this.schemaError ??= error
+    })
+    this.compiling.add(settled)
+    settled.then(() => { this.compiling.delete(settled) }, () => {})
+  }
+
+  /** Every registered type, in the order registered. */
+  entries (): Array<[string, RegisteredHandler]> {
+    return Object.entries(this.handlers)
   }
 
   get (type: string): RegisteredHandler | undefined {

@@ -18,17 +18,22 @@ export interface FrameValidator {
 }
 
 /** The part of a typebox 1.x validator used here (ajv-style errors). */
-interface ValidatorNext {
+export interface ValidatorNext {
   Check (value: unknown): boolean
   Errors (value: unknown): Array<{ keyword: string, instancePath: string, schemaPath: string, params: Record<string, unknown>, message: string }>
 }
-type CompileNext = (schema: object) => ValidatorNext
+export type CompileNext = (schema: object) => ValidatorNext
 
 let loadingNext: Promise<CompileNext> | undefined
 let compileNext: CompileNext | undefined
 
+/** typebox 1.x's compiler once imported, else undefined. */
+export function loadedTypeBoxNext (): CompileNext | undefined {
+  return compileNext
+}
+
 /** typebox 1.x's compiler, imported once per process; rejects with the reason it could not be. */
-function loadTypeBoxNext (): Promise<CompileNext> {
+export function loadTypeBoxNext (): Promise<CompileNext> {
   loadingNext ??= import('typebox/compile').then(
     (module) => {
       compileNext = module.Compile as unknown as CompileNext
@@ -97,7 +102,7 @@ function compileJsonSchema (compile: CompileNext, type: string, schema: Record<s
  * Where typebox 1.x reports a missing or an unexpected property on the object that holds it, the
  * error is placed on the property itself, as 0.34 does, so both lines name the field.
  */
-function locate (error: ReturnType<ValidatorNext['Errors']>[number]): { path: string, message: string } {
+export function locate (error: ReturnType<ValidatorNext['Errors']>[number]): { path: string, message: string } {
   const missing = error.params.requiredProperties
   if (error.keyword === 'required' && Array.isArray(missing) && typeof missing[0] === 'string') {
     return { path: `${error.instancePath}/${missing[0].replaceAll('~', '~0').replaceAll('/', '~1')}`, message: 'is required' }
