@@ -72,6 +72,16 @@ declare namespace connect {
   export type RequestResult<App, K extends PropertyKey> = esm.RequestResult<App, K>
   export type AppEventName<App> = esm.AppEventName<App>
   export type AppEventFrame<App, K extends PropertyKey> = esm.AppEventFrame<App, K>
+  export type ClientAppOf<App> = esm.ClientAppOf<App>
+  // Typed messages (./messages.d.ts)
+  export type AnySchema = esm.AnySchema
+  export type RequestTypeOf<M> = esm.RequestTypeOf<M>
+  export type EventTypeOf<M> = esm.EventTypeOf<M>
+  export type RequestPayloadOf<M, K extends PropertyKey> = esm.RequestPayloadOf<M, K>
+  export type RequestResultOf<M, K extends PropertyKey> = esm.RequestResultOf<M, K>
+  export type EventPayloadOf<M, K extends PropertyKey> = esm.EventPayloadOf<M, K>
+  export type EventFrameOf<M, K extends PropertyKey> = esm.EventFrameOf<M, K>
+  export type RequestMessageOf<M, K extends PropertyKey> = esm.RequestMessageOf<M, K>
   // Values
   export const RoomsClient: typeof esm.RoomsClient
   export type RoomsClient<App extends esm.AppSpec = esm.UntypedApp> = esm.RoomsClient<App>

@@ -91,6 +91,14 @@ declare namespace fastifyWsRooms {
   export type StaticOfAny<S> = esm.StaticOfAny<S>
   export type MessageHandlers<M> = esm.MessageHandlers<M>
   export type ImplementedApi<M> = esm.ImplementedApi<M>
+  export type AnySchema = esm.AnySchema
+  export type RequestTypeOf<M> = esm.RequestTypeOf<M>
+  export type EventTypeOf<M> = esm.EventTypeOf<M>
+  export type RequestPayloadOf<M, K extends PropertyKey> = esm.RequestPayloadOf<M, K>
+  export type RequestResultOf<M, K extends PropertyKey> = esm.RequestResultOf<M, K>
+  export type EventPayloadOf<M, K extends PropertyKey> = esm.EventPayloadOf<M, K>
+  export type EventFrameOf<M, K extends PropertyKey> = esm.EventFrameOf<M, K>
+  export type RequestMessageOf<M, K extends PropertyKey> = esm.RequestMessageOf<M, K>
   // Values
   export const fastifyWsRooms: Plugin
   export { fastifyWsRooms as default }
