@@ -7,7 +7,7 @@
 //
 //   npm run build && node bench/tools/frame-cost.mjs [--frames N] [--rounds N]
 import { execFileSync } from 'node:child_process'
-import { register } from 'node:module'
+import { observabilityFromEnv } from '../lib/observability-env.mjs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
@@ -42,22 +42,7 @@ if (values.child) {
 
 /** µs of CPU per `message` frame (a room with no other member: parse, checks, publish, ack). */
 async function measure (frames) {
-  if (process.env.BENCH_HIDE_OTEL === '1') {
-    register('data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
-      if (specifier === '@opentelemetry/api') throw Object.assign(new Error('hidden'), { code: 'ERR_MODULE_NOT_FOUND' })
-      return next(specifier, context)
-    }`))
-  }
-  if (process.env.BENCH_TRACING === '1') {
-    const { context, propagation, trace } = await import('@opentelemetry/api')
-    const { AsyncHooksContextManager } = await import('@opentelemetry/context-async-hooks')
-    const { W3CTraceContextPropagator } = await import('@opentelemetry/core')
-    const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
-    const dropped = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} }
-    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropped)] }))
-    context.setGlobalContextManager(new AsyncHooksContextManager().enable())
-    propagation.setGlobalPropagator(new W3CTraceContextPropagator())
-  }
+  await observabilityFromEnv()
   const dist = new URL('../../dist/esm/', import.meta.url)
   const { normaliseOptions } = await import(new URL('options.js', dist))
   const { createNode } = await import(new URL('node.js', dist))
@@ -70,12 +55,13 @@ async function measure (frames) {
   const node = createNode(params, log)
   const observability = await startObservability(node)
   await node.start()
-  const onFrame = createFrameHandler(node.commands, node.counters, observability.instrument)
+  const { onFrame } = createFrameHandler(node.commands, node.counters, observability.instrument)
   // The connection as the frame path uses it: in room `r` alone, replies go nowhere.
   const conn = {
     id: 'c1',
     userJson: '{"id":"u1"}',
     rooms: new Set(['r']),
+    grants: null,
     open: true,
     closeQueued: false,
     backlog: null,
