@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net'
 import t from 'tap'
 import * as ws from 'ws'
-import { corkUntilFlush, flushNow, frameText, holdUntilNextTick, queueBatched, queueFrame, tickBatch, TickBatch, type TickWriter } from '../../lib/frame-writer.js'
+import { type BatchReceiver, corkUntilFlush, flushNow, frameText, holdUntilNextTick, queueBatched, queueFrame, RoomFrame, tickBatch, TickBatch, type TickWriter } from '../../lib/frame-writer.js'
 
 /** ws's frame parser (exported at runtime, not in @types/ws): a client's view, so frames are unmasked. */
 interface WsReceiver {
@@ -215,4 +215,25 @@ t.test('corkUntilFlush: an upgraded socket stays corked until its first frames a
   t.strictSame(upgraded.fake!.calls, ['cork', 'write', 'uncork'], 'the welcome is written, then the socket uncorked')
 })
 
-t.test('RoomFrame frames a room message once for N receivers', { skip: 'lib/frame-writer.ts has no RoomFrame yet (PLAN-22 §3, step A3): add this case with it' }, async () => {})
+t.test('RoomFrame frames a room message once for N receivers', async (t) => {
+  const room = new Set<string>() // what stands for the room during the tick
+  const got: Array<{ batch: TickBatch, index: number, payload: string }> = []
+  const receiver: BatchReceiver = { deliverBatched: (batch, index, payload) => { got.push({ batch, index, payload }) } }
+  const first = new RoomFrame(room, '{"type":"chat","text":"one"}')
+  const second = new RoomFrame(room, '{"type":"chat","text":"two"}')
+  const unsent = new RoomFrame(room, '{"type":"chat","text":"nobody"}') // a room message no member receives
+  for (let i = 0; i < 3; i++) first.to(receiver)
+  for (let i = 0; i < 3; i++) second.to(receiver)
+  const batch = got[0].batch
+  t.ok(got.every((d) => d.batch === batch), 'every receiver gets the room\'s one batch of the tick')
+  t.same(got.map((d) => d.index), [0, 0, 0, 1, 1, 1], 'each message at one index, the same for all its receivers')
+  t.equal(batch.frames.length, 2, 'framed once per message, not per receiver; a message nobody receives is not framed')
+  unsent.to(receiver)
+  t.same([batch.frames.length, got.at(-1)?.index], [3, 2], 'until it has a receiver: then it is framed, at the next index')
+  t.same(await parsedByWs(batch.bytes(0, 3)), ['{"type":"chat","text":"one"}', '{"type":"chat","text":"two"}', '{"type":"chat","text":"nobody"}'], 'the frames, in order, as ws reads them')
+  await endOfTick()
+  const next: typeof got = []
+  new RoomFrame(room, '{"type":"chat","text":"three"}').to({ deliverBatched: (batch, index, payload) => { next.push({ batch, index, payload }) } })
+  t.not(next[0].batch.frames, batch.frames, 'the next tick starts a new batch')
+  t.equal(next[0].index, 0)
+})
