@@ -373,40 +373,33 @@ function metText (met) {
   return met === null || met === undefined ? '' : met ? 'yes' : 'NO'
 }
 
-function printTable (results) {
-  const rows = [['scenario', 'metric', 'plugin', 'baseline', 'plugin/baseline', 'per-round ratios', 'target', 'met']]
-  for (const s of results.scenarios) {
+/** One table row per metric of `scenarios`: the plugin against `other` ('baseline' or 'floor'). */
+function comparisonRows (scenarios, other) {
+  const key = (name) => other === 'baseline' ? name : other + name[0].toUpperCase() + name.slice(1)
+  const rows = [['scenario', 'metric', 'plugin', other, `plugin/${other}`, 'per-round ratios', 'target', 'met']]
+  for (const s of scenarios) {
     s.metrics.forEach((m, i) => {
       rows.push([
         i === 0 ? s.title : '',
         m.label,
         fmt(m.plugin, m.decimals ?? 0),
-        fmt(m.baseline, m.decimals ?? 0),
-        ratioText(m.ratio),
-        rangeText(m.roundRatios),
-        targetText(m.target),
-        metText(m.met)
+        fmt(m[other], m.decimals ?? 0),
+        ratioText(m[key('ratio')]),
+        rangeText(m[key('roundRatios')]),
+        targetText(m[key('target')]),
+        metText(m[key('met')])
       ])
     })
   }
+  return rows
+}
+
+function printTable (results) {
+  const rows = comparisonRows(results.scenarios, 'baseline')
   // The floor (servers/floor.mjs) where a scenario ran it: what any rooms server on `ws` spends.
   const withFloor = results.scenarios.filter((s) => s.summary.floor !== undefined)
   if (withFloor.length > 0) {
-    const floorRows = [['scenario', 'metric', 'plugin', 'floor', 'plugin/floor', 'per-round ratios', 'target', 'met']]
-    for (const s of withFloor) {
-      s.metrics.forEach((m, i) => {
-        floorRows.push([
-          i === 0 ? s.title : '',
-          m.label,
-          fmt(m.plugin, m.decimals ?? 0),
-          fmt(m.floor, m.decimals ?? 0),
-          ratioText(m.floorRatio),
-          rangeText(m.floorRoundRatios),
-          targetText(m.floorTarget),
-          metText(m.floorMet)
-        ])
-      })
-    }
+    const floorRows = comparisonRows(withFloor, 'floor')
     process.stdout.write(`\nAgainst the floor (a bare ws server: parse, join/leave, one frame per message, one write per member per tick, ack), medians of ${results.options.rounds} round(s):\n\n${table(floorRows)}\n`)
   }
   process.stdout.write(`\nMedians of ${results.options.rounds} round(s):\n\n${table(rows)}\n`)
